@@ -1,0 +1,250 @@
+//! At the door: verifying a code, recording exceptions and payments, and
+//! building UPI requests.
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{items, Device};
+use crate::codes::Code;
+use crate::error::{Error, Result};
+use crate::event::{Event, EventBody, EventKind, ExceptionReason, PaymentMethod};
+use crate::keys::PublicKey;
+use crate::upi::UpiRequest;
+
+/// A signed `handed_over` event: the recipient's receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    /// The device that signed it.
+    pub device_id: String,
+    /// The signed event.
+    pub event: Event,
+}
+
+impl Receipt {
+    /// Check the receipt against the device's public key and return its body.
+    pub fn verify(&self, device_key: &PublicKey) -> Result<EventBody> {
+        self.event.verify(device_key)
+    }
+}
+
+/// The answer to a code entered at the door.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum VerifyOutcome {
+    /// Right code: hand the item over. The receipt is already on disk.
+    Accepted {
+        /// The signed handover event.
+        receipt: Receipt,
+    },
+    /// Wrong code; `attempts_left` more are allowed.
+    Refused {
+        /// Wrong codes still allowed.
+        attempts_left: u32,
+    },
+    /// No more attempts: the item needs a re-issued code.
+    Locked,
+    /// Already handed over.
+    AlreadyDone,
+    /// The manifest's window has not opened yet.
+    NotYetValid,
+    /// The manifest's window has closed.
+    Expired,
+    /// No such item on this device.
+    UnknownItem,
+    /// Not a code of the right length; no attempt was counted.
+    Malformed {
+        /// How many digits the code has.
+        digits: u8,
+    },
+}
+
+impl Device {
+    /// Check `code` for `reference` at `now`. Attempts and lockout persist;
+    /// the outcome and its events are committed before this returns.
+    pub fn verify(&self, reference: &str, code: &str, now: DateTime<Utc>) -> Result<VerifyOutcome> {
+        let tolerance = self.options.clock_tolerance;
+        self.write(now, |tx| {
+            let Some(item) = items::find(tx, reference)? else {
+                return Ok(VerifyOutcome::UnknownItem);
+            };
+            match item.state.as_str() {
+                "handed_over" => return Ok(VerifyOutcome::AlreadyDone),
+                "locked" => return Ok(VerifyOutcome::Locked),
+                _ => {}
+            }
+            if now < item.valid_from - tolerance {
+                return Ok(VerifyOutcome::NotYetValid);
+            }
+            if now > item.valid_until + tolerance {
+                return Ok(VerifyOutcome::Expired);
+            }
+            let Ok(code) = Code::parse(code.trim(), item.policy.digits) else {
+                return Ok(VerifyOutcome::Malformed {
+                    digits: item.policy.digits,
+                });
+            };
+            if item.verifier.check(&code, &item.reference, &item.policy) {
+                let event = self.append(
+                    tx,
+                    now,
+                    EventKind::HandedOver {
+                        manifest_id: item.manifest_id.clone(),
+                        revision: item.revision,
+                        reference: item.reference.clone(),
+                        code_version: item.code_version,
+                        code,
+                    },
+                )?;
+                tx.execute(
+                    "UPDATE items SET state = 'handed_over', outcome_seq = ?3
+                     WHERE manifest_id = ?1 AND reference = ?2",
+                    params![item.manifest_id, item.reference, event.seq as i64],
+                )?;
+                return Ok(VerifyOutcome::Accepted {
+                    receipt: Receipt {
+                        device_id: self.device_id.clone(),
+                        event,
+                    },
+                });
+            }
+            let attempts = item.attempts + 1;
+            let attempts_left = item.policy.max_attempts.saturating_sub(attempts);
+            self.append(
+                tx,
+                now,
+                EventKind::AttemptFailed {
+                    manifest_id: item.manifest_id.clone(),
+                    reference: item.reference.clone(),
+                    code_version: item.code_version,
+                    attempts_left,
+                },
+            )?;
+            let locked = attempts_left == 0;
+            if locked {
+                self.append(
+                    tx,
+                    now,
+                    EventKind::Locked {
+                        manifest_id: item.manifest_id.clone(),
+                        reference: item.reference.clone(),
+                        code_version: item.code_version,
+                    },
+                )?;
+            }
+            tx.execute(
+                "UPDATE items SET attempts = ?3,
+                     state = CASE WHEN ?4 THEN 'locked' ELSE state END
+                 WHERE manifest_id = ?1 AND reference = ?2",
+                params![item.manifest_id, item.reference, attempts, locked],
+            )?;
+            Ok(if locked {
+                VerifyOutcome::Locked
+            } else {
+                VerifyOutcome::Refused { attempts_left }
+            })
+        })
+    }
+
+    /// Record why `reference` was not handed over at this visit.
+    pub fn record_exception(
+        &self,
+        reference: &str,
+        reason: ExceptionReason,
+        now: DateTime<Utc>,
+    ) -> Result<Event> {
+        self.write(now, |tx| {
+            let item = items::find(tx, reference)?.ok_or(Error::UnknownItem)?;
+            if item.state == "handed_over" {
+                return Err(Error::NotAllowed("item was already handed over"));
+            }
+            let event = self.append(
+                tx,
+                now,
+                EventKind::Exception {
+                    manifest_id: item.manifest_id.clone(),
+                    reference: item.reference.clone(),
+                    reason,
+                },
+            )?;
+            // A locked item stays locked; the exception is on record either way.
+            tx.execute(
+                "UPDATE items SET exception_reason = ?3,
+                     state = CASE WHEN state = 'locked' THEN state ELSE 'exception' END
+                 WHERE manifest_id = ?1 AND reference = ?2",
+                params![item.manifest_id, item.reference, reason.as_str()],
+            )?;
+            Ok(event)
+        })
+    }
+
+    /// Record the cash-on-delivery payment of `reference`.
+    pub fn record_payment(
+        &self,
+        reference: &str,
+        method: PaymentMethod,
+        now: DateTime<Utc>,
+    ) -> Result<Event> {
+        if let PaymentMethod::Upi { txn_ref } = &method {
+            if txn_ref.is_empty()
+                || txn_ref.len() > 35
+                || !txn_ref.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Err(Error::invalid("UPI transaction reference", "1 to 35 letters or digits"));
+            }
+        }
+        self.write(now, |tx| {
+            let item = items::find(tx, reference)?.ok_or(Error::UnknownItem)?;
+            let cod = item
+                .details
+                .cod()
+                .ok_or(Error::NotAllowed("item has no cash on delivery"))?;
+            if item.paid {
+                return Err(Error::NotAllowed("payment already recorded"));
+            }
+            let event = self.append(
+                tx,
+                now,
+                EventKind::Payment {
+                    manifest_id: item.manifest_id.clone(),
+                    reference: item.reference.clone(),
+                    amount_paise: cod.amount_paise,
+                    method,
+                },
+            )?;
+            tx.execute(
+                "UPDATE items SET paid = 1 WHERE manifest_id = ?1 AND reference = ?2",
+                params![item.manifest_id, item.reference],
+            )?;
+            Ok(event)
+        })
+    }
+
+    /// A UPI request for the cash-on-delivery of `reference`, with a
+    /// transaction reference never used before for this item.
+    pub fn upi_request(&self, reference: &str, now: DateTime<Utc>) -> Result<UpiRequest> {
+        self.write(now, |tx| {
+            let item = items::find(tx, reference)?.ok_or(Error::UnknownItem)?;
+            let cod = item
+                .details
+                .cod()
+                .ok_or(Error::NotAllowed("item has no cash on delivery"))?;
+            if item.paid {
+                return Err(Error::NotAllowed("payment already recorded"));
+            }
+            let n = item.upi_requests + 1;
+            tx.execute(
+                "UPDATE items SET upi_requests = ?3 WHERE manifest_id = ?1 AND reference = ?2",
+                params![item.manifest_id, item.reference, n],
+            )?;
+            UpiRequest::new(
+                &cod.payee_upi,
+                &cod.payee_name,
+                cod.amount_paise,
+                &format!("{}-{n}", item.reference),
+                &format!("COD {}", item.reference),
+            )
+        })
+    }
+}

@@ -1,0 +1,144 @@
+//! Sync from the device's side: exporting batches, applying acks, purging.
+//!
+//! Export is read-only: exporting twice gives the same events until an ack
+//! moves the acknowledged mark. An ack is applied only after its signature
+//! checks against a pinned office key, it names this device, and its head
+//! hash is the hash this device wrote at that seq. Events are purged only
+//! once acknowledged *and* older than the retention period.
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::outbox::{self, ACKED_THROUGH, CLOCK_SUSPECT};
+use super::{trusted_keys, Device};
+use crate::error::{Error, Result};
+use crate::sync::{Ack, Batch, Verdict, BATCH_FORMAT};
+
+/// What applying an ack did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AckSummary {
+    /// Acknowledged through this seq now.
+    pub through_seq: u64,
+    /// Events newly marked acknowledged by this ack.
+    pub newly_acked: u64,
+    /// Handovers the office verified.
+    pub verified: u64,
+    /// Events the office flagged (anything but verified or recorded).
+    pub flagged: u64,
+}
+
+/// What a purge removed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PurgeSummary {
+    /// Events removed.
+    pub events: u64,
+    /// Manifests removed, with their items.
+    pub manifests: u64,
+}
+
+impl Device {
+    /// The next batch: up to `max` unacknowledged events, oldest first.
+    pub fn export_batch(&self, max: u64) -> Result<Batch> {
+        let conn = self.lock();
+        let events = outbox::read_events(&conn, 0, true, max.max(1))?;
+        Ok(Batch {
+            format: BATCH_FORMAT.to_owned(),
+            device_id: self.device_id.clone(),
+            device_key: self.key.public_key(),
+            events,
+        })
+    }
+
+    /// Apply a sealed ack from the office.
+    pub fn apply_ack(&self, sealed: &[u8], now: DateTime<Utc>) -> Result<AckSummary> {
+        let trusted = trusted_keys(&self.lock())?;
+        let ack = Ack::open(sealed, &trusted)?;
+        if ack.device_id != self.device_id {
+            return Err(Error::WrongDevice);
+        }
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (head_seq, _) = outbox::head(&tx)?;
+        if ack.through_seq > head_seq {
+            return Err(Error::AckMismatch("acknowledges events this device never wrote"));
+        }
+        let held: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT hash FROM events WHERE seq = ?1",
+                [ack.through_seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let acked_through = outbox::meta_i64(&tx, ACKED_THROUGH)?.unwrap_or(0) as u64;
+        match held {
+            Some(hash) if hash == ack.head_hash => {}
+            Some(_) => return Err(Error::AckMismatch("head hash differs from this device's chain")),
+            // Purged: only possible for a seq acknowledged long ago.
+            None if ack.through_seq <= acked_through => {}
+            None => return Err(Error::AckMismatch("acknowledged event is missing")),
+        }
+        let mut summary = AckSummary {
+            through_seq: acked_through.max(ack.through_seq),
+            newly_acked: 0,
+            verified: 0,
+            flagged: 0,
+        };
+        if ack.through_seq > acked_through {
+            summary.newly_acked = tx.execute(
+                "UPDATE events SET acked = 1 WHERE seq <= ?1 AND acked = 0",
+                [ack.through_seq as i64],
+            )? as u64;
+            outbox::set_meta(&tx, ACKED_THROUGH, ack.through_seq as i64)?;
+            // The office has seen everything up to here: clock suspicion ends.
+            outbox::set_meta(&tx, CLOCK_SUSPECT, 0)?;
+        }
+        for v in &ack.verdicts {
+            tx.execute(
+                "UPDATE events SET verdict = ?2 WHERE seq = ?1",
+                params![v.seq as i64, v.verdict.as_str()],
+            )?;
+            match v.verdict {
+                Verdict::Verified => summary.verified += 1,
+                Verdict::Recorded => {}
+                _ => summary.flagged += 1,
+            }
+        }
+        tx.execute(
+            "INSERT INTO acks (through_seq, head_hash, applied_at, sealed) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(through_seq) DO NOTHING",
+            params![ack.through_seq as i64, &ack.head_hash[..], now.timestamp_millis(), sealed],
+        )?;
+        tx.commit()?;
+        Ok(summary)
+    }
+
+    /// The office's verdict on event `seq`, once an ack has brought it.
+    pub fn verdict(&self, seq: u64) -> Result<Option<Verdict>> {
+        let v: Option<Option<String>> = self
+            .lock()
+            .query_row("SELECT verdict FROM events WHERE seq = ?1", [seq as i64], |r| r.get(0))
+            .optional()?;
+        v.flatten().map(|s| Verdict::parse(&s)).transpose()
+    }
+
+    /// Remove acknowledged events older than `retention`, and manifests whose
+    /// window closed more than `retention` ago and that no unacknowledged
+    /// event refers to.
+    pub fn purge(&self, retention: Duration, now: DateTime<Utc>) -> Result<PurgeSummary> {
+        let cutoff = (now - retention).timestamp_millis();
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let events = tx.execute(
+            "DELETE FROM events WHERE acked = 1 AND created_at < ?1",
+            [cutoff],
+        )? as u64;
+        let manifests = tx.execute(
+            "DELETE FROM manifests WHERE valid_until < ?1 AND NOT EXISTS (
+                 SELECT 1 FROM events e WHERE e.manifest_id = manifests.manifest_id AND e.acked = 0)",
+            [cutoff],
+        )? as u64;
+        tx.commit()?;
+        Ok(PurgeSummary { events, manifests })
+    }
+}

@@ -1,0 +1,387 @@
+//! Outbox events: the device's signed, hash-chained record of every outcome.
+//!
+//! ```text
+//! hash      = SHA-256("handover/event/v1" || prev_hash || body)
+//! signature = Ed25519(device key, hash)
+//! ```
+//!
+//! `body` is the JSON of an [`EventBody`] (device id, `seq`, device UTC time,
+//! a monotonic counter, the clock-suspect flag and the [`EventKind`]), stored
+//! and sent as the exact bytes first written, never re-serialised, so the hash
+//! and signature stay checkable forever. The first event's `prev_hash` is 32
+//! zero bytes. A signed `handed_over` event is the recipient's receipt.
+//!
+//! The counter is a hybrid logical clock in milliseconds:
+//! `max(previous + 1, device time)`. It tracks real time while the clock is
+//! sane and still rises when someone sets the clock back.
+//!
+//! ```
+//! use chrono::Utc;
+//! use handover_core::event::*;
+//! use handover_core::keys::SigningKey;
+//! let key = SigningKey::generate().unwrap();
+//! let body = EventBody {
+//!     device_id: key.public_key().device_id(),
+//!     seq: 1,
+//!     time: Utc::now(),
+//!     counter: 1,
+//!     clock_suspect: false,
+//!     kind: EventKind::ManifestImported { manifest_id: "m1".into(), revision: 1, items: 0 },
+//! };
+//! let event = Event::create(GENESIS, &body, &key).unwrap();
+//! assert_eq!(event.verify(&key.public_key()).unwrap(), body);
+//! ```
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::codes::Code;
+use crate::error::{Error, Result};
+use crate::hexser;
+use crate::keys::{sha256, PublicKey, SigningKey};
+
+/// Domain label of the event hash.
+pub const EVENT_LABEL: &[u8] = b"handover/event/v1";
+/// `prev_hash` of the first event.
+pub const GENESIS: [u8; 32] = [0; 32];
+/// Largest event body accepted (bytes).
+pub const MAX_BODY: usize = 8 * 1024;
+
+/// Why an item was not handed over at this visit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExceptionReason {
+    /// Nobody at home.
+    NotHome,
+    /// The recipient refused the item.
+    Refused,
+    /// The address could not be found.
+    AddressNotFound,
+    /// The recipient did not receive the code.
+    CodeNotReceived,
+}
+
+impl ExceptionReason {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExceptionReason::NotHome => "not_home",
+            ExceptionReason::Refused => "refused",
+            ExceptionReason::AddressNotFound => "address_not_found",
+            ExceptionReason::CodeNotReceived => "code_not_received",
+        }
+    }
+}
+
+/// How cash on delivery was paid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    /// Cash in hand.
+    Cash,
+    /// UPI, with the payer app's transaction reference (UTR).
+    Upi {
+        /// The UPI transaction reference.
+        txn_ref: String,
+    },
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The right code was given and the item handed over.
+    HandedOver {
+        /// Manifest of the item.
+        manifest_id: String,
+        /// Revision of the manifest in force.
+        revision: u32,
+        /// The item.
+        reference: String,
+        /// Code version checked.
+        code_version: u32,
+        /// The code as entered, for the office to re-verify exactly.
+        code: Code,
+    },
+    /// A wrong code was entered.
+    AttemptFailed {
+        /// Manifest of the item.
+        manifest_id: String,
+        /// The item.
+        reference: String,
+        /// Code version checked.
+        code_version: u32,
+        /// Attempts left after this one.
+        attempts_left: u32,
+    },
+    /// Too many wrong codes: the item is locked until re-issued.
+    Locked {
+        /// Manifest of the item.
+        manifest_id: String,
+        /// The item.
+        reference: String,
+        /// Code version that locked.
+        code_version: u32,
+    },
+    /// Not handed over at this visit.
+    Exception {
+        /// Manifest of the item.
+        manifest_id: String,
+        /// The item.
+        reference: String,
+        /// Why.
+        reason: ExceptionReason,
+    },
+    /// Cash on delivery collected.
+    Payment {
+        /// Manifest of the item.
+        manifest_id: String,
+        /// The item.
+        reference: String,
+        /// Amount in paise.
+        amount_paise: u64,
+        /// How.
+        method: PaymentMethod,
+    },
+    /// A manifest revision was imported.
+    ManifestImported {
+        /// The manifest.
+        manifest_id: String,
+        /// Its revision.
+        revision: u32,
+        /// Items it holds.
+        items: u32,
+    },
+    /// The device clock went back past the last event by more than the tolerance.
+    ClockAnomaly {
+        /// Time of the previous event.
+        last_time: DateTime<Utc>,
+        /// The clock's reading now.
+        now: DateTime<Utc>,
+    },
+}
+
+impl EventKind {
+    /// The snake_case type name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::HandedOver { .. } => "handed_over",
+            EventKind::AttemptFailed { .. } => "attempt_failed",
+            EventKind::Locked { .. } => "locked",
+            EventKind::Exception { .. } => "exception",
+            EventKind::Payment { .. } => "payment",
+            EventKind::ManifestImported { .. } => "manifest_imported",
+            EventKind::ClockAnomaly { .. } => "clock_anomaly",
+        }
+    }
+}
+
+/// The signed content of an event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBody {
+    /// The device that recorded it.
+    pub device_id: String,
+    /// Position in the device's outbox: 1, 2, 3 … with no gaps.
+    pub seq: u64,
+    /// Device UTC time.
+    pub time: DateTime<Utc>,
+    /// Hybrid logical clock, milliseconds.
+    pub counter: i64,
+    /// Recorded after a clock anomaly and before the next ack.
+    pub clock_suspect: bool,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// A stored event: body bytes as first written, with chain hash and signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Position in the outbox.
+    pub seq: u64,
+    /// Hash of the previous event ([`GENESIS`] for the first).
+    #[serde(with = "hexser::array")]
+    pub prev_hash: [u8; 32],
+    /// The body's JSON bytes, exactly as signed.
+    #[serde(with = "body_text")]
+    pub body: Vec<u8>,
+    /// `SHA-256(label || prev_hash || body)`.
+    #[serde(with = "hexser::array")]
+    pub hash: [u8; 32],
+    /// Device signature of `hash`.
+    #[serde(with = "hexser::array")]
+    pub signature: [u8; 64],
+}
+
+/// Event bodies travel as JSON strings holding the exact body text.
+mod body_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        let text = std::str::from_utf8(v).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(text)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.len() > super::MAX_BODY {
+            return Err(serde::de::Error::custom("event body too large"));
+        }
+        Ok(text.into_bytes())
+    }
+}
+
+/// The chain hash of `body` after `prev_hash`.
+pub fn chain_hash(prev_hash: &[u8; 32], body: &[u8]) -> [u8; 32] {
+    sha256(&[EVENT_LABEL, prev_hash, body])
+}
+
+impl Event {
+    /// Serialise `body`, chain it after `prev_hash` and sign it.
+    pub fn create(prev_hash: [u8; 32], body: &EventBody, key: &SigningKey) -> Result<Event> {
+        let bytes = serde_json::to_vec(body).map_err(|_| Error::Encoding("event body to JSON"))?;
+        let hash = chain_hash(&prev_hash, &bytes);
+        Ok(Event {
+            seq: body.seq,
+            prev_hash,
+            body: bytes,
+            hash,
+            signature: key.sign(&hash),
+        })
+    }
+
+    /// Check hash and signature against `device_key`, parse the body, and
+    /// check that its seq and device id agree with the envelope.
+    pub fn verify(&self, device_key: &PublicKey) -> Result<EventBody> {
+        if self.body.len() > MAX_BODY {
+            return Err(Error::malformed("event", "body too large"));
+        }
+        if chain_hash(&self.prev_hash, &self.body) != self.hash {
+            return Err(Error::ChainBroken("event hash does not match its body"));
+        }
+        device_key
+            .verify(&self.hash, &self.signature)
+            .map_err(|_| Error::BadSignature("event"))?;
+        let body = self.parse_body()?;
+        if body.seq != self.seq {
+            return Err(Error::ChainBroken("event seq differs from its body"));
+        }
+        if body.device_id != device_key.device_id() {
+            return Err(Error::WrongDevice);
+        }
+        Ok(body)
+    }
+
+    /// Parse the body without checking anything (for the device's own events).
+    pub fn parse_body(&self) -> Result<EventBody> {
+        serde_json::from_slice(&self.body)
+            .map_err(|_| Error::malformed("event", "body is not a v1 event"))
+    }
+}
+
+/// Verify a run of events: each signed by `device_key`, seqs contiguous from
+/// `first_seq`, each chained onto the one before, the first onto `prev_hash`.
+pub fn verify_chain(
+    events: &[Event],
+    first_seq: u64,
+    prev_hash: [u8; 32],
+    device_key: &PublicKey,
+) -> Result<Vec<EventBody>> {
+    let mut prev = prev_hash;
+    let mut bodies = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        if e.seq != first_seq + i as u64 {
+            return Err(Error::ChainBroken("seq is not contiguous"));
+        }
+        if e.prev_hash != prev {
+            return Err(Error::ChainBroken("prev_hash does not continue the chain"));
+        }
+        bodies.push(e.verify(device_key)?);
+        prev = e.hash;
+    }
+    Ok(bodies)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(seq: u64, device_id: &str) -> EventBody {
+        EventBody {
+            device_id: device_id.into(),
+            seq,
+            time: DateTime::from_timestamp(1_800_000_000 + seq as i64, 0).unwrap(),
+            counter: seq as i64,
+            clock_suspect: false,
+            kind: EventKind::Exception {
+                manifest_id: "m".into(),
+                reference: "R".into(),
+                reason: ExceptionReason::NotHome,
+            },
+        }
+    }
+
+    fn chain(n: u64, key: &SigningKey) -> Vec<Event> {
+        let id = key.public_key().device_id();
+        let mut prev = GENESIS;
+        (1..=n)
+            .map(|s| {
+                let e = Event::create(prev, &body(s, &id), key).unwrap();
+                prev = e.hash;
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chain_verifies_and_detects_every_bit_flip_in_bodies() {
+        let key = SigningKey::generate().unwrap();
+        let events = chain(3, &key);
+        verify_chain(&events, 1, GENESIS, &key.public_key()).unwrap();
+        for i in 0..events[1].body.len() {
+            let mut t = events.clone();
+            t[1].body[i] ^= 0x01;
+            assert!(verify_chain(&t, 1, GENESIS, &key.public_key()).is_err());
+        }
+        let mut t = events.clone();
+        t[2].signature[5] ^= 0x80;
+        assert!(verify_chain(&t, 1, GENESIS, &key.public_key()).is_err());
+    }
+
+    #[test]
+    fn reordering_dropping_and_foreign_keys_are_refused() {
+        let key = SigningKey::generate().unwrap();
+        let events = chain(3, &key);
+        let pk = key.public_key();
+        assert!(verify_chain(&[events[0].clone(), events[2].clone()], 1, GENESIS, &pk).is_err());
+        assert!(verify_chain(&[events[1].clone(), events[0].clone()], 1, GENESIS, &pk).is_err());
+        assert!(verify_chain(&events[1..], 2, events[0].hash, &pk).is_ok());
+        let other = SigningKey::generate().unwrap();
+        assert!(verify_chain(&events, 1, GENESIS, &other.public_key()).is_err());
+    }
+
+    #[test]
+    fn event_json_keeps_body_bytes() {
+        let key = SigningKey::generate().unwrap();
+        let e = &chain(1, &key)[0];
+        let json = serde_json::to_string(e).unwrap();
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, e);
+        back.verify(&key.public_key()).unwrap();
+    }
+
+    #[test]
+    fn handed_over_debug_redacts_code() {
+        let k = EventKind::HandedOver {
+            manifest_id: "m".into(),
+            revision: 1,
+            reference: "R".into(),
+            code_version: 1,
+            code: Code::parse("987654", 6).unwrap(),
+        };
+        assert!(!format!("{k:?}").contains("987654"));
+        assert!(serde_json::to_string(&k).unwrap().contains("987654"));
+    }
+}
