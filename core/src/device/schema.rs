@@ -19,8 +19,10 @@ use crate::error::{Error, Result};
 /// Schema version this build writes.
 pub const VERSION: i64 = 2;
 
-/// Each step takes the database from version `i` to `i + 1`.
-pub(crate) const STEPS: &[&str] = &[V1, V2];
+/// The migration steps: `STEPS[i]` takes a database from version `i` to
+/// `i + 1`. Public so tests can build a database exactly as an earlier
+/// version left it.
+pub const STEPS: &[&str] = &[V1, V2];
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -93,8 +95,8 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     migrate_to(conn, VERSION)
 }
 
-/// Bring the database up to `target` (tests build old versions with this).
-pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
+/// Bring the database up to `target`, which must not exceed [`VERSION`].
+pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     let found = version(conn)?;
     if found > VERSION {
         return Err(Error::SchemaTooNew {
