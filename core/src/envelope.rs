@@ -107,9 +107,7 @@ pub fn open<'a>(kind: Kind, bytes: &'a [u8], trusted: &[PublicKey]) -> Result<&'
         return Err(Error::malformed(what, "payload too large"));
     }
     let payload_start = id_end + 4;
-    let sig_start = payload_start
-        .checked_add(payload_len)
-        .ok_or_else(short)?;
+    let sig_start = payload_start.checked_add(payload_len).ok_or_else(short)?;
     if bytes.len() != sig_start + 64 {
         return Err(Error::malformed(what, "length does not match its header"));
     }
@@ -117,8 +115,11 @@ pub fn open<'a>(kind: Kind, bytes: &'a [u8], trusted: &[PublicKey]) -> Result<&'
         .iter()
         .find(|k| k.key_id().as_bytes() == key_id)
         .ok_or(Error::UntrustedKey)?;
-    key.verify(&signed_message(kind, &bytes[..sig_start]), &bytes[sig_start..])
-        .map_err(|_| Error::BadSignature(what))?;
+    key.verify(
+        &signed_message(kind, &bytes[..sig_start]),
+        &bytes[sig_start..],
+    )
+    .map_err(|_| Error::BadSignature(what))?;
     Ok(&bytes[payload_start..sig_start])
 }
 
@@ -136,7 +137,10 @@ mod tests {
             for bit in 0..8 {
                 let mut t = sealed.clone();
                 t[i] ^= 1 << bit;
-                assert!(open(Kind::Manifest, &t, &trusted).is_err(), "byte {i} bit {bit}");
+                assert!(
+                    open(Kind::Manifest, &t, &trusted).is_err(),
+                    "byte {i} bit {bit}"
+                );
             }
         }
     }

@@ -169,7 +169,10 @@ impl std::str::FromStr for PostService {
             "registered" => Ok(PostService::Registered),
             "speed_post" => Ok(PostService::SpeedPost),
             "parcel" => Ok(PostService::Parcel),
-            _ => Err(Error::invalid("service", "expected registered, speed_post or parcel")),
+            _ => Err(Error::invalid(
+                "service",
+                "expected registered, speed_post or parcel",
+            )),
         }
     }
 }
@@ -250,8 +253,7 @@ impl Manifest {
     /// Serialise and seal under the office key.
     pub fn seal(&self, office: &SigningKey) -> Result<Vec<u8>> {
         self.validate()?;
-        let payload =
-            serde_json::to_vec(self).map_err(|_| Error::Encoding("manifest to JSON"))?;
+        let payload = serde_json::to_vec(self).map_err(|_| Error::Encoding("manifest to JSON"))?;
         envelope::seal(Kind::Manifest, office, &payload)
     }
 
@@ -279,7 +281,10 @@ impl Manifest {
             return Err(Error::invalid("revision", "starts at 1"));
         }
         if self.valid_from >= self.valid_until {
-            return Err(Error::invalid("validity", "valid_from must be before valid_until"));
+            return Err(Error::invalid(
+                "validity",
+                "valid_from must be before valid_until",
+            ));
         }
         if self.policies.is_empty() || self.policies.len() > MAX_POLICIES {
             return Err(Error::invalid("policies", "1 to 16 policies"));
@@ -306,14 +311,18 @@ impl Item {
     fn validate(&self, programme: Programme, policies: &BTreeMap<String, Policy>) -> Result<()> {
         check_reference(&self.reference)?;
         if self.details.programme() != programme {
-            return Err(Error::invalid("item", "programme differs from the manifest's"));
+            return Err(Error::invalid(
+                "item",
+                "programme differs from the manifest's",
+            ));
         }
         if self.code_version == 0 {
             return Err(Error::invalid("code_version", "starts at 1"));
         }
-        let policy = policies
-            .get(&self.policy)
-            .ok_or(Error::invalid("item policy", "names no policy of the manifest"))?;
+        let policy = policies.get(&self.policy).ok_or(Error::invalid(
+            "item policy",
+            "names no policy of the manifest",
+        ))?;
         self.verifier.fits(policy)?;
         match &self.details {
             ItemDetails::Post(p) => {
@@ -350,9 +359,9 @@ impl Item {
 
     /// The item's policy within `manifest`.
     pub fn policy_in<'a>(&self, manifest: &'a Manifest) -> Result<&'a Policy> {
-        manifest
-            .policies
-            .get(&self.policy)
-            .ok_or(Error::invalid("item policy", "names no policy of the manifest"))
+        manifest.policies.get(&self.policy).ok_or(Error::invalid(
+            "item policy",
+            "names no policy of the manifest",
+        ))
     }
 }

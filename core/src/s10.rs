@@ -75,7 +75,10 @@ mod tests {
     fn known_examples() {
         validate("RR287043775IN").unwrap();
         validate("EE123456785IN").unwrap();
-        assert!(matches!(validate("RR287043774IN"), Err(Error::InvalidS10(_))));
+        assert!(matches!(
+            validate("RR287043774IN"),
+            Err(Error::InvalidS10(_))
+        ));
         assert!(validate("rr287043775IN").is_err());
         assert!(validate("RR28704377IN").is_err());
         assert!(validate("RR2870437X5IN").is_err());

@@ -78,7 +78,10 @@ impl Batch {
             return Err(Error::malformed("batch", "too many events"));
         }
         if batch.device_key.device_id() != batch.device_id {
-            return Err(Error::malformed("batch", "device id does not match its key"));
+            return Err(Error::malformed(
+                "batch",
+                "device id does not match its key",
+            ));
         }
         for pair in batch.events.windows(2) {
             if pair[1].seq != pair[0].seq.wrapping_add(1) {
@@ -181,8 +184,15 @@ impl Ack {
         if ack.format != ACK_FORMAT {
             return Err(Error::malformed("ack", "unknown format"));
         }
-        if ack.verdicts.iter().any(|v| v.seq == 0 || v.seq > ack.through_seq) {
-            return Err(Error::malformed("ack", "verdict for an event beyond through_seq"));
+        if ack
+            .verdicts
+            .iter()
+            .any(|v| v.seq == 0 || v.seq > ack.through_seq)
+        {
+            return Err(Error::malformed(
+                "ack",
+                "verdict for an event beyond through_seq",
+            ));
         }
         Ok(ack)
     }

@@ -39,7 +39,10 @@ pub fn validate_vpa(vpa: &str) -> Result<()> {
     if handle_ok && psp_ok {
         Ok(())
     } else {
-        Err(Error::invalid("upi id", "must be handle@psp with letters, digits, '.', '-', '_'"))
+        Err(Error::invalid(
+            "upi id",
+            "must be handle@psp with letters, digits, '.', '-', '_'",
+        ))
     }
 }
 
@@ -78,11 +81,16 @@ impl UpiRequest {
     ) -> Result<UpiRequest> {
         validate_vpa(payee_vpa)?;
         if amount_paise == 0 || amount_paise > MAX_AMOUNT_PAISE {
-            return Err(Error::invalid("amount", "must be 1 paisa to 1 crore rupees"));
+            return Err(Error::invalid(
+                "amount",
+                "must be 1 paisa to 1 crore rupees",
+            ));
         }
         if txn_ref.is_empty()
             || txn_ref.len() > 35
-            || !txn_ref.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            || !txn_ref
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
             return Err(Error::invalid("txn_ref", "1 to 35 letters, digits or '-'"));
         }

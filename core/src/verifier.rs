@@ -85,7 +85,10 @@ impl Verifier {
     /// Whether this verifier's shape fits `policy` (tag length, unused bits zero).
     pub fn fits(&self, policy: &Policy) -> Result<()> {
         if self.tag.len() != tag_len(policy.tag_bits) {
-            return Err(Error::malformed("verifier", "tag length does not match policy"));
+            return Err(Error::malformed(
+                "verifier",
+                "tag length does not match policy",
+            ));
         }
         let spare = (8 - policy.tag_bits % 8) % 8;
         if let Some(last) = self.tag.last() {
@@ -193,7 +196,8 @@ mod tests {
     #[test]
     fn debug_is_redacted() {
         let p = policy(16);
-        let v = Verifier::with_salt(&Code::parse("123456", 6).unwrap(), "R", &p, [0xab; 16]).unwrap();
+        let v =
+            Verifier::with_salt(&Code::parse("123456", 6).unwrap(), "R", &p, [0xab; 16]).unwrap();
         let shown = format!("{v:?}");
         assert!(!shown.contains("ab"), "{shown}");
     }

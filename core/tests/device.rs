@@ -26,13 +26,18 @@ fn right_code_is_accepted_with_a_signed_receipt() {
     };
     let body = receipt.verify(&device.identity().public_key).unwrap();
     match body.kind {
-        EventKind::HandedOver { reference, code, .. } => {
+        EventKind::HandedOver {
+            reference, code, ..
+        } => {
             assert_eq!(reference, r);
             assert_eq!(code.as_str(), office.code(&r, 1));
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(device.item(&r).unwrap().unwrap().state, ItemState::HandedOver);
+    assert_eq!(
+        device.item(&r).unwrap().unwrap().state,
+        ItemState::HandedOver
+    );
     assert_eq!(
         device.verify(&r, &office.code(&r, 1), t0()).unwrap(),
         VerifyOutcome::AlreadyDone
@@ -60,11 +65,17 @@ fn wrong_codes_count_down_and_lock_and_lockout_survives_reopening() {
     // Restart between attempts: the count is on disk.
     let device = Device::open(d.path().join("device.db")).unwrap();
     assert_eq!(device.item(&r).unwrap().unwrap().attempts_left, 1);
-    assert_eq!(device.verify(&r, &bad, t0()).unwrap(), VerifyOutcome::Locked);
+    assert_eq!(
+        device.verify(&r, &bad, t0()).unwrap(),
+        VerifyOutcome::Locked
+    );
     drop(device);
     let device = Device::open(d.path().join("device.db")).unwrap();
     // Even the right code is refused once locked.
-    assert_eq!(device.verify(&r, &right, t0()).unwrap(), VerifyOutcome::Locked);
+    assert_eq!(
+        device.verify(&r, &right, t0()).unwrap(),
+        VerifyOutcome::Locked
+    );
     assert_eq!(device.item(&r).unwrap().unwrap().state, ItemState::Locked);
     let kinds: Vec<_> = device
         .events()
@@ -74,7 +85,13 @@ fn wrong_codes_count_down_and_lock_and_lockout_survives_reopening() {
         .collect();
     assert_eq!(
         kinds,
-        ["manifest_imported", "attempt_failed", "attempt_failed", "attempt_failed", "locked"]
+        [
+            "manifest_imported",
+            "attempt_failed",
+            "attempt_failed",
+            "attempt_failed",
+            "locked"
+        ]
     );
 }
 
@@ -140,7 +157,9 @@ fn manifest_tamper_every_bit_is_refused_and_changes_nothing() {
     let d = dir();
     let office = Office::new();
     let device = Device::open(d.path().join("device.db")).unwrap();
-    device.trust_office_key(office.key.public_key(), t0()).unwrap();
+    device
+        .trust_office_key(office.key.public_key(), t0())
+        .unwrap();
     let id = device.identity().device_id;
     let items = vec![office.item(&article(0), 1, &fast_policy(), Some(100))];
     let sealed = office.manifest(&id, 1, items).seal(&office.key).unwrap();
@@ -164,25 +183,48 @@ fn untrusted_wrong_device_and_expired_manifests_are_refused() {
     let device = Device::open(d.path().join("device.db")).unwrap();
     let id = device.identity().device_id;
     let sealed = office
-        .manifest(&id, 1, vec![office.item(&article(0), 1, &fast_policy(), None)])
+        .manifest(
+            &id,
+            1,
+            vec![office.item(&article(0), 1, &fast_policy(), None)],
+        )
         .seal(&office.key)
         .unwrap();
     // No key pinned yet.
-    assert!(matches!(device.import_manifest(&sealed, t0()), Err(Error::UntrustedKey)));
-    device.trust_office_key(office.key.public_key(), t0()).unwrap();
+    assert!(matches!(
+        device.import_manifest(&sealed, t0()),
+        Err(Error::UntrustedKey)
+    ));
+    device
+        .trust_office_key(office.key.public_key(), t0())
+        .unwrap();
     // Another office's key.
     let rogue = Office::new();
     let forged = rogue
-        .manifest(&id, 1, vec![rogue.item(&article(0), 1, &fast_policy(), None)])
+        .manifest(
+            &id,
+            1,
+            vec![rogue.item(&article(0), 1, &fast_policy(), None)],
+        )
         .seal(&rogue.key)
         .unwrap();
-    assert!(matches!(device.import_manifest(&forged, t0()), Err(Error::UntrustedKey)));
+    assert!(matches!(
+        device.import_manifest(&forged, t0()),
+        Err(Error::UntrustedKey)
+    ));
     // Another device's manifest.
     let other = office
-        .manifest("00ff00ff00ff00ff", 1, vec![office.item(&article(0), 1, &fast_policy(), None)])
+        .manifest(
+            "00ff00ff00ff00ff",
+            1,
+            vec![office.item(&article(0), 1, &fast_policy(), None)],
+        )
         .seal(&office.key)
         .unwrap();
-    assert!(matches!(device.import_manifest(&other, t0()), Err(Error::WrongDevice)));
+    assert!(matches!(
+        device.import_manifest(&other, t0()),
+        Err(Error::WrongDevice)
+    ));
     // Expired.
     assert!(matches!(
         device.import_manifest(&sealed, t0() + Duration::days(2)),
@@ -197,17 +239,23 @@ fn revision_rules() {
     let d = dir();
     let office = Office::new();
     let device = Device::open(d.path().join("device.db")).unwrap();
-    device.trust_office_key(office.key.public_key(), t0()).unwrap();
+    device
+        .trust_office_key(office.key.public_key(), t0())
+        .unwrap();
     let id = device.identity().device_id;
     let p = fast_policy();
     let (a, b, c, e) = (article(0), article(1), article(2), article(3));
     let rev1 = office
-        .manifest(&id, 1, vec![
-            office.item(&a, 1, &p, None),
-            office.item(&b, 1, &p, None),
-            office.item(&c, 1, &p, None),
-            office.item(&e, 1, &p, None),
-        ])
+        .manifest(
+            &id,
+            1,
+            vec![
+                office.item(&a, 1, &p, None),
+                office.item(&b, 1, &p, None),
+                office.item(&c, 1, &p, None),
+                office.item(&e, 1, &p, None),
+            ],
+        )
         .seal(&office.key)
         .unwrap();
     device.import_manifest(&rev1, t0()).unwrap();
@@ -219,11 +267,18 @@ fn revision_rules() {
     ));
     assert_eq!(device.pending_count().unwrap(), before);
     // a handed over, b locked, c pending with one failed attempt.
-    assert!(matches!(device.verify(&a, &office.code(&a, 1), t0()).unwrap(), VerifyOutcome::Accepted { .. }));
+    assert!(matches!(
+        device.verify(&a, &office.code(&a, 1), t0()).unwrap(),
+        VerifyOutcome::Accepted { .. }
+    ));
     for _ in 0..3 {
-        device.verify(&b, &wrong_code(&office.code(&b, 1)), t0()).unwrap();
+        device
+            .verify(&b, &wrong_code(&office.code(&b, 1)), t0())
+            .unwrap();
     }
-    device.verify(&c, &wrong_code(&office.code(&c, 1)), t0()).unwrap();
+    device
+        .verify(&c, &wrong_code(&office.code(&c, 1)), t0())
+        .unwrap();
     // Same revision, other content: refused.
     let rev1b = office
         .manifest(&id, 1, vec![office.item(&a, 1, &p, None)])
@@ -231,34 +286,59 @@ fn revision_rules() {
         .unwrap();
     assert!(matches!(
         device.import_manifest(&rev1b, t0()),
-        Err(Error::StaleRevision { held: 1, offered: 1 })
+        Err(Error::StaleRevision {
+            held: 1,
+            offered: 1
+        })
     ));
     // Revision 2: a re-issued at version 2 (must not rewrite the handover),
     // b re-issued at version 2 (unlocks), c unchanged (keeps its attempt),
     // e left out (withdrawn).
     let rev2 = office
-        .manifest(&id, 2, vec![
-            office.item(&a, 2, &p, None),
-            office.item(&b, 2, &p, None),
-            office.item(&c, 1, &p, None),
-        ])
+        .manifest(
+            &id,
+            2,
+            vec![
+                office.item(&a, 2, &p, None),
+                office.item(&b, 2, &p, None),
+                office.item(&c, 1, &p, None),
+            ],
+        )
         .seal(&office.key)
         .unwrap();
     device.import_manifest(&rev2, t0()).unwrap();
-    assert_eq!(device.item(&a).unwrap().unwrap().state, ItemState::HandedOver);
+    assert_eq!(
+        device.item(&a).unwrap().unwrap().state,
+        ItemState::HandedOver
+    );
     assert_eq!(device.item(&a).unwrap().unwrap().code_version, 1);
     let ib = device.item(&b).unwrap().unwrap();
-    assert_eq!((ib.state, ib.attempts_left, ib.code_version), (ItemState::Pending, 3, 2));
+    assert_eq!(
+        (ib.state, ib.attempts_left, ib.code_version),
+        (ItemState::Pending, 3, 2)
+    );
     assert_eq!(device.item(&c).unwrap().unwrap().attempts_left, 2);
     assert!(device.item(&e).unwrap().is_none());
-    assert_eq!(device.verify(&e, &office.code(&e, 1), t0()).unwrap(), VerifyOutcome::UnknownItem);
+    assert_eq!(
+        device.verify(&e, &office.code(&e, 1), t0()).unwrap(),
+        VerifyOutcome::UnknownItem
+    );
     // The old code of b no longer works; the new one does.
-    assert!(matches!(device.verify(&b, &office.code(&b, 1), t0()).unwrap(), VerifyOutcome::Refused { .. }));
-    assert!(matches!(device.verify(&b, &office.code(&b, 2), t0()).unwrap(), VerifyOutcome::Accepted { .. }));
+    assert!(matches!(
+        device.verify(&b, &office.code(&b, 1), t0()).unwrap(),
+        VerifyOutcome::Refused { .. }
+    ));
+    assert!(matches!(
+        device.verify(&b, &office.code(&b, 2), t0()).unwrap(),
+        VerifyOutcome::Accepted { .. }
+    ));
     // Replaying revision 1 is refused.
     assert!(matches!(
         device.import_manifest(&rev1, t0()),
-        Err(Error::StaleRevision { held: 2, offered: 1 })
+        Err(Error::StaleRevision {
+            held: 2,
+            offered: 1
+        })
     ));
 }
 
@@ -270,11 +350,21 @@ fn validity_window_is_enforced_with_tolerance() {
     let r = article(0);
     let code = office.code(&r, 1);
     // valid_from = t0 - 1h, valid_until = t0 + 10h, tolerance 5 min.
-    assert_eq!(device.verify(&r, &code, t0() - Duration::hours(2)).unwrap(), VerifyOutcome::NotYetValid);
-    assert_eq!(device.verify(&r, &code, t0() + Duration::hours(11)).unwrap(), VerifyOutcome::Expired);
+    assert_eq!(
+        device.verify(&r, &code, t0() - Duration::hours(2)).unwrap(),
+        VerifyOutcome::NotYetValid
+    );
+    assert_eq!(
+        device
+            .verify(&r, &code, t0() + Duration::hours(11))
+            .unwrap(),
+        VerifyOutcome::Expired
+    );
     assert_eq!(device.item(&r).unwrap().unwrap().attempts_left, 3);
     assert!(matches!(
-        device.verify(&r, &code, t0() + Duration::hours(10) + Duration::minutes(4)).unwrap(),
+        device
+            .verify(&r, &code, t0() + Duration::hours(10) + Duration::minutes(4))
+            .unwrap(),
         VerifyOutcome::Accepted { .. }
     ));
 }
@@ -285,31 +375,52 @@ fn exceptions_and_payments() {
     let office = Office::new();
     let device = loaded_device(d.path(), &office, 3);
     let (cod, plain) = (article(0), article(1));
-    device.record_exception(&cod, ExceptionReason::NotHome, t0()).unwrap();
+    device
+        .record_exception(&cod, ExceptionReason::NotHome, t0())
+        .unwrap();
     assert_eq!(
         device.item(&cod).unwrap().unwrap().state,
-        ItemState::Exception { reason: ExceptionReason::NotHome }
+        ItemState::Exception {
+            reason: ExceptionReason::NotHome
+        }
     );
     // A second visit can still hand over.
     let u1 = device.upi_request(&cod, t0()).unwrap();
     let u2 = device.upi_request(&cod, t0()).unwrap();
     assert_ne!(u1.txn_ref, u2.txn_ref, "every request gets a fresh tr");
-    assert!(u1.uri().starts_with("upi://pay?pa=indiapost.cod@sbi&pn=India%20Post&am=250.00&cu=INR&tr="));
+    assert!(u1
+        .uri()
+        .starts_with("upi://pay?pa=indiapost.cod@sbi&pn=India%20Post&am=250.00&cu=INR&tr="));
     device
-        .record_payment(&cod, PaymentMethod::Upi { txn_ref: "412345678901".into() }, t0())
+        .record_payment(
+            &cod,
+            PaymentMethod::Upi {
+                txn_ref: "412345678901".into(),
+            },
+            t0(),
+        )
         .unwrap();
     assert!(matches!(
         device.record_payment(&cod, PaymentMethod::Cash, t0()),
         Err(Error::NotAllowed(_))
     ));
     assert!(device.item(&cod).unwrap().unwrap().paid);
-    assert!(matches!(device.verify(&cod, &office.code(&cod, 1), t0()).unwrap(), VerifyOutcome::Accepted { .. }));
+    assert!(matches!(
+        device.verify(&cod, &office.code(&cod, 1), t0()).unwrap(),
+        VerifyOutcome::Accepted { .. }
+    ));
     assert!(matches!(
         device.record_exception(&cod, ExceptionReason::Refused, t0()),
         Err(Error::NotAllowed(_))
     ));
-    assert!(matches!(device.record_payment(&plain, PaymentMethod::Cash, t0()), Err(Error::NotAllowed(_))));
-    assert!(matches!(device.upi_request(&plain, t0()), Err(Error::NotAllowed(_))));
+    assert!(matches!(
+        device.record_payment(&plain, PaymentMethod::Cash, t0()),
+        Err(Error::NotAllowed(_))
+    ));
+    assert!(matches!(
+        device.upi_request(&plain, t0()),
+        Err(Error::NotAllowed(_))
+    ));
     assert!(matches!(
         device.record_exception("EE999999990IN", ExceptionReason::NotHome, t0()),
         Err(Error::UnknownItem)
@@ -341,10 +452,24 @@ fn export_ack_round_trip_and_chain_end_to_end() {
 
     let id = device.identity().device_id;
     let last = b1.events.last().unwrap();
-    let verdicts = (1..=4).map(|s| (s, if s == 1 { Verdict::Recorded } else { Verdict::Verified })).collect();
+    let verdicts = (1..=4)
+        .map(|s| {
+            (
+                s,
+                if s == 1 {
+                    Verdict::Recorded
+                } else {
+                    Verdict::Verified
+                },
+            )
+        })
+        .collect();
     let ack = office.ack(&id, 4, last.hash, verdicts);
     let summary = device.apply_ack(&ack, t0()).unwrap();
-    assert_eq!((summary.through_seq, summary.newly_acked, summary.verified), (4, 4, 3));
+    assert_eq!(
+        (summary.through_seq, summary.newly_acked, summary.verified),
+        (4, 4, 3)
+    );
     assert_eq!(device.pending_count().unwrap(), 2);
     assert_eq!(device.verdict(2).unwrap(), Some(Verdict::Verified));
     // Applying the same ack twice changes nothing.
@@ -380,14 +505,23 @@ fn acks_that_do_not_match_the_chain_are_refused() {
     let device = loaded_device(d.path(), &office, 1);
     let id = device.identity().device_id;
     let (seq, hash) = device.head().unwrap();
-    assert!(matches!(device.apply_ack(&office.ack(&id, seq, [9; 32], vec![]), t0()), Err(Error::AckMismatch(_))));
-    assert!(matches!(device.apply_ack(&office.ack(&id, seq + 1, hash, vec![]), t0()), Err(Error::AckMismatch(_))));
+    assert!(matches!(
+        device.apply_ack(&office.ack(&id, seq, [9; 32], vec![]), t0()),
+        Err(Error::AckMismatch(_))
+    ));
+    assert!(matches!(
+        device.apply_ack(&office.ack(&id, seq + 1, hash, vec![]), t0()),
+        Err(Error::AckMismatch(_))
+    ));
     assert!(matches!(
         device.apply_ack(&office.ack("0011223344556677", seq, hash, vec![]), t0()),
         Err(Error::WrongDevice)
     ));
     let rogue = Office::new();
-    assert!(matches!(device.apply_ack(&rogue.ack(&id, seq, hash, vec![]), t0()), Err(Error::UntrustedKey)));
+    assert!(matches!(
+        device.apply_ack(&rogue.ack(&id, seq, hash, vec![]), t0()),
+        Err(Error::UntrustedKey)
+    ));
     assert_eq!(device.pending_count().unwrap(), 1);
 }
 
@@ -404,19 +538,29 @@ fn purge_only_after_ack_and_retention() {
     assert_eq!((p.events, p.manifests), (0, 0));
     let id = device.identity().device_id;
     let (seq, hash) = device.head().unwrap();
-    device.apply_ack(&office.ack(&id, seq, hash, vec![]), t0()).unwrap();
+    device
+        .apply_ack(&office.ack(&id, seq, hash, vec![]), t0())
+        .unwrap();
     // Acknowledged but within retention: kept.
-    let p = device.purge(Duration::days(7), t0() + Duration::days(1)).unwrap();
+    let p = device
+        .purge(Duration::days(7), t0() + Duration::days(1))
+        .unwrap();
     assert_eq!((p.events, p.manifests), (0, 0));
     let p = device.purge(Duration::days(7), later).unwrap();
     assert_eq!((p.events, p.manifests), (2, 1));
     assert!(device.items().unwrap().is_empty());
     // The chain continues from the stored head after a purge.
-    let mut m = office.manifest(&id, 1, vec![office.item(&article(9), 1, &fast_policy(), None)]);
+    let mut m = office.manifest(
+        &id,
+        1,
+        vec![office.item(&article(9), 1, &fast_policy(), None)],
+    );
     m.manifest_id = "beat-7-2026-12-23".into();
     m.valid_from = later - Duration::hours(1);
     m.valid_until = later + Duration::hours(8);
-    device.import_manifest(&m.seal(&office.key).unwrap(), later).unwrap();
+    device
+        .import_manifest(&m.seal(&office.key).unwrap(), later)
+        .unwrap();
     let events = device.events().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!((events[0].seq, events[0].prev_hash), (seq + 1, hash));
@@ -428,12 +572,29 @@ fn clock_set_back_is_recorded_and_flags_events_until_ack() {
     let office = Office::new();
     let device = loaded_device(d.path(), &office, 3);
     let (a, b) = (article(0), article(1));
-    device.verify(&a, &office.code(&a, 1), t0() + Duration::hours(2)).unwrap();
+    device
+        .verify(&a, &office.code(&a, 1), t0() + Duration::hours(2))
+        .unwrap();
     // Clock set back by an hour (beyond the 5 minute tolerance).
-    device.verify(&b, &office.code(&b, 1), t0() + Duration::hours(1)).unwrap();
-    let bodies: Vec<_> = device.events().unwrap().iter().map(|e| e.parse_body().unwrap()).collect();
+    device
+        .verify(&b, &office.code(&b, 1), t0() + Duration::hours(1))
+        .unwrap();
+    let bodies: Vec<_> = device
+        .events()
+        .unwrap()
+        .iter()
+        .map(|e| e.parse_body().unwrap())
+        .collect();
     let kinds: Vec<_> = bodies.iter().map(|b| b.kind.type_name()).collect();
-    assert_eq!(kinds, ["manifest_imported", "handed_over", "clock_anomaly", "handed_over"]);
+    assert_eq!(
+        kinds,
+        [
+            "manifest_imported",
+            "handed_over",
+            "clock_anomaly",
+            "handed_over"
+        ]
+    );
     assert!(!bodies[1].clock_suspect);
     assert!(bodies[2].clock_suspect && bodies[3].clock_suspect);
     // The counter never goes back even though the time did.
@@ -442,9 +603,23 @@ fn clock_set_back_is_recorded_and_flags_events_until_ack() {
     // An ack ends the suspicion.
     let id = device.identity().device_id;
     let (seq, hash) = device.head().unwrap();
-    device.apply_ack(&office.ack(&id, seq, hash, vec![]), t0()).unwrap();
-    device.record_exception(&article(2), ExceptionReason::NotHome, t0() + Duration::hours(1)).unwrap();
-    let last = device.events().unwrap().pop().unwrap().parse_body().unwrap();
+    device
+        .apply_ack(&office.ack(&id, seq, hash, vec![]), t0())
+        .unwrap();
+    device
+        .record_exception(
+            &article(2),
+            ExceptionReason::NotHome,
+            t0() + Duration::hours(1),
+        )
+        .unwrap();
+    let last = device
+        .events()
+        .unwrap()
+        .pop()
+        .unwrap()
+        .parse_body()
+        .unwrap();
     assert!(!last.clock_suspect);
 }
 
@@ -454,7 +629,10 @@ fn a_file_that_is_not_a_database_is_reported_and_left_alone() {
     let path = d.path().join("device.db");
     let junk: Vec<u8> = (0..8192u32).map(|i| (i * 31 % 251) as u8).collect();
     std::fs::write(&path, &junk).unwrap();
-    assert!(matches!(Device::open(&path), Err(Error::DatabaseUnusable(_))));
+    assert!(matches!(
+        Device::open(&path),
+        Err(Error::DatabaseUnusable(_))
+    ));
     assert_eq!(std::fs::read(&path).unwrap(), junk);
     assert!(!d.path().join("device.db-wal").exists());
 }
@@ -467,9 +645,14 @@ fn a_newer_schema_is_refused_not_downgraded() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
-    assert!(matches!(Device::open(&path), Err(Error::SchemaTooNew { found: 99, .. })));
+    assert!(matches!(
+        Device::open(&path),
+        Err(Error::SchemaTooNew { found: 99, .. })
+    ));
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(v, 99);
 }
 

@@ -1,12 +1,9 @@
 //! Property tests: risk figures against brute force, round trips of the wire
 //! formats, and parsers of outside bytes fed arbitrary and mutated input.
 
-mod common;
-
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use common::*;
 use handover_core::codes::{Code, Policy, Programme};
 use handover_core::event::*;
 use handover_core::keys::SigningKey;
@@ -57,7 +54,11 @@ fn text(max: usize) -> impl Strategy<Value = String> {
 
 fn post_details() -> impl Strategy<Value = ItemDetails> {
     (
-        prop_oneof![Just(PostService::Registered), Just(PostService::SpeedPost), Just(PostService::Parcel)],
+        prop_oneof![
+            Just(PostService::Registered),
+            Just(PostService::SpeedPost),
+            Just(PostService::Parcel)
+        ],
         text(40),
         text(100),
         "[0-9]{2,4}",
@@ -79,9 +80,20 @@ fn post_details() -> impl Strategy<Value = ItemDetails> {
 }
 
 fn manifest() -> impl Strategy<Value = Manifest> {
-    let item = (0u32..99_999_999, 1u32..5, any::<[u8; 16]>(), any::<[u8; 2]>(), post_details());
-    (proptest::collection::vec(item, 0..20), 1u32..1000, text(40), 0i64..2_000_000_000).prop_map(
-        |(items, revision, assignee, from)| {
+    let item = (
+        0u32..99_999_999,
+        1u32..5,
+        any::<[u8; 16]>(),
+        any::<[u8; 2]>(),
+        post_details(),
+    );
+    (
+        proptest::collection::vec(item, 0..20),
+        1u32..1000,
+        text(40),
+        0i64..2_000_000_000,
+    )
+        .prop_map(|(items, revision, assignee, from)| {
             let mut seen = std::collections::HashSet::new();
             let items = items
                 .into_iter()
@@ -90,7 +102,10 @@ fn manifest() -> impl Strategy<Value = Manifest> {
                     reference: handover_core::s10::make("CP", n, "IN").unwrap(),
                     code_version,
                     policy: "p".into(),
-                    verifier: Verifier { salt, tag: vec![tag[0], tag[1] & 0xe0] },
+                    verifier: Verifier {
+                        salt,
+                        tag: vec![tag[0], tag[1] & 0xe0],
+                    },
                     details,
                 })
                 .collect();
@@ -109,12 +124,16 @@ fn manifest() -> impl Strategy<Value = Manifest> {
                 valid_until: t(from + 36_000),
                 policies: BTreeMap::from([(
                     "p".to_string(),
-                    Policy { digits: 6, tag_bits: 11, iterations: 100, max_attempts: 3 },
+                    Policy {
+                        digits: 6,
+                        tag_bits: 11,
+                        iterations: 100,
+                        max_attempts: 3,
+                    },
                 )]),
                 items,
             }
-        },
-    )
+        })
 }
 
 fn event_kind() -> impl Strategy<Value = EventKind> {
@@ -134,25 +153,32 @@ fn event_kind() -> impl Strategy<Value = EventKind> {
                 code: Code::parse_any(&code).unwrap(),
             }
         }),
-        ("[A-Z0-9-]{1,20}", 0u32..10).prop_map(|(reference, attempts_left)| EventKind::AttemptFailed {
-            manifest_id: "m".into(),
-            reference,
-            code_version: 1,
-            attempts_left,
+        ("[A-Z0-9-]{1,20}", 0u32..10).prop_map(|(reference, attempts_left)| {
+            EventKind::AttemptFailed {
+                manifest_id: "m".into(),
+                reference,
+                code_version: 1,
+                attempts_left,
+            }
         }),
         ("[A-Z0-9-]{1,20}", reason).prop_map(|(reference, reason)| EventKind::Exception {
             manifest_id: "m".into(),
             reference,
             reason,
         }),
-        ("[A-Z0-9-]{1,20}", 1u64..1_000_000, proptest::option::of("[0-9]{12}")).prop_map(
-            |(reference, amount_paise, utr)| EventKind::Payment {
+        (
+            "[A-Z0-9-]{1,20}",
+            1u64..1_000_000,
+            proptest::option::of("[0-9]{12}")
+        )
+            .prop_map(|(reference, amount_paise, utr)| EventKind::Payment {
                 manifest_id: "m".into(),
                 reference,
                 amount_paise,
-                method: utr.map_or(PaymentMethod::Cash, |txn_ref| PaymentMethod::Upi { txn_ref }),
-            }
-        ),
+                method: utr.map_or(PaymentMethod::Cash, |txn_ref| PaymentMethod::Upi {
+                    txn_ref
+                }),
+            }),
         (0i64..2_000_000_000, 1i64..1_000_000).prop_map(|(t, back)| EventKind::ClockAnomaly {
             last_time: DateTime::from_timestamp(t + back, 0).unwrap(),
             now: DateTime::from_timestamp(t, 0).unwrap(),

@@ -191,7 +191,10 @@ impl Device {
                 || txn_ref.len() > 35
                 || !txn_ref.bytes().all(|b| b.is_ascii_alphanumeric())
             {
-                return Err(Error::invalid("UPI transaction reference", "1 to 35 letters or digits"));
+                return Err(Error::invalid(
+                    "UPI transaction reference",
+                    "1 to 35 letters or digits",
+                ));
             }
         }
         self.write(now, |tx| {

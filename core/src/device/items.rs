@@ -180,7 +180,11 @@ pub(crate) fn all(conn: &Connection) -> Result<Vec<ItemRow>> {
 }
 
 /// The stored row of `reference` in `manifest_id`, whatever its state.
-pub(crate) fn get(conn: &Connection, manifest_id: &str, reference: &str) -> Result<Option<ItemRow>> {
+pub(crate) fn get(
+    conn: &Connection,
+    manifest_id: &str,
+    reference: &str,
+) -> Result<Option<ItemRow>> {
     let sql = format!("{SELECT} WHERE i.manifest_id = ?1 AND i.reference = ?2");
     conn.query_row(&sql, params![manifest_id, reference], raw)
         .optional()?

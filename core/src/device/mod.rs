@@ -206,9 +206,11 @@ impl Device {
 
     /// Events not yet acknowledged by the office.
     pub fn pending_count(&self) -> Result<u64> {
-        let n: i64 = self
-            .lock()
-            .query_row("SELECT COUNT(*) FROM events WHERE acked = 0", [], |r| r.get(0))?;
+        let n: i64 =
+            self.lock()
+                .query_row("SELECT COUNT(*) FROM events WHERE acked = 0", [], |r| {
+                    r.get(0)
+                })?;
         Ok(n as u64)
     }
 
@@ -220,16 +222,31 @@ impl Device {
 
     /// Run `f` in an immediate transaction after the clock check; commit if it
     /// returns `Ok`.
-    fn write<T>(&self, now: DateTime<Utc>, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    fn write<T>(
+        &self,
+        now: DateTime<Utc>,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        outbox::check_clock(&tx, &self.key, &self.device_id, now, self.options.clock_tolerance)?;
+        outbox::check_clock(
+            &tx,
+            &self.key,
+            &self.device_id,
+            now,
+            self.options.clock_tolerance,
+        )?;
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
     }
 
-    fn append(&self, tx: &Transaction<'_>, now: DateTime<Utc>, kind: crate::event::EventKind) -> Result<Event> {
+    fn append(
+        &self,
+        tx: &Transaction<'_>,
+        now: DateTime<Utc>,
+        kind: crate::event::EventKind,
+    ) -> Result<Event> {
         outbox::append(tx, &self.key, &self.device_id, now, kind)
     }
 }

@@ -32,7 +32,11 @@ pub(crate) fn meta_blob(tx: &rusqlite::Connection, key: &str) -> Result<Option<V
         .optional()?)
 }
 
-pub(crate) fn set_meta<V: rusqlite::ToSql>(tx: &rusqlite::Connection, key: &str, v: V) -> Result<()> {
+pub(crate) fn set_meta<V: rusqlite::ToSql>(
+    tx: &rusqlite::Connection,
+    key: &str,
+    v: V,
+) -> Result<()> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -175,7 +179,11 @@ pub(crate) fn read_events(
          WHERE seq >= ?1 AND (?2 = 0 OR acked = 0) ORDER BY seq LIMIT ?3",
     )?;
     let rows = stmt.query_map(
-        params![from as i64, unacked_only as i64, limit.min(i64::MAX as u64) as i64],
+        params![
+            from as i64,
+            unacked_only as i64,
+            limit.min(i64::MAX as u64) as i64
+        ],
         |r| {
             Ok((
                 r.get::<_, i64>(0)?,

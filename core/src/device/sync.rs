@@ -61,7 +61,9 @@ impl Device {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (head_seq, _) = outbox::head(&tx)?;
         if ack.through_seq > head_seq {
-            return Err(Error::AckMismatch("acknowledges events this device never wrote"));
+            return Err(Error::AckMismatch(
+                "acknowledges events this device never wrote",
+            ));
         }
         let held: Option<Vec<u8>> = tx
             .query_row(
@@ -73,7 +75,11 @@ impl Device {
         let acked_through = outbox::meta_i64(&tx, ACKED_THROUGH)?.unwrap_or(0) as u64;
         match held {
             Some(hash) if hash == ack.head_hash => {}
-            Some(_) => return Err(Error::AckMismatch("head hash differs from this device's chain")),
+            Some(_) => {
+                return Err(Error::AckMismatch(
+                    "head hash differs from this device's chain",
+                ))
+            }
             // Purged: only possible for a seq acknowledged long ago.
             None if ack.through_seq <= acked_through => {}
             None => return Err(Error::AckMismatch("acknowledged event is missing")),
@@ -107,7 +113,12 @@ impl Device {
         tx.execute(
             "INSERT INTO acks (through_seq, head_hash, applied_at, sealed) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(through_seq) DO NOTHING",
-            params![ack.through_seq as i64, &ack.head_hash[..], now.timestamp_millis(), sealed],
+            params![
+                ack.through_seq as i64,
+                &ack.head_hash[..],
+                now.timestamp_millis(),
+                sealed
+            ],
         )?;
         tx.commit()?;
         Ok(summary)
@@ -117,7 +128,11 @@ impl Device {
     pub fn verdict(&self, seq: u64) -> Result<Option<Verdict>> {
         let v: Option<Option<String>> = self
             .lock()
-            .query_row("SELECT verdict FROM events WHERE seq = ?1", [seq as i64], |r| r.get(0))
+            .query_row(
+                "SELECT verdict FROM events WHERE seq = ?1",
+                [seq as i64],
+                |r| r.get(0),
+            )
             .optional()?;
         v.flatten().map(|s| Verdict::parse(&s)).transpose()
     }

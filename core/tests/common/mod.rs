@@ -52,7 +52,14 @@ impl Office {
     }
 
     pub fn item(&self, reference: &str, version: u32, policy: &Policy, cod: Option<u64>) -> Item {
-        let code = derive_code(&self.code_key, Programme::Post, reference, version, policy.digits).unwrap();
+        let code = derive_code(
+            &self.code_key,
+            Programme::Post,
+            reference,
+            version,
+            policy.digits,
+        )
+        .unwrap();
         Item {
             reference: reference.into(),
             code_version: version,
@@ -76,7 +83,13 @@ impl Office {
         self.manifest_with(device_id, revision, items, fast_policy())
     }
 
-    pub fn manifest_with(&self, device_id: &str, revision: u32, items: Vec<Item>, policy: Policy) -> Manifest {
+    pub fn manifest_with(
+        &self,
+        device_id: &str,
+        revision: u32,
+        items: Vec<Item>,
+        policy: Policy,
+    ) -> Manifest {
         Manifest {
             format: MANIFEST_FORMAT.into(),
             manifest_id: "beat-7-2026-11-23".into(),
@@ -94,7 +107,13 @@ impl Office {
         }
     }
 
-    pub fn ack(&self, device_id: &str, through_seq: u64, head_hash: [u8; 32], verdicts: Vec<(u64, Verdict)>) -> Vec<u8> {
+    pub fn ack(
+        &self,
+        device_id: &str,
+        through_seq: u64,
+        head_hash: [u8; 32],
+        verdicts: Vec<(u64, Verdict)>,
+    ) -> Vec<u8> {
         Ack {
             format: ACK_FORMAT.into(),
             device_id: device_id.into(),
@@ -117,10 +136,19 @@ pub fn article(n: u32) -> String {
 /// A device that trusts `office` and holds a manifest of `n` items.
 pub fn loaded_device(dir: &std::path::Path, office: &Office, n: u32) -> Device {
     let device = Device::open(dir.join("device.db")).unwrap();
-    device.trust_office_key(office.key.public_key(), t0()).unwrap();
+    device
+        .trust_office_key(office.key.public_key(), t0())
+        .unwrap();
     let id = device.identity().device_id;
     let items = (0..n)
-        .map(|i| office.item(&article(i), 1, &fast_policy(), (i % 3 == 0).then_some(25_000)))
+        .map(|i| {
+            office.item(
+                &article(i),
+                1,
+                &fast_policy(),
+                (i % 3 == 0).then_some(25_000),
+            )
+        })
         .collect();
     let sealed = office.manifest(&id, 1, items).seal(&office.key).unwrap();
     device.import_manifest(&sealed, t0()).unwrap();
@@ -130,5 +158,9 @@ pub fn loaded_device(dir: &std::path::Path, office: &Office, n: u32) -> Device {
 /// A code for `reference` that is not the right one.
 pub fn wrong_code(right: &str) -> String {
     let n: u32 = right.parse().unwrap();
-    format!("{:0width$}", (n + 1) % 10u32.pow(right.len() as u32), width = right.len())
+    format!(
+        "{:0width$}",
+        (n + 1) % 10u32.pow(right.len() as u32),
+        width = right.len()
+    )
 }
