@@ -1,0 +1,629 @@
+//! The `handover` command line. Command names, flags, exit codes and the
+//! `--json` objects are a contract: other tools depend on them.
+//!
+//! Standard output carries results (bare values, tables or JSON); standard
+//! error carries advice and errors. Exit codes: 0 success; 1 a code was not
+//! accepted (`device verify`); 2 an error, with one line saying what is wrong
+//! and what to do.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::{DateTime, Datelike, Duration, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use handover_core::codes::{Policy, Programme};
+use handover_core::device::{Device, VerifyOutcome};
+use handover_core::event::{ExceptionReason, PaymentMethod};
+use handover_core::keys::PublicKey;
+use handover_core::sync::Batch;
+
+use crate::error::{io, Error, Result};
+use crate::issue::{write_sms_csv, IssueRequest};
+use crate::{bookings, demo, report, Office};
+
+/// handover: offline proof of handover for doorstep delivery and vaccination.
+#[derive(Debug, Parser)]
+#[command(name = "handover", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a whole working day end to end on this machine.
+    Demo {
+        /// Keep the day's files here (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Bookings per device.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=5000))]
+        items: u32,
+        /// Seed of the day's randomness.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// The office: keys, enrolment, manifests, ingest, reports.
+    #[command(subcommand)]
+    Office(OfficeCommand),
+    /// A field device (postman's or vaccinator's handheld), offline.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Debug, Args)]
+struct DirArg {
+    /// The office or device directory.
+    #[arg(long)]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum OfficeCommand {
+    /// Create an office: keys and database. Prints the office public key (hex).
+    Init {
+        #[command(flatten)]
+        d: DirArg,
+        /// The office's id.
+        #[arg(long, default_value = "office")]
+        office_id: String,
+        /// UPI id that cash-on-delivery payments go to.
+        #[arg(long, default_value = "indiapost.cod@sbi")]
+        cod_upi: String,
+        /// Payee name shown in the payer's UPI app.
+        #[arg(long, default_value = "India Post")]
+        cod_name: String,
+    },
+    /// Enrol a device by its public key. Prints the device id.
+    Enroll {
+        #[command(flatten)]
+        d: DirArg,
+        /// The device's public key (hex), from `handover device init`.
+        #[arg(long)]
+        device_key: String,
+        /// The postman or vaccinator who carries it.
+        #[arg(long)]
+        assignee: String,
+    },
+    /// Revoke a device: its later batches are refused.
+    Revoke {
+        #[command(flatten)]
+        d: DirArg,
+        /// The device id.
+        #[arg(long)]
+        device: String,
+    },
+    /// Issue a device's manifest from a bookings CSV, and the SMS file.
+    Issue {
+        #[command(flatten)]
+        d: DirArg,
+        /// The device id.
+        #[arg(long)]
+        device: String,
+        /// The programme of the bookings.
+        #[arg(long, value_enum)]
+        programme: ProgrammeArg,
+        /// Bookings CSV (see the README for the columns).
+        #[arg(long)]
+        bookings: PathBuf,
+        /// Where to write the signed manifest.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where to write the SMS file (mobile,reference,message), the only
+        /// place codes are written (default: <out>.sms.csv).
+        #[arg(long)]
+        sms_out: Option<PathBuf>,
+        /// Policy: `strict`, or `digits=6,tag_bits=11,iterations=20000,max_attempts=3`.
+        #[arg(long)]
+        policy: Option<String>,
+        /// Start of the working window (RFC 3339; default: now).
+        #[arg(long)]
+        valid_from: Option<String>,
+        /// End of the working window (RFC 3339; default: 12 hours after the start).
+        #[arg(long)]
+        valid_until: Option<String>,
+        /// Re-issue this reference's code (new code version, new SMS). Repeatable.
+        #[arg(long)]
+        reissue: Vec<String>,
+    },
+    /// Ingest a device's batch: verify, store, and write the signed ack.
+    Ingest {
+        #[command(flatten)]
+        d: DirArg,
+        /// The batch file from `handover device export`.
+        #[arg(long)]
+        batch: PathBuf,
+        /// Where to write the ack for the device.
+        #[arg(long)]
+        ack_out: PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Report what the devices did.
+    Report {
+        #[command(flatten)]
+        d: DirArg,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// Create the device's store and key, and pin the office key. Prints the
+    /// device public key (hex) and the device id, one per line.
+    Init {
+        #[command(flatten)]
+        d: DirArg,
+        /// The office public key (hex), from `handover office init`.
+        #[arg(long)]
+        office_key: String,
+    },
+    /// Import a signed manifest.
+    Import {
+        #[command(flatten)]
+        d: DirArg,
+        /// The manifest file.
+        #[arg(long)]
+        manifest: PathBuf,
+    },
+    /// List the items and their state.
+    List {
+        #[command(flatten)]
+        d: DirArg,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a code at the door. Exit 0 accepted, 1 not accepted, 2 error.
+    Verify {
+        #[command(flatten)]
+        d: DirArg,
+        /// The item.
+        #[arg(long)]
+        reference: String,
+        /// The code the recipient says.
+        #[arg(long)]
+        code: String,
+    },
+    /// Record why an item was not handed over.
+    Exception {
+        #[command(flatten)]
+        d: DirArg,
+        /// The item.
+        #[arg(long)]
+        reference: String,
+        /// Why.
+        #[arg(long, value_enum)]
+        reason: ReasonArg,
+    },
+    /// Record a cash-on-delivery payment.
+    Pay {
+        #[command(flatten)]
+        d: DirArg,
+        /// The item.
+        #[arg(long)]
+        reference: String,
+        /// Paid in cash.
+        #[arg(long, conflicts_with = "upi_ref", required_unless_present = "upi_ref")]
+        cash: bool,
+        /// Paid by UPI, with the transaction reference (UTR).
+        #[arg(long)]
+        upi_ref: Option<String>,
+    },
+    /// Show the UPI payment request of an item: the upi:// URI and its QR.
+    Upi {
+        #[command(flatten)]
+        d: DirArg,
+        /// The item.
+        #[arg(long)]
+        reference: String,
+    },
+    /// Export the unacknowledged events as a batch.
+    Export {
+        #[command(flatten)]
+        d: DirArg,
+        /// Where to write the batch.
+        #[arg(long)]
+        out: PathBuf,
+        /// Most events in the batch.
+        #[arg(long, default_value_t = 10_000)]
+        max: u64,
+    },
+    /// Apply the office's ack.
+    Ack {
+        #[command(flatten)]
+        d: DirArg,
+        /// The ack file from `handover office ingest`.
+        #[arg(long)]
+        ack: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ProgrammeArg {
+    Post,
+    Vaccination,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ReasonArg {
+    NotHome,
+    Refused,
+    AddressNotFound,
+    CodeNotReceived,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(io(path))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(io(path))
+}
+
+fn time_arg(flag: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    Error::Usage(format!(
+                        "{flag}: expected RFC 3339, e.g. 2026-11-23T08:00:00+05:30"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+fn device_store(dir: &Path) -> Result<Device> {
+    let db = dir.join("device.db");
+    if !db.exists() {
+        return Err(Error::Usage(format!(
+            "{} holds no device; run `handover device init --dir {}` first",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(Device::open(db)?)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string_pretty(v).map_err(|_| Error::Usage("could not encode JSON".into()))
+}
+
+/// Draw a QR code with half-block characters, two module rows per line.
+pub fn draw_qr(qr: &handover_core::upi::QrModules) -> String {
+    let quiet = 2isize;
+    let w = qr.width as isize;
+    let dark =
+        |x: isize, y: isize| x >= 0 && y >= 0 && x < w && y < w && qr.modules[(y * w + x) as usize];
+    let mut out = String::new();
+    let mut y = -quiet;
+    while y < w + quiet {
+        for x in -quiet..w + quiet {
+            // Light background: dark modules are spaces, light ones blocks.
+            out.push(match (dark(x, y), dark(x, y + 1)) {
+                (false, false) => '█',
+                (false, true) => '▀',
+                (true, false) => '▄',
+                (true, true) => ' ',
+            });
+        }
+        out.push('\n');
+        y += 2;
+    }
+    out
+}
+
+/// Run the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let now = Utc::now();
+    match cli.command {
+        Command::Demo { dir, items, seed } => {
+            let started = std::time::Instant::now();
+            demo::run(&demo::DemoConfig {
+                dir,
+                items,
+                seed,
+                verbose: true,
+            })?;
+            println!("\ndone in {:.1} s", started.elapsed().as_secs_f64());
+        }
+        Command::Office(cmd) => office(cmd, now)?,
+        Command::Device(cmd) => return device(cmd, now),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
+    match cmd {
+        OfficeCommand::Init {
+            d,
+            office_id,
+            cod_upi,
+            cod_name,
+        } => {
+            let office = Office::init_with(
+                &d.dir,
+                &office_id,
+                bookings::CodPayee {
+                    upi: cod_upi,
+                    name: cod_name,
+                },
+            )?;
+            println!("{}", office.public_key());
+            eprintln!("office {office_id} created in {}; pin the key above on each device with `handover device init`", d.dir.display());
+        }
+        OfficeCommand::Enroll {
+            d,
+            device_key,
+            assignee,
+        } => {
+            let office = Office::open(&d.dir)?;
+            let key: PublicKey = device_key.parse()?;
+            println!("{}", office.enroll(key, &assignee, now)?);
+        }
+        OfficeCommand::Revoke { d, device } => {
+            Office::open(&d.dir)?.revoke(&device, now)?;
+            eprintln!("device {device} revoked: its batches will be refused");
+        }
+        OfficeCommand::Issue {
+            d,
+            device,
+            programme,
+            bookings: csv_path,
+            out,
+            sms_out,
+            policy,
+            valid_from,
+            valid_until,
+            reissue,
+        } => {
+            let mut office = Office::open(&d.dir)?;
+            let programme = match programme {
+                ProgrammeArg::Post => Programme::Post,
+                ProgrammeArg::Vaccination => Programme::Vaccination,
+            };
+            let policy = policy.map(|p| p.parse::<Policy>()).transpose()?;
+            let from = time_arg("--valid-from", valid_from.as_deref())?.unwrap_or(now);
+            let until = time_arg("--valid-until", valid_until.as_deref())?
+                .unwrap_or(from + Duration::hours(12));
+            let rows =
+                bookings::parse(programme, &read(&csv_path)?, office.cod_payee(), now.year())?;
+            let issued = office.issue(
+                &IssueRequest {
+                    device_id: &device,
+                    programme,
+                    bookings: &rows,
+                    policy,
+                    valid_from: from,
+                    valid_until: until,
+                    reissue: &reissue,
+                    now,
+                },
+                &|| {},
+            )?;
+            write(&out, &issued.sealed)?;
+            let sms_path = sms_out.unwrap_or_else(|| {
+                let mut p = out.clone().into_os_string();
+                p.push(".sms.csv");
+                PathBuf::from(p)
+            });
+            write_sms_csv(&sms_path, &issued.sms)?;
+            let r = issued.policy.risk();
+            println!(
+                "manifest {} revision {}: {} items -> {}",
+                issued.manifest_id,
+                issued.revision,
+                issued.items,
+                out.display()
+            );
+            println!(
+                "SMS: {} codes -> {} (send, then delete it)",
+                issued.sms.len(),
+                sms_path.display()
+            );
+            println!("policy {}", issued.policy);
+            println!(
+                "  impostor accepted in {} attempts: {:.3} %\n  insider's brute-forced code undetected: {:.3} %\n  typo caught at the door: {:.2} %",
+                issued.policy.max_attempts,
+                r.impostor_acceptance * 100.0,
+                r.insider_undetected * 100.0,
+                r.typo_caught * 100.0
+            );
+        }
+        OfficeCommand::Ingest {
+            d,
+            batch,
+            ack_out,
+            json: as_json,
+        } => {
+            let mut office = Office::open(&d.dir)?;
+            let ingested = office.ingest(&read(&batch)?, now)?;
+            write(&ack_out, &ingested.ack)?;
+            let s = &ingested.summary;
+            if as_json {
+                println!("{}", json(s)?);
+            } else {
+                println!(
+                    "device {}: {} events, {} new, {} already held; acked through seq {} -> {}",
+                    s.device_id,
+                    s.received,
+                    s.new,
+                    s.already_held,
+                    s.through_seq,
+                    ack_out.display()
+                );
+                for (k, v) in &s.verdicts {
+                    println!("  {k:<18} {v}");
+                }
+            }
+        }
+        OfficeCommand::Report { d, json: as_json } => {
+            let r = Office::open(&d.dir)?.report()?;
+            if as_json {
+                println!("{}", json(&r)?);
+            } else {
+                print!("{}", report::render(&r));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn device(cmd: DeviceCommand, now: DateTime<Utc>) -> Result<ExitCode> {
+    match cmd {
+        DeviceCommand::Init { d, office_key } => {
+            let key: PublicKey = office_key.parse()?;
+            crate::keystore::private_dir(&d.dir)?;
+            let device = Device::open(d.dir.join("device.db"))?;
+            device.trust_office_key(key, now)?;
+            let id = device.identity();
+            println!("{}\n{}", id.public_key, id.device_id);
+            eprintln!("enrol this device at the office: handover office enroll --device-key {} --assignee NAME", id.public_key);
+        }
+        DeviceCommand::Import { d, manifest } => {
+            let out = device_store(&d.dir)?.import_manifest(&read(&manifest)?, now)?;
+            match out {
+                handover_core::device::ImportOutcome::Imported {
+                    manifest_id,
+                    revision,
+                    items,
+                    ..
+                } => {
+                    println!("imported {manifest_id} revision {revision}: {items} items")
+                }
+                handover_core::device::ImportOutcome::Unchanged {
+                    manifest_id,
+                    revision,
+                } => {
+                    println!("{manifest_id} revision {revision} already held: nothing changed")
+                }
+                other => println!("{other:?}"),
+            }
+        }
+        DeviceCommand::List { d, json: as_json } => {
+            let items = device_store(&d.dir)?.items()?;
+            if as_json {
+                println!("{}", json(&items)?);
+            } else {
+                for i in items {
+                    let extra = match i.details.cod() {
+                        Some(c) if !i.paid => format!(
+                            "  COD Rs {}.{:02}",
+                            c.amount_paise / 100,
+                            c.amount_paise % 100
+                        ),
+                        Some(_) => "  COD paid".into(),
+                        None => String::new(),
+                    };
+                    println!(
+                        "{:<18} {:<12} attempts left {}{extra}",
+                        i.reference,
+                        i.state.as_str(),
+                        i.attempts_left
+                    );
+                }
+            }
+        }
+        DeviceCommand::Verify { d, reference, code } => {
+            let out = device_store(&d.dir)?.verify(&reference, &code, now)?;
+            let (text, ok) = match &out {
+                VerifyOutcome::Accepted { receipt } => (format!("accepted: hand it over (receipt seq {})", receipt.event.seq), true),
+                VerifyOutcome::Refused { attempts_left } => (format!("refused: wrong code, {attempts_left} attempts left"), false),
+                VerifyOutcome::Locked => ("refused: item locked after too many wrong codes; the office must re-issue the code".into(), false),
+                VerifyOutcome::AlreadyDone => ("refused: already handed over".into(), false),
+                VerifyOutcome::NotYetValid => ("refused: the manifest's window has not opened yet".into(), false),
+                VerifyOutcome::Expired => ("refused: the manifest has expired".into(), false),
+                VerifyOutcome::UnknownItem => ("refused: no such item on this device".into(), false),
+                VerifyOutcome::Malformed { digits } => (format!("refused: the code has {digits} digits (no attempt counted)"), false),
+                other => (format!("refused: {other:?}"), false),
+            };
+            println!("{text}");
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+        DeviceCommand::Exception {
+            d,
+            reference,
+            reason,
+        } => {
+            let reason = match reason {
+                ReasonArg::NotHome => ExceptionReason::NotHome,
+                ReasonArg::Refused => ExceptionReason::Refused,
+                ReasonArg::AddressNotFound => ExceptionReason::AddressNotFound,
+                ReasonArg::CodeNotReceived => ExceptionReason::CodeNotReceived,
+            };
+            let e = device_store(&d.dir)?.record_exception(&reference, reason, now)?;
+            println!("recorded {} (seq {})", reason.as_str(), e.seq);
+        }
+        DeviceCommand::Pay {
+            d,
+            reference,
+            cash: _,
+            upi_ref,
+        } => {
+            let method = upi_ref.map_or(PaymentMethod::Cash, |txn_ref| PaymentMethod::Upi {
+                txn_ref,
+            });
+            let e = device_store(&d.dir)?.record_payment(&reference, method, now)?;
+            println!("payment recorded (seq {})", e.seq);
+        }
+        DeviceCommand::Upi { d, reference } => {
+            let req = device_store(&d.dir)?.upi_request(&reference, now)?;
+            println!("{}", req.uri());
+            print!("{}", draw_qr(&req.qr_modules()?));
+            println!(
+                "Rs {} to {} ({}), reference {}",
+                req.amount_rupees(),
+                req.payee_name,
+                req.payee_vpa,
+                req.txn_ref
+            );
+        }
+        DeviceCommand::Export { d, out, max } => {
+            let batch: Batch = device_store(&d.dir)?.export_batch(max)?;
+            write(&out, &batch.to_bytes()?)?;
+            match (batch.events.first(), batch.events.last()) {
+                (Some(a), Some(b)) => println!(
+                    "exported {} events (seq {}..{}) -> {}",
+                    batch.events.len(),
+                    a.seq,
+                    b.seq,
+                    out.display()
+                ),
+                _ => println!("nothing to send; wrote an empty batch -> {}", out.display()),
+            }
+        }
+        DeviceCommand::Ack { d, ack } => {
+            let device = device_store(&d.dir)?;
+            let s = device.apply_ack(&read(&ack)?, now)?;
+            println!(
+                "acknowledged through seq {} ({} newly); {} verified, {} flagged; {} events left to send",
+                s.through_seq,
+                s.newly_acked,
+                s.verified,
+                s.flagged,
+                device.pending_count()?
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,513 @@
+//! `handover demo`: a whole working day on one machine.
+//!
+//! An office, a postman's device and a vaccinator's device; N bookings each;
+//! manifests and the SMS outbox; a round at the doors, all offline, with
+//! right codes, typos, impostors who exhaust their attempts, not-at-homes,
+//! cash-on-delivery payments, and one dishonest insider who brute-forces a
+//! verifier and submits a candidate; then the evening sync and the report.
+//!
+//! The demo keeps its own tally of what it did ([`Tally`]) so that tests can
+//! check the office's report against it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{Datelike, Duration, Utc};
+use handover_core::codes::{Code, Programme};
+use handover_core::device::{Device, VerifyOutcome};
+use handover_core::event::{ExceptionReason, PaymentMethod};
+use handover_core::manifest::Manifest;
+use handover_core::s10;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::bookings::{self, Booking};
+use crate::error::{io, Result};
+use crate::issue::{write_sms_csv, IssueRequest, Issued};
+use crate::report::Report;
+use crate::Office;
+
+/// What the demo should do.
+#[derive(Clone, Debug)]
+pub struct DemoConfig {
+    /// Where to keep the day's files; a temporary directory when `None`.
+    pub dir: Option<PathBuf>,
+    /// Bookings per device.
+    pub items: u32,
+    /// Seed of the day's randomness (who is home, who mistypes).
+    pub seed: u64,
+    /// Print progress and steps.
+    pub verbose: bool,
+}
+
+/// What the demo did at the doors, to compare with the office's report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    /// Codes accepted by the devices.
+    pub handed_over: u64,
+    /// Of those, accepted with a code that was not the right one (an
+    /// insider's candidate, or a wrong guess whose tag collided).
+    pub accepted_wrong_code: u64,
+    /// Wrong codes refused at the door.
+    pub refused: u64,
+    /// Items locked.
+    pub locked: u64,
+    /// Exceptions by reason.
+    pub exceptions: BTreeMap<String, u64>,
+    /// Payments by method.
+    pub payments: BTreeMap<String, u64>,
+    /// Cash on delivery collected, paise.
+    pub collected_paise: u64,
+    /// Items issued.
+    pub items_issued: u64,
+    /// Codes sent by SMS.
+    pub sms_sent: u64,
+}
+
+/// The demo's result.
+#[derive(Debug)]
+pub struct DemoOutcome {
+    /// What the script did.
+    pub tally: Tally,
+    /// What the office reports.
+    pub report: Report,
+}
+
+/// A small deterministic generator (SplitMix64): the day is reproducible by seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+const FIRST: &[&str] = &[
+    "Asha", "Ravi", "Meena", "Arjun", "Fatima", "Suresh", "Lakshmi", "Imran", "Priya", "Gurpreet",
+    "Anita", "Joseph",
+];
+const LAST: &[&str] = &[
+    "Verma", "Iyer", "Das", "Khan", "Reddy", "Singh", "Nair", "Patel", "Bose", "Kumar",
+];
+const STREETS: &[&str] = &[
+    "MG Road",
+    "Park Street",
+    "Station Road",
+    "Gandhi Nagar",
+    "Nehru Colony",
+    "Temple Street",
+];
+
+fn post_csv(rng: &mut Rng, n: u32) -> String {
+    let mut out = String::from("reference,service,addressee,address,mobile,cod_paise\n");
+    for i in 0..n {
+        let reference = s10::make(
+            ["EE", "RR", "CP"][i as usize % 3],
+            40_000_000 + i * 7 + 1,
+            "IN",
+        )
+        .unwrap_or_default();
+        let service = ["speed_post", "registered", "parcel"][i as usize % 3];
+        let cod = if service == "parcel" && rng.below(2) == 0 {
+            (100 + rng.below(4900)) * 100
+        } else {
+            0
+        };
+        out.push_str(&format!(
+            "{reference},{service},{} {},\"{} {}, Bengaluru\",9{:09},{}\n",
+            rng.pick(FIRST),
+            rng.pick(LAST),
+            1 + rng.below(200),
+            rng.pick(STREETS),
+            rng.below(1_000_000_000),
+            if cod > 0 {
+                cod.to_string()
+            } else {
+                String::new()
+            }
+        ));
+    }
+    out
+}
+
+fn vaccination_csv(rng: &mut Rng, n: u32, year: i32) -> String {
+    let mut out = String::from("reference,name,year_of_birth,vaccine,dose,slot,mobile\n");
+    for i in 0..n {
+        out.push_str(&format!(
+            "APPT-{year}-{:06},{} {},{},{},{},{},8{:09}\n",
+            i + 1,
+            rng.pick(FIRST),
+            rng.pick(LAST),
+            1950 + rng.below(55),
+            rng.pick(&["Covishield", "Covaxin"]),
+            1 + rng.below(3),
+            ["09:00-11:00", "11:00-13:00", "14:00-16:00"][i as usize % 3],
+            rng.below(1_000_000_000),
+        ));
+    }
+    out
+}
+
+/// What the recipient reads off the SMS: the run of digits after "is ".
+pub fn code_from_sms(message: &str) -> Option<String> {
+    let start = message.find(" is ")? + 4;
+    let digits: String = message[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (digits.len() >= 4).then_some(digits)
+}
+
+fn wrong_code(rng: &mut Rng, right: &str) -> String {
+    let digits = right.len() as u32;
+    loop {
+        let c = format!("{:0w$}", rng.below(10u64.pow(digits)), w = digits as usize);
+        if c != right {
+            return c;
+        }
+    }
+}
+
+fn bar(verbose: bool, len: u64, msg: &'static str) -> ProgressBar {
+    if !verbose {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("  {msg:<28} [{bar:30}] {pos}/{len}") {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(msg);
+    pb
+}
+
+/// Run the day.
+pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
+    let temp;
+    let root: &Path = match &cfg.dir {
+        Some(d) => d,
+        None => {
+            temp = tempfile::tempdir().map_err(io("temporary directory"))?;
+            temp.path()
+        }
+    };
+    let say = |s: &str| {
+        if cfg.verbose {
+            println!("{s}");
+        }
+    };
+    let mut rng = Rng(cfg.seed);
+    let mut tally = Tally::default();
+    let now = Utc::now();
+
+    say(&format!(
+        "handover demo: a working day in {}",
+        root.display()
+    ));
+    say("1. Morning at the office: keys, enrolment, bookings, manifests, SMS");
+    let mut office = Office::init(&root.join("office"), "PO-560001")?;
+    let postman = Device::open(root.join("postman.db"))?;
+    let vaccinator = Device::open(root.join("vaccinator.db"))?;
+    let mut issued: Vec<(&Device, Programme, Issued, Vec<Booking>)> = Vec::new();
+    for (device, assignee, programme) in [
+        (&postman, "Postman R. Gowda, beat 7", Programme::Post),
+        (
+            &vaccinator,
+            "Vaccinator S. Fernandes, PHC Jayanagar",
+            Programme::Vaccination,
+        ),
+    ] {
+        device.trust_office_key(office.public_key(), now)?;
+        let id = office.enroll(device.identity().public_key, assignee, now)?;
+        let csv = match programme {
+            Programme::Post => post_csv(&mut rng, cfg.items),
+            Programme::Vaccination => vaccination_csv(&mut rng, cfg.items, now.year()),
+        };
+        let csv_path = root.join(format!("bookings-{programme}.csv"));
+        std::fs::write(&csv_path, &csv).map_err(io(&csv_path))?;
+        let rows = bookings::parse(programme, csv.as_bytes(), office.cod_payee(), now.year())?;
+        let pb = bar(
+            cfg.verbose,
+            rows.len() as u64,
+            "issuing codes and verifiers",
+        );
+        let out = office.issue(
+            &IssueRequest {
+                device_id: &id,
+                programme,
+                bookings: &rows,
+                policy: None,
+                valid_from: now - Duration::hours(1),
+                valid_until: now + Duration::hours(11),
+                reissue: &[],
+                now,
+            },
+            &|| pb.inc(1),
+        )?;
+        pb.finish_and_clear();
+        write_sms_csv(&root.join(format!("sms-{programme}.csv")), &out.sms)?;
+        let m_path = root.join(format!("manifest-{programme}.bin"));
+        std::fs::write(&m_path, &out.sealed).map_err(io(&m_path))?;
+        device.import_manifest(&out.sealed, now)?;
+        tally.items_issued += out.items as u64;
+        tally.sms_sent += out.sms.len() as u64;
+        say(&format!(
+            "   {programme:<12} device {id}: {} items, {} SMS, policy {}",
+            out.items,
+            out.sms.len(),
+            out.policy
+        ));
+        issued.push((device, programme, out, rows));
+    }
+
+    say("2. At the doors, offline");
+    for (device, programme, out, rows) in &issued {
+        let codes: BTreeMap<&str, String> = out
+            .sms
+            .iter()
+            .filter_map(|s| Some((s.reference.as_str(), code_from_sms(&s.message)?)))
+            .collect();
+        let impostors = (cfg.items / 50).max(1) as usize;
+        let pb = bar(
+            cfg.verbose,
+            rows.len() as u64,
+            if *programme == Programme::Post {
+                "postman's round"
+            } else {
+                "vaccination session"
+            },
+        );
+        for (i, b) in rows.iter().enumerate() {
+            pb.inc(1);
+            // The last beneficiary never comes: the insider's target below.
+            if *programme == Programme::Vaccination && i + 1 == rows.len() {
+                continue;
+            }
+            let Some(right) = codes.get(b.reference.as_str()) else {
+                continue;
+            };
+            let roll = rng.below(100);
+            let mut attempt = |code: &str, right_code: bool| -> Result<VerifyOutcome> {
+                let out = device.verify(&b.reference, code, Utc::now())?;
+                match &out {
+                    VerifyOutcome::Accepted { .. } => {
+                        tally.handed_over += 1;
+                        if !right_code {
+                            tally.accepted_wrong_code += 1;
+                        }
+                    }
+                    VerifyOutcome::Refused { .. } => tally.refused += 1,
+                    VerifyOutcome::Locked => {
+                        tally.refused += 1;
+                        tally.locked += 1;
+                    }
+                    _ => {}
+                }
+                Ok(out)
+            };
+            if i < impostors {
+                // Someone else answers the door and guesses until the item locks.
+                loop {
+                    let guess = wrong_code(&mut rng, right);
+                    match attempt(&guess, false)? {
+                        VerifyOutcome::Refused { .. } => continue,
+                        _ => break,
+                    }
+                }
+                continue;
+            }
+            if roll < 8 {
+                let reason = match programme {
+                    Programme::Vaccination => ExceptionReason::CodeNotReceived,
+                    Programme::Post => [
+                        ExceptionReason::NotHome,
+                        ExceptionReason::NotHome,
+                        ExceptionReason::Refused,
+                        ExceptionReason::AddressNotFound,
+                    ][rng.below(4) as usize],
+                };
+                device.record_exception(&b.reference, reason, Utc::now())?;
+                *tally
+                    .exceptions
+                    .entry(reason.as_str().to_owned())
+                    .or_insert(0) += 1;
+                continue;
+            }
+            if let Some(cod) = b.details.cod() {
+                let method = if rng.below(2) == 0 {
+                    PaymentMethod::Cash
+                } else {
+                    // The recipient scans the QR of a fresh request and pays.
+                    device.upi_request(&b.reference, Utc::now())?;
+                    PaymentMethod::Upi {
+                        txn_ref: format!("{:012}", rng.below(1_000_000_000_000)),
+                    }
+                };
+                let how = if method == PaymentMethod::Cash {
+                    "cash"
+                } else {
+                    "upi"
+                };
+                device.record_payment(&b.reference, method, Utc::now())?;
+                *tally.payments.entry(how.to_owned()).or_insert(0) += 1;
+                tally.collected_paise += cod.amount_paise;
+            }
+            if roll < 18 {
+                // A typo first; if the typo's tag happens to collide it is
+                // accepted, and the office will flag it.
+                let typo = wrong_code(&mut rng, right);
+                if let VerifyOutcome::Accepted { .. } = attempt(&typo, false)? {
+                    continue;
+                }
+            }
+            attempt(right, true)?;
+        }
+        pb.finish_and_clear();
+    }
+
+    // The insider: marks the beneficiary who never came as vaccinated, by
+    // brute-forcing the item's verifier from the device's manifest and
+    // submitting the first candidate code that matches.
+    if let Some((device, _, out, rows)) = issued.iter().find(|x| x.1 == Programme::Vaccination) {
+        let manifest = Manifest::open(&out.sealed, &[office.public_key()])?;
+        let pending = rows.iter().rev().find(|b| {
+            device
+                .item(&b.reference)
+                .ok()
+                .flatten()
+                .is_some_and(|v| v.state == handover_core::device::ItemState::Pending)
+        });
+        if let Some(target) = pending {
+            let item = manifest
+                .items
+                .iter()
+                .find(|i| i.reference == target.reference);
+            let policy = manifest.policies.get("default");
+            if let (Some(item), Some(policy)) = (item, policy) {
+                let right = out
+                    .sms
+                    .iter()
+                    .find(|s| s.reference == target.reference)
+                    .and_then(|s| code_from_sms(&s.message));
+                let start = rng.below(10u64.pow(u32::from(policy.digits)));
+                let n = 10u64.pow(u32::from(policy.digits));
+                let candidate = (0..n)
+                    .map(|k| format!("{:0w$}", (start + k) % n, w = usize::from(policy.digits)))
+                    .find(|c| {
+                        Code::parse(c, policy.digits)
+                            .is_ok_and(|code| item.verifier.check(&code, &item.reference, policy))
+                    });
+                if let Some(c) = candidate {
+                    let wrong = right.as_deref() != Some(c.as_str());
+                    if let VerifyOutcome::Accepted { .. } =
+                        device.verify(&item.reference, &c, Utc::now())?
+                    {
+                        tally.handed_over += 1;
+                        if wrong {
+                            tally.accepted_wrong_code += 1;
+                        }
+                        say(&format!(
+                            "   an insider marked absent beneficiary {} as vaccinated with a brute-forced code",
+                            item.reference
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    say(&format!(
+        "   {} handed over, {} wrong codes refused, {} locked, {} exceptions, {} payments",
+        tally.handed_over,
+        tally.refused,
+        tally.locked,
+        tally.exceptions.values().sum::<u64>(),
+        tally.payments.values().sum::<u64>()
+    ));
+
+    say("3. Evening sync: export, ingest (every code re-derived), ack");
+    for (device, programme, ..) in &issued {
+        let batch = device.export_batch(100_000)?;
+        let bytes = batch.to_bytes()?;
+        let b_path = root.join(format!("batch-{programme}.json"));
+        std::fs::write(&b_path, &bytes).map_err(io(&b_path))?;
+        let ingested = office.ingest(&bytes, Utc::now())?;
+        let a_path = root.join(format!("ack-{programme}.bin"));
+        std::fs::write(&a_path, &ingested.ack).map_err(io(&a_path))?;
+        let applied = device.apply_ack(&ingested.ack, Utc::now())?;
+        say(&format!(
+            "   {programme:<12} {} events in, acked through {}, {} flagged, {} left to send",
+            ingested.summary.received,
+            applied.through_seq,
+            applied.flagged,
+            device.pending_count()?
+        ));
+    }
+    let report = office.report()?;
+    let mismatches = compare(&tally, &report);
+    if cfg.verbose {
+        println!("\n4. The office's report\n");
+        print!("{}", crate::report::render(&report));
+        if mismatches.is_empty() {
+            println!("\n  The office's figures match what happened at the doors; every wrong code accepted offline was flagged.");
+        } else {
+            println!(
+                "\n  MISMATCH between the doors and the office: {}",
+                mismatches.join("; ")
+            );
+        }
+        if cfg.dir.is_none() {
+            println!("\n(the day's files were in a temporary directory; pass --dir to keep them)");
+        }
+    }
+    if !mismatches.is_empty() {
+        return Err(crate::Error::Usage(format!(
+            "the office's report disagrees with the day: {}",
+            mismatches.join("; ")
+        )));
+    }
+    Ok(DemoOutcome { tally, report })
+}
+
+/// Where the office's report disagrees with what happened at the doors.
+pub fn compare(t: &Tally, r: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |what: &str, day: u64, office: u64| {
+        if day != office {
+            out.push(format!(
+                "{what}: {day} at the doors, {office} at the office"
+            ));
+        }
+    };
+    check("items issued", t.items_issued, r.items_issued);
+    check("handed over", t.handed_over, r.handed_over);
+    check(
+        "verified",
+        t.handed_over - t.accepted_wrong_code,
+        r.verified,
+    );
+    check("code mismatch", t.accepted_wrong_code, r.code_mismatch);
+    check("refused", t.refused, r.refused);
+    check("locked", t.locked, r.locked);
+    check("collected", t.collected_paise, r.collected_paise);
+    check(
+        "confirmation SMS",
+        t.handed_over - t.accepted_wrong_code,
+        r.confirmation_sms,
+    );
+    if t.exceptions != r.exceptions {
+        out.push("exceptions differ".into());
+    }
+    if t.payments != r.payments {
+        out.push("payments differ".into());
+    }
+    out
+}

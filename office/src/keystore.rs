@@ -1,0 +1,87 @@
+//! The office's keys, in files readable only by their owner (0600) in a
+//! directory only the owner can enter (0700).
+//!
+//! * `keys/office-signing.pk8`: the Ed25519 signing key (PKCS#8).
+//! * `keys/code-<id>.key`: a 32-byte code key, hex. Codes are derived from
+//!   it and never stored.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use handover_core::codes::CodeKey;
+use handover_core::keys::SigningKey;
+
+use crate::error::{io, Error, Result};
+
+const SIGNING: &str = "office-signing.pk8";
+
+fn keys_dir(dir: &Path) -> PathBuf {
+    dir.join("keys")
+}
+
+/// Create `path` with mode 0600 and write `bytes`; refuse to overwrite.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))?;
+    Ok(())
+}
+
+/// Make `dir` (and parents) with mode 0700 for the last component.
+pub(crate) fn private_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    }
+    Ok(())
+}
+
+/// Create the office's keys under `dir`.
+pub(crate) fn create(dir: &Path, code_key_id: &str) -> Result<(SigningKey, CodeKey)> {
+    let kd = keys_dir(dir);
+    private_dir(&kd)?;
+    let signing = SigningKey::generate()?;
+    write_private(&kd.join(SIGNING), signing.pkcs8())?;
+    let code = CodeKey::generate(code_key_id)?;
+    write_private(
+        &kd.join(format!("code-{code_key_id}.key")),
+        hex::encode(code.secret_bytes()).as_bytes(),
+    )?;
+    Ok((signing, code))
+}
+
+/// Load the signing key.
+pub(crate) fn signing_key(dir: &Path) -> Result<SigningKey> {
+    let path = keys_dir(dir).join(SIGNING);
+    let bytes = fs::read(&path).map_err(io(&path))?;
+    Ok(SigningKey::from_pkcs8(&bytes)?)
+}
+
+/// Load the code key `id`.
+pub(crate) fn code_key(dir: &Path, id: &str) -> Result<CodeKey> {
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(Error::Usage(
+            "code key ids are letters, digits and '-'".into(),
+        ));
+    }
+    let path = keys_dir(dir).join(format!("code-{id}.key"));
+    let text = fs::read_to_string(&path).map_err(io(&path))?;
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| {
+        Error::Usage(format!(
+            "{} is damaged: expected 64 hex characters",
+            path.display()
+        ))
+    })?;
+    Ok(CodeKey::new(id, bytes))
+}

@@ -1,0 +1,257 @@
+//! # handover-office
+//!
+//! The office side of *handover*: it holds the code key and the office
+//! signing key, enrols devices, issues each device's signed daily manifest
+//! (and the SMS file, the only place a code is ever written), ingests the
+//! evening's batches, re-deriving and checking every handed-over code, and
+//! answers each batch with a signed ack. The `handover` binary is its CLI.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `lib.rs` | [`Office`]: opening, initialising, enrolment |
+//! | `error.rs` | the error type |
+//! | `schema.rs` | the office database |
+//! | `keystore.rs` | key files (0600) |
+//! | `bookings.rs` | bookings CSV |
+//! | `issue.rs` | manifests and SMS |
+//! | `ingest.rs` | batches, verdicts, acks, confirmations |
+//! | `report.rs` | the day's report |
+//! | `demo.rs` | `handover demo`: a whole day on one machine |
+//! | `cli.rs`, `main.rs` | the `handover` command line |
+//!
+//! ```
+//! use handover_office::Office;
+//! let dir = tempfile::tempdir().unwrap();
+//! let office = Office::init(dir.path(), "PO-110001").unwrap();
+//! let again = Office::open(dir.path()).unwrap();
+//! assert_eq!(again.public_key(), office.public_key());
+//! assert!(Office::init(dir.path(), "PO-110001").is_err(), "keys are never overwritten");
+//! ```
+
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use handover_core::codes::CodeKey;
+use handover_core::keys::{PublicKey, SigningKey};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+pub mod bookings;
+pub mod cli;
+pub mod demo;
+pub mod error;
+pub mod ingest;
+pub mod issue;
+mod keystore;
+pub mod report;
+mod schema;
+
+pub use error::{Error, Result};
+
+const DB_FILE: &str = "office.db";
+const CODE_KEY_ID: &str = "k1";
+
+/// An office: its directory, database and keys.
+pub struct Office {
+    dir: PathBuf,
+    conn: Connection,
+    signing: SigningKey,
+    code_key: CodeKey,
+    office_id: String,
+    cod: bookings::CodPayee,
+}
+
+impl std::fmt::Debug for Office {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Office")
+            .field("office_id", &self.office_id)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An enrolled device as the office records it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceRecord {
+    /// Device id.
+    pub device_id: String,
+    /// Who carries it.
+    pub assignee: String,
+    /// Revoked devices' batches are refused.
+    pub revoked: bool,
+    /// Why the device was flagged (fork, tampering), if it was.
+    pub flagged: Option<String>,
+    /// Last seq held from it.
+    pub head_seq: u64,
+}
+
+fn open_db(path: &Path, create: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        return Err(handover_core::Error::DatabaseUnusable("integrity check failed".into()).into());
+    }
+    let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(v).unwrap_or_default()
+}
+
+impl Office {
+    /// Create an office in `dir`: keys (0600) and database. Refuses a
+    /// directory that already holds one.
+    pub fn init(dir: &Path, office_id: &str) -> Result<Office> {
+        Office::init_with(dir, office_id, bookings::CodPayee::default())
+    }
+
+    /// [`init`](Self::init) with the cash-on-delivery payee.
+    pub fn init_with(dir: &Path, office_id: &str, cod: bookings::CodPayee) -> Result<Office> {
+        if office_id.is_empty()
+            || office_id.len() > 64
+            || !office_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./:".contains(&b))
+        {
+            return Err(Error::Usage(
+                "--office-id: 1 to 64 letters, digits or -_./:".into(),
+            ));
+        }
+        handover_core::upi::validate_vpa(&cod.upi)?;
+        if dir.join(DB_FILE).exists() || dir.join("keys").exists() {
+            return Err(Error::AlreadyInitialised(dir.to_owned()));
+        }
+        keystore::private_dir(dir)?;
+        keystore::create(dir, CODE_KEY_ID)?;
+        let conn = open_db(&dir.join(DB_FILE), true)?;
+        for (k, v) in [
+            ("office_id", office_id),
+            ("code_key_id", CODE_KEY_ID),
+            ("cod_upi", &cod.upi),
+            ("cod_name", &cod.name),
+        ] {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )?;
+        }
+        drop(conn);
+        Office::open(dir)
+    }
+
+    /// Open the office in `dir`.
+    pub fn open(dir: &Path) -> Result<Office> {
+        let db = dir.join(DB_FILE);
+        if !db.exists() {
+            return Err(Error::NotInitialised(dir.to_owned()));
+        }
+        let conn = open_db(&db, false)?;
+        let meta = |k: &str| -> Result<String> {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| Error::NotInitialised(dir.to_owned()))
+        };
+        let office_id = meta("office_id")?;
+        let code_key = keystore::code_key(dir, &meta("code_key_id")?)?;
+        let cod = bookings::CodPayee {
+            upi: meta("cod_upi")?,
+            name: meta("cod_name")?,
+        };
+        let signing = keystore::signing_key(dir)?;
+        Ok(Office {
+            dir: dir.to_owned(),
+            conn,
+            signing,
+            code_key,
+            office_id,
+            cod,
+        })
+    }
+
+    /// The office signing public key, to pin on devices.
+    pub fn public_key(&self) -> PublicKey {
+        self.signing.public_key()
+    }
+
+    /// The office id.
+    pub fn office_id(&self) -> &str {
+        &self.office_id
+    }
+
+    /// The office directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cash-on-delivery payee.
+    pub fn cod_payee(&self) -> &bookings::CodPayee {
+        &self.cod
+    }
+
+    /// Enrol a device by its public key; returns its device id. Enrolling the
+    /// same key again is a no-op.
+    pub fn enroll(
+        &self,
+        device_key: PublicKey,
+        assignee: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
+        handover_core::manifest::check_text("assignee", assignee, 80)?;
+        let device_id = device_key.device_id();
+        self.conn.execute(
+            "INSERT INTO devices (device_id, public_key, assignee, enrolled_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(device_id) DO NOTHING",
+            params![device_id, &device_key.0[..], assignee, ms(now)],
+        )?;
+        Ok(device_id)
+    }
+
+    /// Revoke a device: its later batches are refused.
+    pub fn revoke(&self, device_id: &str, now: DateTime<Utc>) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?2) WHERE device_id = ?1",
+            params![device_id, ms(now)],
+        )?;
+        if n == 0 {
+            return Err(Error::UnknownDevice(device_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// An enrolled device.
+    pub fn device(&self, device_id: &str) -> Result<DeviceRecord> {
+        self.conn
+            .query_row(
+                "SELECT device_id, assignee, revoked_at IS NOT NULL, flagged, head_seq
+                 FROM devices WHERE device_id = ?1",
+                [device_id],
+                |r| {
+                    Ok(DeviceRecord {
+                        device_id: r.get(0)?,
+                        assignee: r.get(1)?,
+                        revoked: r.get(2)?,
+                        flagged: r.get(3)?,
+                        head_seq: r.get::<_, i64>(4)? as u64,
+                    })
+                },
+            )
+            .optional()?
+            .ok_or_else(|| Error::UnknownDevice(device_id.to_owned()))
+    }
+}

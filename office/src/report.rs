@@ -1,0 +1,238 @@
+//! The office's report of what its devices did, from the events received.
+
+use std::collections::BTreeMap;
+
+use handover_core::codes::{Policy, RiskFigures};
+use rusqlite::params;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::Office;
+
+/// The day's figures. Its JSON form (`handover office report --json`) is a
+/// stable interface: fields are only ever added.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// The office.
+    pub office_id: String,
+    /// Devices enrolled.
+    pub devices: u64,
+    /// Devices revoked.
+    pub revoked: u64,
+    /// Flagged devices and why (fork, tampered).
+    pub flagged: Vec<FlaggedDevice>,
+    /// Items in the manifests issued (latest code of each).
+    pub items_issued: u64,
+    /// `handed_over` events received, whatever their verdict.
+    pub handed_over: u64,
+    /// Handovers whose code the office re-derived and matched.
+    pub verified: u64,
+    /// Handovers with a wrong code.
+    pub code_mismatch: u64,
+    /// Handovers outside the window or for items not issued to the device.
+    pub outside_validity: u64,
+    /// Handovers recorded while the device clock was suspect.
+    pub clock_suspect: u64,
+    /// Second handovers of an item already confirmed.
+    pub duplicate: u64,
+    /// Wrong codes entered at doors (`attempt_failed` events).
+    pub refused: u64,
+    /// Items locked after too many wrong codes.
+    pub locked: u64,
+    /// Exceptions by reason.
+    pub exceptions: BTreeMap<String, u64>,
+    /// Cash-on-delivery payments by method.
+    pub payments: BTreeMap<String, u64>,
+    /// Cash-on-delivery collected, paise.
+    pub collected_paise: u64,
+    /// Confirmation SMS queued (verified handovers only).
+    pub confirmation_sms: u64,
+    /// Vaccination certificates recorded (verified handovers only).
+    pub certificates: u64,
+    /// Clock anomalies devices reported.
+    pub clock_anomalies: u64,
+    /// Largest gap between an event's device time and its receipt, seconds.
+    pub max_receipt_delay_seconds: i64,
+    /// The policies in force and what they cost.
+    pub policies: Vec<PolicyRisk>,
+}
+
+/// A flagged device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FlaggedDevice {
+    /// The device.
+    pub device_id: String,
+    /// Who carries it.
+    pub assignee: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A policy in force and its risk figures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PolicyRisk {
+    /// Programme.
+    pub programme: String,
+    /// The policy.
+    pub policy: Policy,
+    /// What it costs.
+    pub risk: RiskFigures,
+}
+
+impl Office {
+    /// Build the report.
+    pub fn report(&self) -> Result<Report> {
+        let c = &self.conn;
+        let count =
+            |sql: &str| -> Result<u64> { Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+        let verdict = |v: &str| -> Result<u64> {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM events WHERE kind = 'handed_over' AND verdict = ?1",
+                [v],
+                |r| r.get::<_, i64>(0),
+            )? as u64)
+        };
+        let mut flagged_stmt = c.prepare(
+            "SELECT device_id, assignee, flagged FROM devices WHERE flagged IS NOT NULL ORDER BY device_id",
+        )?;
+        let flagged = flagged_stmt
+            .query_map([], |r| {
+                Ok(FlaggedDevice {
+                    device_id: r.get(0)?,
+                    assignee: r.get(1)?,
+                    reason: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut exceptions = BTreeMap::new();
+        let mut stmt = c.prepare(
+            "SELECT detail, COUNT(*) FROM events WHERE kind = 'exception' GROUP BY detail",
+        )?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (k, n) = row?;
+            exceptions.insert(k, n as u64);
+        }
+        let mut payments = BTreeMap::new();
+        let mut collected = 0u64;
+        let mut stmt = c.prepare("SELECT detail FROM events WHERE kind = 'payment'")?;
+        for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            let detail = row?;
+            let (how, amount) = detail.split_once(':').unwrap_or((&detail, "0"));
+            *payments.entry(how.to_owned()).or_insert(0) += 1;
+            collected += amount.parse::<u64>().unwrap_or(0);
+        }
+        let mut policies = Vec::new();
+        let mut stmt = c.prepare(
+            "SELECT DISTINCT programme, policy FROM manifests ORDER BY programme, policy",
+        )?;
+        for row in stmt.query_map(params![], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })? {
+            let (programme, policy) = row?;
+            if let Ok(policy) = serde_json::from_str::<Policy>(&policy) {
+                policies.push(PolicyRisk {
+                    programme,
+                    risk: policy.risk(),
+                    policy,
+                });
+            }
+        }
+        Ok(Report {
+            office_id: self.office_id.clone(),
+            devices: count("SELECT COUNT(*) FROM devices")?,
+            revoked: count("SELECT COUNT(*) FROM devices WHERE revoked_at IS NOT NULL")?,
+            flagged,
+            items_issued: count("SELECT COUNT(*) FROM items")?,
+            handed_over: count("SELECT COUNT(*) FROM events WHERE kind = 'handed_over'")?,
+            verified: verdict("verified")?,
+            code_mismatch: verdict("code_mismatch")?,
+            outside_validity: verdict("outside_validity")?,
+            clock_suspect: verdict("clock_suspect")?,
+            duplicate: verdict("duplicate")?,
+            refused: count("SELECT COUNT(*) FROM events WHERE kind = 'attempt_failed'")?,
+            locked: count("SELECT COUNT(*) FROM events WHERE kind = 'locked'")?,
+            exceptions,
+            payments,
+            collected_paise: collected,
+            confirmation_sms: count("SELECT COUNT(*) FROM confirmations WHERE channel = 'sms'")?,
+            certificates: count(
+                "SELECT COUNT(*) FROM confirmations WHERE channel = 'certificate'",
+            )?,
+            clock_anomalies: count("SELECT COUNT(*) FROM events WHERE kind = 'clock_anomaly'")?,
+            max_receipt_delay_seconds: c.query_row(
+                "SELECT COALESCE(MAX(received_at - device_time), 0) / 1000 FROM events",
+                [],
+                |r| r.get(0),
+            )?,
+            policies,
+        })
+    }
+
+    /// The confirmation SMS queued so far: `(mobile, reference, message)`.
+    pub fn confirmations(&self) -> Result<Vec<(String, String, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT recipient, reference, message FROM confirmations WHERE channel = 'sms' ORDER BY device_id, seq",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// Render the report as a terminal table.
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("  {k:<34} {v:>10}\n"));
+    line("devices enrolled", r.devices.to_string());
+    line("devices revoked", r.revoked.to_string());
+    line("devices flagged", r.flagged.len().to_string());
+    line("items issued", r.items_issued.to_string());
+    line("handed over (device)", r.handed_over.to_string());
+    line("  verified at the office", r.verified.to_string());
+    line("  code mismatch (flagged)", r.code_mismatch.to_string());
+    line(
+        "  outside validity (flagged)",
+        r.outside_validity.to_string(),
+    );
+    line("  clock suspect (flagged)", r.clock_suspect.to_string());
+    line("  duplicate (flagged)", r.duplicate.to_string());
+    line("wrong codes refused at the door", r.refused.to_string());
+    line("items locked", r.locked.to_string());
+    for (k, v) in &r.exceptions {
+        line(
+            &format!("exception: {}", k.replace('_', " ")),
+            v.to_string(),
+        );
+    }
+    for (k, v) in &r.payments {
+        line(&format!("payments: {k}"), v.to_string());
+    }
+    line(
+        "cash on delivery collected (Rs)",
+        format!("{}.{:02}", r.collected_paise / 100, r.collected_paise % 100),
+    );
+    line("confirmation SMS queued", r.confirmation_sms.to_string());
+    line("certificates recorded", r.certificates.to_string());
+    line("clock anomalies", r.clock_anomalies.to_string());
+    for f in &r.flagged {
+        out.push_str(&format!(
+            "  FLAGGED device {} ({}): {}\n",
+            f.device_id, f.assignee, f.reason
+        ));
+    }
+    if !r.policies.is_empty() {
+        out.push_str("\n  policies in force and what they cost\n");
+        for p in &r.policies {
+            out.push_str(&format!(
+                "  {:<12} {} digits, {}-bit tags, {} attempts: impostor accepted {:.3} %, insider undetected {:.3} %, typo caught {:.2} %\n",
+                p.programme,
+                p.policy.digits,
+                p.policy.tag_bits,
+                p.policy.max_attempts,
+                p.risk.impostor_acceptance * 100.0,
+                p.risk.insider_undetected * 100.0,
+                p.risk.typo_caught * 100.0
+            ));
+        }
+    }
+    out
+}
