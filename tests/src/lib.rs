@@ -1,0 +1,152 @@
+//! Helpers for the end-to-end tests: fixtures and the `handover` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chrono::{Duration, Utc};
+use handover_core::codes::{Policy, Programme};
+use handover_core::device::Device;
+use handover_office::bookings::{self, Booking};
+use handover_office::issue::{IssueRequest, Issued};
+use handover_office::Office;
+
+/// The `handover` binary built by `cargo test --workspace` (or
+/// `cargo build -p handover-office`), or `$HANDOVER_BIN`.
+pub fn handover_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("HANDOVER_BIN") {
+        return p.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let bin = target.join(profile).join("handover");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo build -p handover-office` or the whole `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// Run `handover ARGS`.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(handover_bin())
+        .args(args)
+        .output()
+        .expect("handover runs")
+}
+
+/// Run `handover ARGS`, require exit 0, return stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "handover {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Cheap policy for tests: 6 digits, 64-bit tags (wrong codes never
+/// collide), 10 iterations.
+pub fn test_policy() -> Policy {
+    Policy {
+        digits: 6,
+        tag_bits: 64,
+        iterations: 10,
+        max_attempts: 3,
+    }
+}
+
+/// Post bookings CSV of `n` items; every third carries cash on delivery.
+pub fn post_csv(n: u32) -> String {
+    let mut s = String::from("reference,service,addressee,address,mobile,cod_paise\n");
+    for i in 0..n {
+        let r = handover_core::s10::make("EE", 20_000_000 + i, "IN").expect("valid");
+        let cod = if i % 3 == 0 { "49900" } else { "" };
+        s.push_str(&format!(
+            "{r},parcel,Resident {i},\"{i} Lake Road, Pune\",98{i:08},{cod}\n"
+        ));
+    }
+    s
+}
+
+/// An office, a trusting enrolled device with `n` post items imported.
+pub struct Day {
+    /// Keeps the files.
+    pub dir: tempfile::TempDir,
+    /// The office.
+    pub office: Office,
+    /// The device.
+    pub device: Device,
+    /// The device id.
+    pub device_id: String,
+    /// The issue.
+    pub issued: Issued,
+    /// The bookings.
+    pub rows: Vec<Booking>,
+}
+
+impl Day {
+    /// Set up a day with `n` post items under `policy`.
+    pub fn new(n: u32, policy: Policy) -> Day {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = Utc::now();
+        let mut office = Office::init(&dir.path().join("office"), "PO-411001").expect("init");
+        let device = Device::open(dir.path().join("device.db")).expect("device");
+        device
+            .trust_office_key(office.public_key(), now)
+            .expect("trust");
+        let device_id = office
+            .enroll(device.identity().public_key, "Postman 3", now)
+            .expect("enroll");
+        let rows = bookings::parse(
+            Programme::Post,
+            post_csv(n).as_bytes(),
+            office.cod_payee(),
+            2026,
+        )
+        .expect("bookings");
+        let issued = office
+            .issue(
+                &IssueRequest {
+                    device_id: &device_id,
+                    programme: Programme::Post,
+                    bookings: &rows,
+                    policy: Some(policy),
+                    valid_from: now - Duration::hours(1),
+                    valid_until: now + Duration::hours(8),
+                    reissue: &[],
+                    now,
+                },
+                &|| {},
+            )
+            .expect("issue");
+        device.import_manifest(&issued.sealed, now).expect("import");
+        Day {
+            dir,
+            office,
+            device,
+            device_id,
+            issued,
+            rows,
+        }
+    }
+
+    /// The code the recipient of `reference` got by SMS.
+    pub fn code(&self, reference: &str) -> String {
+        let sms = self
+            .issued
+            .sms
+            .iter()
+            .find(|s| s.reference == reference)
+            .expect("an SMS for the reference");
+        handover_office::demo::code_from_sms(&sms.message).expect("a code in the SMS")
+    }
+}
