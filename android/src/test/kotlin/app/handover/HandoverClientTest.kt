@@ -1,0 +1,227 @@
+package app.handover
+
+import app.handover.ffi.ExceptionReason
+import app.handover.ffi.HandoverDevice
+import app.handover.ffi.HandoverException
+import app.handover.ffi.ItemState
+import app.handover.ffi.VerifyResult
+import java.io.File
+import java.nio.file.Files
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.runBlocking
+import org.junit.After
+import org.junit.Assert.assertArrayEquals
+import org.junit.Assert.assertEquals
+import org.junit.Assert.assertFalse
+import org.junit.Assert.assertNotNull
+import org.junit.Assert.assertNull
+import org.junit.Assert.assertTrue
+import org.junit.Assert.fail
+import org.junit.Before
+import org.junit.Test
+
+/**
+ * The Kotlin facade and the generated bindings on the JVM, against the
+ * host-built library, with the real office driven through the `handover`
+ * binary (system property `handover.bin`).
+ */
+class HandoverClientTest {
+    private lateinit var dir: File
+    private lateinit var officeDir: File
+    private lateinit var officeKey: String
+
+    private fun cli(vararg args: String): String {
+        val bin = System.getProperty("handover.bin") ?: error("-Dhandover.bin is not set")
+        val p = ProcessBuilder(listOf(bin) + args).redirectErrorStream(false).start()
+        val out = p.inputStream.bufferedReader().readText()
+        val err = p.errorStream.bufferedReader().readText()
+        val code = p.waitFor()
+        assertEquals("handover ${args.joinToString(" ")}: $err", 0, code)
+        return out
+    }
+
+    @Before
+    fun setUp() {
+        dir = Files.createTempDirectory("handover-kt").toFile()
+        officeDir = File(dir, "office")
+        officeKey = cli("office", "init", "--dir", officeDir.path, "--office-id", "PO-1").trim()
+    }
+
+    @After
+    fun tearDown() {
+        dir.deleteRecursively()
+    }
+
+    private val articles = listOf("EE123456785IN", "RR287043775IN", "CP000000080IN", "EE000000014IN")
+
+    /** Enrol [client], issue a post manifest of [articles] and return the codes by reference. */
+    private suspend fun loaded(client: HandoverClient): Map<String, String> {
+        client.trustOfficeKey(officeKey)
+        val id = cli("office", "enroll", "--dir", officeDir.path, "--device-key", client.identity.publicKeyHex,
+            "--assignee", "Postman 1").trim()
+        assertEquals(client.identity.deviceId, id)
+        val csv = File(dir, "bookings.csv")
+        csv.writeText(buildString {
+            append("reference,service,addressee,address,mobile,cod_paise\n")
+            articles.forEachIndexed { i, r -> append("$r,parcel,Resident $i,$i Lake Road,98765432$i$i,${if (i == 0) 25000 else ""}\n") }
+        })
+        val manifest = File(dir, "m.bin")
+        val sms = File(dir, "sms.csv")
+        cli("office", "issue", "--dir", officeDir.path, "--device", id, "--programme", "post", "--bookings", csv.path,
+            "--out", manifest.path, "--sms-out", sms.path, "--policy", "digits=6,tag_bits=64,iterations=10,max_attempts=3")
+        val imported = client.importManifest(manifest.readBytes())
+        assertEquals(articles.size.toUInt(), imported.items)
+        assertTrue(imported.changed)
+        assertFalse(client.importManifest(manifest.readBytes()).changed)
+        return sms.readLines().drop(1).associate { line ->
+            val ref = line.split(",")[1]
+            ref to Regex(" is (\\d+)").find(line)!!.groupValues[1]
+        }
+    }
+
+    private fun wrong(code: String) = if (code == "000000") "111111" else "000000"
+
+    @Test
+    fun importAndVerifyAcceptedRefusedLocked() = runBlocking {
+        HandoverClient.open(File(dir, "d.db").path).use { c ->
+            val codes = loaded(c)
+            val (a, b) = articles
+            val accepted = c.verify(a, codes.getValue(a))
+            assertTrue(accepted is Verification.Accepted)
+            assertTrue((accepted as Verification.Accepted).receipt.bodyJson.contains("\"handed_over\""))
+            assertEquals(128, accepted.receipt.signatureHex.length)
+            assertEquals(Verification.AlreadyDone, c.verify(a, codes.getValue(a)))
+            assertEquals(Verification.Refused(2), c.verify(b, wrong(codes.getValue(b))))
+            assertEquals(Verification.Malformed(6), c.verify(b, "12"))
+            assertEquals(Verification.Refused(1), c.verify(b, wrong(codes.getValue(b))))
+            assertEquals(Verification.Locked, c.verify(b, wrong(codes.getValue(b))))
+            assertEquals(Verification.Locked, c.verify(b, codes.getValue(b)))
+            assertEquals(Verification.UnknownItem, c.verify("EE999999990IN", "123456"))
+            assertEquals(ItemState.LOCKED, c.item(b)!!.state)
+            assertEquals(ItemState.HANDED_OVER, c.item(a)!!.state)
+            assertNull(c.item("nope"))
+        }
+        // Lockout and outcomes survive reopening.
+        HandoverClient.open(File(dir, "d.db").path).use { c ->
+            assertEquals(ItemState.LOCKED, c.item(articles[1])!!.state)
+            assertEquals(0u, c.item(articles[1])!!.attemptsLeft)
+        }
+    }
+
+    @Test
+    fun exceptionsPaymentsAndUpi() = runBlocking {
+        HandoverClient.open(File(dir, "d.db").path).use { c ->
+            val codes = loaded(c)
+            val cod = articles[0]
+            val upi = c.upiRequest(cod)
+            assertTrue(upi.uri, upi.uri.startsWith("upi://pay?pa=indiapost.cod@sbi&pn=India%20Post&am=250.00&cu=INR&tr=$cod-1"))
+            assertEquals((upi.qrWidth * upi.qrWidth).toInt(), upi.qrModules.size)
+            assertTrue(c.payUpi(cod, "612345678901") > 0)
+            try {
+                c.payCash(cod)
+                fail("paid twice")
+            } catch (e: HandoverException.NotAllowed) {
+                assertFalse(e.message!!.contains(cod))
+            }
+            c.recordException(articles[2], ExceptionReason.NOT_HOME)
+            val item = c.item(articles[2])!!
+            assertEquals(ItemState.EXCEPTION, item.state)
+            assertEquals(ExceptionReason.NOT_HOME, item.exceptionReason)
+            assertTrue(c.verify(articles[2], codes.getValue(articles[2])) is Verification.Accepted)
+            assertTrue(c.item(cod)!!.paid)
+            assertEquals(25000uL, c.item(cod)!!.post!!.codAmountPaise)
+        }
+    }
+
+    @Test
+    fun exportIngestAckRoundTrip() = runBlocking {
+        HandoverClient.open(File(dir, "d.db").path).use { c ->
+            val codes = loaded(c)
+            for (r in articles) c.verify(r, codes.getValue(r))
+            assertEquals(1L + articles.size, c.pendingCount())
+            val batch = c.exportBatch()
+            assertArrayEquals(batch, c.exportBatch())
+            val batchFile = File(dir, "batch.json").apply { writeBytes(batch) }
+            val ackFile = File(dir, "ack.bin")
+            val summary = cli("office", "ingest", "--dir", officeDir.path, "--batch", batchFile.path,
+                "--ack-out", ackFile.path, "--json")
+            assertTrue(summary, summary.contains("\"verified\": ${articles.size}"))
+            val ack = ackFile.readBytes()
+            val tampered = ack.copyOf().also { it[it.size / 2] = (it[it.size / 2].toInt() xor 1).toByte() }
+            try {
+                c.applyAck(tampered)
+                fail("tampered ack applied")
+            } catch (e: HandoverException) {
+                assertTrue(e is HandoverException.Refused || e is HandoverException.InvalidInput)
+            }
+            assertEquals(1L + articles.size, c.pendingCount())
+            val result = c.applyAck(ack)
+            assertEquals(articles.size.toULong(), result.verified)
+            assertEquals(0uL, result.flagged)
+            assertEquals(0L, c.pendingCount())
+        }
+    }
+
+    @Test
+    fun badBytesAndBadFilesSurfaceAsExceptions() = runBlocking {
+        HandoverClient.open(File(dir, "d.db").path).use { c ->
+            try {
+                c.importManifest(byteArrayOf(1, 2, 3))
+                fail("garbage imported")
+            } catch (e: HandoverException.Refused) {
+                // No office key pinned yet: nothing is trusted.
+            }
+            c.trustOfficeKey(officeKey)
+            try {
+                c.importManifest(ByteArray(200) { it.toByte() })
+                fail("garbage imported")
+            } catch (e: HandoverException.InvalidInput) {
+            }
+            try {
+                c.trustOfficeKey("not hex")
+                fail("bad key accepted")
+            } catch (e: HandoverException.InvalidInput) {
+            }
+            try {
+                c.recordException("EE123456785IN", ExceptionReason.REFUSED)
+                fail("unknown item")
+            } catch (e: HandoverException.UnknownItem) {
+            }
+            try {
+                c.applyAck(ByteArray(0))
+                fail("empty ack applied")
+            } catch (e: HandoverException) {
+            }
+        }
+        val junk = File(dir, "junk.db").apply { writeBytes(ByteArray(4096) { (it * 7).toByte() }) }
+        val before = junk.readBytes()
+        try {
+            HandoverClient.open(junk.path)
+            fail("junk opened")
+        } catch (e: HandoverException.Storage) {
+            assertNotNull(e.message)
+        }
+        assertArrayEquals("a database it cannot open is left untouched", before, junk.readBytes())
+    }
+
+    @Test
+    fun concurrentCallsAreSerialisedOnOneWriter() = runBlocking {
+        HandoverClient.open(File(dir, "d.db").path).use { c ->
+            val codes = loaded(c)
+            val results = articles.map { r -> async { c.verify(r, codes.getValue(r)) } }.awaitAll()
+            val seqs = results.map { (it as Verification.Accepted).receipt.seq }.sorted()
+            assertEquals((2L..(1L + articles.size)).toList(), seqs)
+        }
+    }
+
+    @Test
+    fun generatedBindingsDirectly() {
+        HandoverDevice.open(File(dir, "g.db").path).use { d ->
+            assertEquals(16, d.identity().deviceId.length)
+            assertEquals(VerifyResult.UnknownItem, d.verify("X1", "1234", System.currentTimeMillis()))
+            assertEquals(0uL, d.pendingCount())
+            assertTrue(d.items().isEmpty())
+        }
+    }
+}

@@ -1,0 +1,551 @@
+//! # handover-ffi
+//!
+//! uniffi bindings of [`handover_core`] for Android: a thin adapter that
+//! converts types and errors and holds no logic of its own. Kotlin is
+//! generated from this library (library mode) by the `uniffi-bindgen` crate;
+//! the idiomatic Kotlin facade lives in `android/`.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `lib.rs` | the `HandoverDevice` object and the records it returns |
+//! | `error.rs` | `HandoverError` and the one mapping from core errors |
+//!
+//! Times cross the boundary as milliseconds since the Unix epoch (UTC),
+//! which is what `System.currentTimeMillis()` gives; byte blobs (manifests,
+//! batches, acks) as `ByteArray`.
+
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use handover_core::device::{self, Device, ItemState as CoreState};
+use handover_core::event::{self, PaymentMethod};
+use handover_core::manifest::{ItemDetails, PostService};
+
+mod error;
+
+pub use error::HandoverError;
+
+uniffi::setup_scaffolding!();
+
+type Result<T> = std::result::Result<T, HandoverError>;
+
+fn time(ms: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms).ok_or(HandoverError::InvalidInput {
+        reason: "time out of range".into(),
+    })
+}
+
+/// Who this device is.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct DeviceIdentity {
+    /// Short hash of the public key.
+    pub device_id: String,
+    /// The Ed25519 public key, hex, to enrol at the office.
+    pub public_key_hex: String,
+}
+
+/// Programme of an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Programme {
+    /// Doorstep postal delivery.
+    Post,
+    /// Vaccination.
+    Vaccination,
+}
+
+/// Where an item stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ItemState {
+    /// Codes are accepted.
+    Pending,
+    /// Handed over.
+    HandedOver,
+    /// Not handed over at the last visit; codes are still accepted.
+    Exception,
+    /// Too many wrong codes; needs a re-issued code.
+    Locked,
+}
+
+/// Why an item was not handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ExceptionReason {
+    /// Nobody at home.
+    NotHome,
+    /// Refused by the recipient.
+    Refused,
+    /// Address not found.
+    AddressNotFound,
+    /// The recipient did not get the code.
+    CodeNotReceived,
+}
+
+impl From<ExceptionReason> for event::ExceptionReason {
+    fn from(r: ExceptionReason) -> Self {
+        match r {
+            ExceptionReason::NotHome => event::ExceptionReason::NotHome,
+            ExceptionReason::Refused => event::ExceptionReason::Refused,
+            ExceptionReason::AddressNotFound => event::ExceptionReason::AddressNotFound,
+            ExceptionReason::CodeNotReceived => event::ExceptionReason::CodeNotReceived,
+        }
+    }
+}
+
+impl From<event::ExceptionReason> for ExceptionReason {
+    fn from(r: event::ExceptionReason) -> Self {
+        match r {
+            event::ExceptionReason::NotHome => ExceptionReason::NotHome,
+            event::ExceptionReason::Refused => ExceptionReason::Refused,
+            event::ExceptionReason::AddressNotFound => ExceptionReason::AddressNotFound,
+            event::ExceptionReason::CodeNotReceived => ExceptionReason::CodeNotReceived,
+        }
+    }
+}
+
+/// A postal article's details.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct PostInfo {
+    /// `registered`, `speed_post` or `parcel`.
+    pub service: String,
+    /// Addressee.
+    pub addressee: String,
+    /// Address.
+    pub address: String,
+    /// Last digits of the mobile the code went to.
+    pub mobile_last_digits: String,
+    /// Cash on delivery, paise, if any.
+    pub cod_amount_paise: Option<u64>,
+}
+
+/// A vaccination appointment's details.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct VaccinationInfo {
+    /// Beneficiary reference.
+    pub beneficiary_ref: String,
+    /// Name.
+    pub name: String,
+    /// Year of birth.
+    pub year_of_birth: u16,
+    /// Vaccine.
+    pub vaccine: String,
+    /// Dose number.
+    pub dose: u8,
+    /// Slot.
+    pub slot: String,
+}
+
+/// An item as the UI shows it.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Item {
+    /// Article number or appointment id.
+    pub reference: String,
+    /// Manifest holding it.
+    pub manifest_id: String,
+    /// Programme.
+    pub programme: Programme,
+    /// State.
+    pub state: ItemState,
+    /// Set when `state` is `Exception`.
+    pub exception_reason: Option<ExceptionReason>,
+    /// Wrong codes still allowed.
+    pub attempts_left: u32,
+    /// Digits the code has (for the keypad).
+    pub digits: u8,
+    /// Whether cash on delivery was recorded as paid.
+    pub paid: bool,
+    /// Window start, epoch ms.
+    pub valid_from_ms: i64,
+    /// Window end, epoch ms.
+    pub valid_until_ms: i64,
+    /// Set for post items.
+    pub post: Option<PostInfo>,
+    /// Set for vaccination items.
+    pub vaccination: Option<VaccinationInfo>,
+}
+
+impl From<device::ItemView> for Item {
+    fn from(v: device::ItemView) -> Self {
+        let (state, exception_reason) = match v.state {
+            CoreState::Exception { reason } => (ItemState::Exception, Some(reason.into())),
+            CoreState::HandedOver => (ItemState::HandedOver, None),
+            CoreState::Locked => (ItemState::Locked, None),
+            _ => (ItemState::Pending, None),
+        };
+        let (programme, post, vaccination) = match v.details {
+            ItemDetails::Post(p) => (
+                Programme::Post,
+                Some(PostInfo {
+                    service: match p.service {
+                        PostService::Registered => "registered",
+                        PostService::SpeedPost => "speed_post",
+                        PostService::Parcel => "parcel",
+                    }
+                    .into(),
+                    addressee: p.addressee,
+                    address: p.address,
+                    mobile_last_digits: p.mobile_last_digits,
+                    cod_amount_paise: p.cod.map(|c| c.amount_paise),
+                }),
+                None,
+            ),
+            ItemDetails::Vaccination(x) => (
+                Programme::Vaccination,
+                None,
+                Some(VaccinationInfo {
+                    beneficiary_ref: x.beneficiary_ref,
+                    name: x.name,
+                    year_of_birth: x.year_of_birth,
+                    vaccine: x.vaccine,
+                    dose: x.dose,
+                    slot: x.slot,
+                }),
+            ),
+        };
+        Item {
+            reference: v.reference,
+            manifest_id: v.manifest_id,
+            programme,
+            state,
+            exception_reason,
+            attempts_left: v.attempts_left,
+            digits: v.digits,
+            paid: v.paid,
+            valid_from_ms: v.valid_from.timestamp_millis(),
+            valid_until_ms: v.valid_until.timestamp_millis(),
+            post,
+            vaccination,
+        }
+    }
+}
+
+/// A signed event: the reference to what was recorded.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct EventRecord {
+    /// Position in the outbox.
+    pub seq: u64,
+    /// Chain hash, hex.
+    pub hash_hex: String,
+    /// Device signature of the hash, hex.
+    pub signature_hex: String,
+    /// The signed body (JSON).
+    pub body_json: String,
+}
+
+impl From<event::Event> for EventRecord {
+    fn from(e: event::Event) -> Self {
+        EventRecord {
+            seq: e.seq,
+            hash_hex: hex::encode(e.hash),
+            signature_hex: hex::encode(e.signature),
+            body_json: String::from_utf8_lossy(&e.body).into_owned(),
+        }
+    }
+}
+
+/// The answer to a code entered at the door.
+#[derive(Debug, Clone, uniffi::Enum)]
+pub enum VerifyResult {
+    /// Right code: hand over. The receipt is on disk already.
+    Accepted {
+        /// The signed handover event (the recipient's receipt).
+        receipt: EventRecord,
+    },
+    /// Wrong code.
+    Refused {
+        /// Wrong codes still allowed.
+        attempts_left: u32,
+    },
+    /// No more attempts.
+    Locked,
+    /// Already handed over.
+    AlreadyDone,
+    /// The manifest's window has not opened.
+    NotYetValid,
+    /// The manifest's window has closed.
+    Expired,
+    /// No such item.
+    UnknownItem,
+    /// Wrong length or not digits; no attempt counted.
+    Malformed {
+        /// Digits expected.
+        digits: u8,
+    },
+}
+
+impl From<device::VerifyOutcome> for VerifyResult {
+    fn from(o: device::VerifyOutcome) -> Self {
+        use device::VerifyOutcome as O;
+        match o {
+            O::Accepted { receipt } => VerifyResult::Accepted {
+                receipt: receipt.event.into(),
+            },
+            O::Refused { attempts_left } => VerifyResult::Refused { attempts_left },
+            O::Locked => VerifyResult::Locked,
+            O::AlreadyDone => VerifyResult::AlreadyDone,
+            O::NotYetValid => VerifyResult::NotYetValid,
+            O::Expired => VerifyResult::Expired,
+            O::Malformed { digits } => VerifyResult::Malformed { digits },
+            _ => VerifyResult::UnknownItem,
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ImportResult {
+    /// Manifest id.
+    pub manifest_id: String,
+    /// Revision held now.
+    pub revision: u32,
+    /// Items in it (0 when unchanged).
+    pub items: u32,
+    /// False when the identical manifest was already held.
+    pub changed: bool,
+}
+
+/// How cash on delivery was paid.
+#[derive(Debug, Clone, uniffi::Enum)]
+pub enum Payment {
+    /// Cash.
+    Cash,
+    /// UPI, with the transaction reference (UTR).
+    Upi {
+        /// The UTR.
+        txn_ref: String,
+    },
+}
+
+/// A UPI payment request to show as a QR code.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct UpiPayment {
+    /// The `upi://pay` deep link.
+    pub uri: String,
+    /// Amount, paise.
+    pub amount_paise: u64,
+    /// Transaction reference of this request.
+    pub txn_ref: String,
+    /// QR modules per side.
+    pub qr_width: u32,
+    /// `qr_width²` modules, row-major, true = dark.
+    pub qr_modules: Vec<bool>,
+}
+
+/// What applying an ack did.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct AckResult {
+    /// Acknowledged through this seq.
+    pub through_seq: u64,
+    /// Newly acknowledged events.
+    pub newly_acked: u64,
+    /// Handovers the office verified.
+    pub verified: u64,
+    /// Events the office flagged.
+    pub flagged: u64,
+}
+
+/// The device store, for one app process. Calls are serialised inside;
+/// call from a background dispatcher (they touch the disk).
+#[derive(uniffi::Object)]
+pub struct HandoverDevice {
+    inner: Device,
+}
+
+#[uniffi::export]
+impl HandoverDevice {
+    /// Open (creating or migrating) the database at `path`. A file that is
+    /// not a usable database is reported and left untouched.
+    #[uniffi::constructor]
+    pub fn open(path: String) -> Result<Arc<Self>> {
+        Ok(Arc::new(HandoverDevice {
+            inner: Device::open(path)?,
+        }))
+    }
+
+    /// This device's id and public key.
+    pub fn identity(&self) -> DeviceIdentity {
+        let id = self.inner.identity();
+        DeviceIdentity {
+            device_id: id.device_id,
+            public_key_hex: id.public_key.to_hex(),
+        }
+    }
+
+    /// Pin an office signing key (hex).
+    pub fn trust_office_key(&self, public_key_hex: String, now_ms: i64) -> Result<()> {
+        Ok(self
+            .inner
+            .trust_office_key(public_key_hex.parse()?, time(now_ms)?)?)
+    }
+
+    /// Import a signed manifest.
+    pub fn import_manifest(&self, manifest: Vec<u8>, now_ms: i64) -> Result<ImportResult> {
+        Ok(
+            match self.inner.import_manifest(&manifest, time(now_ms)?)? {
+                device::ImportOutcome::Imported {
+                    manifest_id,
+                    revision,
+                    items,
+                    ..
+                } => ImportResult {
+                    manifest_id,
+                    revision,
+                    items,
+                    changed: true,
+                },
+                device::ImportOutcome::Unchanged {
+                    manifest_id,
+                    revision,
+                } => ImportResult {
+                    manifest_id,
+                    revision,
+                    items: 0,
+                    changed: false,
+                },
+                _ => {
+                    return Err(HandoverError::Storage {
+                        reason: "unexpected import outcome".into(),
+                    })
+                }
+            },
+        )
+    }
+
+    /// The live items.
+    pub fn items(&self) -> Result<Vec<Item>> {
+        Ok(self.inner.items()?.into_iter().map(Item::from).collect())
+    }
+
+    /// One item by reference.
+    pub fn item(&self, reference: String) -> Result<Option<Item>> {
+        Ok(self.inner.item(&reference)?.map(Item::from))
+    }
+
+    /// Check a code at the door; committed before it returns.
+    pub fn verify(&self, reference: String, code: String, now_ms: i64) -> Result<VerifyResult> {
+        Ok(self.inner.verify(&reference, &code, time(now_ms)?)?.into())
+    }
+
+    /// Record why an item was not handed over.
+    pub fn record_exception(
+        &self,
+        reference: String,
+        reason: ExceptionReason,
+        now_ms: i64,
+    ) -> Result<EventRecord> {
+        Ok(self
+            .inner
+            .record_exception(&reference, reason.into(), time(now_ms)?)?
+            .into())
+    }
+
+    /// Record a cash-on-delivery payment.
+    pub fn record_payment(
+        &self,
+        reference: String,
+        payment: Payment,
+        now_ms: i64,
+    ) -> Result<EventRecord> {
+        let method = match payment {
+            Payment::Cash => PaymentMethod::Cash,
+            Payment::Upi { txn_ref } => PaymentMethod::Upi { txn_ref },
+        };
+        Ok(self
+            .inner
+            .record_payment(&reference, method, time(now_ms)?)?
+            .into())
+    }
+
+    /// A fresh UPI request for an item's cash on delivery.
+    pub fn upi_request(&self, reference: String, now_ms: i64) -> Result<UpiPayment> {
+        let r = self.inner.upi_request(&reference, time(now_ms)?)?;
+        let qr = r.qr_modules()?;
+        Ok(UpiPayment {
+            uri: r.uri(),
+            amount_paise: r.amount_paise,
+            txn_ref: r.txn_ref,
+            qr_width: qr.width as u32,
+            qr_modules: qr.modules,
+        })
+    }
+
+    /// The next batch (JSON bytes) of at most `max` unacknowledged events.
+    pub fn export_batch(&self, max: u32) -> Result<Vec<u8>> {
+        Ok(self.inner.export_batch(u64::from(max))?.to_bytes()?)
+    }
+
+    /// Apply the office's signed ack.
+    pub fn apply_ack(&self, ack: Vec<u8>, now_ms: i64) -> Result<AckResult> {
+        let s = self.inner.apply_ack(&ack, time(now_ms)?)?;
+        Ok(AckResult {
+            through_seq: s.through_seq,
+            newly_acked: s.newly_acked,
+            verified: s.verified,
+            flagged: s.flagged,
+        })
+    }
+
+    /// Events not yet acknowledged.
+    pub fn pending_count(&self) -> Result<u64> {
+        Ok(self.inner.pending_count()?)
+    }
+
+    /// Remove acknowledged events and finished manifests older than
+    /// `retention_days`.
+    pub fn purge(&self, retention_days: u32, now_ms: i64) -> Result<u64> {
+        let s = self
+            .inner
+            .purge(Duration::days(i64::from(retention_days)), time(now_ms)?)?;
+        Ok(s.events + s.manifests)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_identity_and_errors_cross_the_adapter() {
+        let dir = tempfile_dir();
+        let path = dir.join("d.db").to_string_lossy().into_owned();
+        let d = HandoverDevice::open(path.clone()).unwrap();
+        let id = d.identity();
+        assert_eq!(id.public_key_hex.len(), 64);
+        assert!(matches!(
+            d.import_manifest(vec![1, 2, 3], 0),
+            Err(HandoverError::Refused { .. })
+        ));
+        assert!(matches!(
+            d.trust_office_key("zz".into(), 0),
+            Err(HandoverError::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            d.record_exception("X".into(), ExceptionReason::NotHome, 0),
+            Err(HandoverError::UnknownItem)
+        ));
+        assert!(matches!(
+            d.verify("X".into(), "1234".into(), 0),
+            Ok(VerifyResult::UnknownItem)
+        ));
+        assert!(matches!(
+            d.verify("X".into(), "1".into(), i64::MAX),
+            Err(HandoverError::InvalidInput { .. })
+        ));
+        drop(d);
+        std::fs::write(dir.join("junk.db"), b"not a database, not at all, no").unwrap();
+        let junk = dir.join("junk.db").to_string_lossy().into_owned();
+        assert!(matches!(
+            HandoverDevice::open(junk),
+            Err(HandoverError::Storage { .. })
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let mut bytes = [0u8; 8];
+        handover_core::keys::fill_random(&mut bytes).unwrap();
+        let d = std::env::temp_dir().join(format!("handover-ffi-{}", hex::encode(bytes)));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
