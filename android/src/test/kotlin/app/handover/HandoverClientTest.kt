@@ -216,6 +216,39 @@ class HandoverClientTest {
     }
 
     @Test
+    fun syncOnceSendsEverythingInBatchesAndRefusesForgedAcks() = runBlocking {
+        HandoverClient.open(File(dir, "d.db").path).use { c ->
+            val codes = loaded(c)
+            for (r in articles) c.verify(r, codes.getValue(r))
+            // A transport answered by another office: its ack is refused, nothing is lost.
+            val rogue = File(dir, "rogue")
+            cli("office", "init", "--dir", rogue.path)
+            cli("office", "enroll", "--dir", rogue.path, "--device-key", c.identity.publicKeyHex, "--assignee", "X")
+            val forged = SyncTransport { batch -> exchange(rogue, batch, "forged") }
+            try {
+                c.syncOnce(forged)
+                fail("forged ack applied")
+            } catch (e: HandoverException.Refused) {
+            }
+            assertEquals(1L + articles.size, c.pendingCount())
+            var sent = 0
+            val honest = SyncTransport { batch -> sent++; exchange(officeDir, batch, "b$sent") }
+            val r = c.syncOnce(honest, maxPerBatch = 2)
+            assertEquals(3, r.batches) // 5 events, 2 per batch
+            assertEquals(5L, r.acknowledgedThrough)
+            assertEquals(0L, r.pending)
+            assertEquals(0L, r.flagged)
+        }
+    }
+
+    private fun exchange(office: File, batch: ByteArray, name: String): ByteArray {
+        val b = File(dir, "$name.json").apply { writeBytes(batch) }
+        val a = File(dir, "$name.ack")
+        cli("office", "ingest", "--dir", office.path, "--batch", b.path, "--ack-out", a.path)
+        return a.readBytes()
+    }
+
+    @Test
     fun generatedBindingsDirectly() {
         HandoverDevice.open(File(dir, "g.db").path).use { d ->
             assertEquals(16, d.identity().deviceId.length)
