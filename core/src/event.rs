@@ -163,6 +163,39 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The manifest and the item the event is about, where it names them.
+    pub fn subject(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            EventKind::HandedOver {
+                manifest_id,
+                reference,
+                ..
+            }
+            | EventKind::AttemptFailed {
+                manifest_id,
+                reference,
+                ..
+            }
+            | EventKind::Locked {
+                manifest_id,
+                reference,
+                ..
+            }
+            | EventKind::Exception {
+                manifest_id,
+                reference,
+                ..
+            }
+            | EventKind::Payment {
+                manifest_id,
+                reference,
+                ..
+            } => (Some(manifest_id), Some(reference)),
+            EventKind::ManifestImported { manifest_id, .. } => (Some(manifest_id), None),
+            EventKind::ClockAnomaly { .. } => (None, None),
+        }
+    }
+
     /// The snake_case type name.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -286,49 +286,21 @@ fn store_event(
     verdict: Verdict,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let (manifest_id, reference, detail) = match &body.kind {
-        EventKind::HandedOver {
-            manifest_id,
-            reference,
-            ..
-        }
-        | EventKind::AttemptFailed {
-            manifest_id,
-            reference,
-            ..
-        }
-        | EventKind::Locked {
-            manifest_id,
-            reference,
-            ..
-        } => (Some(manifest_id), Some(reference), None),
-        EventKind::Exception {
-            manifest_id,
-            reference,
-            reason,
-        } => (
-            Some(manifest_id),
-            Some(reference),
-            Some(reason.as_str().to_owned()),
-        ),
+    let (manifest_id, reference) = body.kind.subject();
+    let detail = match &body.kind {
+        EventKind::Exception { reason, .. } => Some(reason.as_str().to_owned()),
         EventKind::Payment {
-            manifest_id,
-            reference,
             amount_paise,
             method,
+            ..
         } => {
             let how = match method {
                 handover_core::event::PaymentMethod::Cash => "cash",
                 handover_core::event::PaymentMethod::Upi { .. } => "upi",
             };
-            (
-                Some(manifest_id),
-                Some(reference),
-                Some(format!("{how}:{amount_paise}")),
-            )
+            Some(format!("{how}:{amount_paise}"))
         }
-        EventKind::ManifestImported { manifest_id, .. } => (Some(manifest_id), None, None),
-        _ => (None, None, None),
+        _ => None,
     };
     tx.execute(
         "INSERT INTO events (device_id, seq, prev_hash, hash, body, signature, kind, manifest_id,

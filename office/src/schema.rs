@@ -3,7 +3,7 @@
 //! Events are keyed by `(device_id, seq)`: ingest is idempotent by
 //! construction, and the same key carries over to a PostgreSQL store.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
 use crate::error::Result;
 
@@ -77,25 +77,7 @@ CREATE TABLE confirmations (
 ) STRICT;
 "];
 
-/// Bring the database up to [`VERSION`].
+/// Bring the database up to [`VERSION`], one step per transaction.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
-    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if found > VERSION {
-        return Err(handover_core::Error::SchemaTooNew {
-            found,
-            supported: VERSION,
-        }
-        .into());
-    }
-    for (i, step) in STEPS.iter().enumerate() {
-        let to = i as i64 + 1;
-        if to <= found {
-            continue;
-        }
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(step)?;
-        tx.pragma_update(None, "user_version", to)?;
-        tx.commit()?;
-    }
-    Ok(())
+    Ok(handover_core::device::schema::apply_steps(conn, STEPS, VERSION)?)
 }

@@ -24,6 +24,13 @@ fn sms_codes(path: &Path) -> Vec<(String, String, String)> {
         .collect()
 }
 
+fn ingest_json(office: &Path, batch: &Path, ack: &Path) -> Value {
+    let out = ok(&[
+        "office", "ingest", "--dir", p(office), "--batch", p(batch), "--ack-out", p(ack), "--json",
+    ]);
+    serde_json::from_str(&out).unwrap()
+}
+
 #[test]
 fn a_day_through_the_binary() {
     let d = tempfile::tempdir().unwrap();
@@ -283,34 +290,12 @@ fn a_day_through_the_binary() {
 
     let (batch, ack) = (d.path().join("batch.json"), d.path().join("ack.bin"));
     ok(&["device", "export", "--dir", dir, "--out", p(&batch)]);
-    let summary: Value = serde_json::from_str(&ok(&[
-        "office",
-        "ingest",
-        "--dir",
-        p(&office),
-        "--batch",
-        p(&batch),
-        "--ack-out",
-        p(&ack),
-        "--json",
-    ]))
-    .unwrap();
+    let summary = ingest_json(&office, &batch, &ack);
     assert_eq!(summary["device_id"], device_id);
     assert_eq!(summary["verdicts"]["verified"], handed);
     let first_ack = std::fs::read(&ack).unwrap();
     // Replaying the batch returns the same ack and changes nothing.
-    let again: Value = serde_json::from_str(&ok(&[
-        "office",
-        "ingest",
-        "--dir",
-        p(&office),
-        "--batch",
-        p(&batch),
-        "--ack-out",
-        p(&ack),
-        "--json",
-    ]))
-    .unwrap();
+    let again = ingest_json(&office, &batch, &ack);
     assert_eq!(again["new"], 0);
     assert_eq!(std::fs::read(&ack).unwrap(), first_ack);
     assert!(

@@ -10,6 +10,7 @@ use crate::codes::Code;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventBody, EventKind, ExceptionReason, PaymentMethod};
 use crate::keys::PublicKey;
+use crate::manifest::CashOnDelivery;
 use crate::upi::UpiRequest;
 
 /// A signed `handed_over` event: the recipient's receipt.
@@ -198,14 +199,7 @@ impl Device {
             }
         }
         self.write(now, |tx| {
-            let item = items::find(tx, reference)?.ok_or(Error::UnknownItem)?;
-            let cod = item
-                .details
-                .cod()
-                .ok_or(Error::NotAllowed("item has no cash on delivery"))?;
-            if item.paid {
-                return Err(Error::NotAllowed("payment already recorded"));
-            }
+            let (item, cod) = unpaid_cod_item(tx, reference)?;
             let event = self.append(
                 tx,
                 now,
@@ -228,14 +222,7 @@ impl Device {
     /// transaction reference never used before for this item.
     pub fn upi_request(&self, reference: &str, now: DateTime<Utc>) -> Result<UpiRequest> {
         self.write(now, |tx| {
-            let item = items::find(tx, reference)?.ok_or(Error::UnknownItem)?;
-            let cod = item
-                .details
-                .cod()
-                .ok_or(Error::NotAllowed("item has no cash on delivery"))?;
-            if item.paid {
-                return Err(Error::NotAllowed("payment already recorded"));
-            }
+            let (item, cod) = unpaid_cod_item(tx, reference)?;
             let n = item.upi_requests + 1;
             tx.execute(
                 "UPDATE items SET upi_requests = ?3 WHERE manifest_id = ?1 AND reference = ?2",
@@ -250,4 +237,18 @@ impl Device {
             )
         })
     }
+}
+
+/// The live item `reference` with its cash on delivery, still unpaid.
+fn unpaid_cod_item(tx: &rusqlite::Connection, reference: &str) -> Result<(items::ItemRow, CashOnDelivery)> {
+    let item = items::find(tx, reference)?.ok_or(Error::UnknownItem)?;
+    let cod = item
+        .details
+        .cod()
+        .cloned()
+        .ok_or(Error::NotAllowed("item has no cash on delivery"))?;
+    if item.paid {
+        return Err(Error::NotAllowed("payment already recorded"));
+    }
+    Ok((item, cod))
 }

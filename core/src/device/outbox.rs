@@ -57,39 +57,6 @@ pub(crate) fn head(tx: &rusqlite::Connection) -> Result<(u64, [u8; 32])> {
     Ok((u64::try_from(seq).unwrap_or(0), hash))
 }
 
-/// What an appended event is about, for the indexed columns.
-pub(crate) fn subject(kind: &EventKind) -> (Option<&str>, Option<&str>) {
-    match kind {
-        EventKind::HandedOver {
-            manifest_id,
-            reference,
-            ..
-        }
-        | EventKind::AttemptFailed {
-            manifest_id,
-            reference,
-            ..
-        }
-        | EventKind::Locked {
-            manifest_id,
-            reference,
-            ..
-        }
-        | EventKind::Exception {
-            manifest_id,
-            reference,
-            ..
-        }
-        | EventKind::Payment {
-            manifest_id,
-            reference,
-            ..
-        } => (Some(manifest_id), Some(reference)),
-        EventKind::ManifestImported { manifest_id, .. } => (Some(manifest_id), None),
-        EventKind::ClockAnomaly { .. } => (None, None),
-    }
-}
-
 /// Append `kind` as the next event of the chain, within `tx`.
 pub(crate) fn append(
     tx: &Transaction<'_>,
@@ -103,7 +70,7 @@ pub(crate) fn append(
     let now_ms = now.timestamp_millis();
     let counter = meta_i64(tx, HLC)?.map_or(now_ms, |prev| prev.saturating_add(1).max(now_ms));
     let clock_suspect = meta_i64(tx, CLOCK_SUSPECT)?.unwrap_or(0) != 0;
-    let (manifest_id, reference) = subject(&kind);
+    let (manifest_id, reference) = kind.subject();
     let (manifest_id, reference) = (manifest_id.map(str::to_owned), reference.map(str::to_owned));
     let type_name = kind.type_name();
     let body = EventBody {

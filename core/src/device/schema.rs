@@ -97,14 +97,22 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
 
 /// Bring the database up to `target`, which must not exceed [`VERSION`].
 pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
+    apply_steps(conn, STEPS, target)
+}
+
+/// Apply `steps[i]` (version `i` to `i + 1`) for every version the database
+/// lacks, up to `target`, one transaction per step; refuse a database newer
+/// than `steps` knows. Shared with the office store.
+pub fn apply_steps(conn: &mut Connection, steps: &[&str], target: i64) -> Result<()> {
+    let known = steps.len() as i64;
     let found = version(conn)?;
-    if found > VERSION {
+    if found > known {
         return Err(Error::SchemaTooNew {
             found,
-            supported: VERSION,
+            supported: known,
         });
     }
-    for (i, step) in STEPS.iter().enumerate() {
+    for (i, step) in steps.iter().enumerate() {
         let to = i as i64 + 1;
         if to <= found || to > target {
             continue;
