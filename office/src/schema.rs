@@ -79,5 +79,7 @@ CREATE TABLE confirmations (
 
 /// Bring the database up to [`VERSION`], one step per transaction.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
-    Ok(handover_core::device::schema::apply_steps(conn, STEPS, VERSION)?)
+    Ok(handover_core::device::schema::apply_steps(
+        conn, STEPS, VERSION,
+    )?)
 }

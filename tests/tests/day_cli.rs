@@ -26,7 +26,15 @@ fn sms_codes(path: &Path) -> Vec<(String, String, String)> {
 
 fn ingest_json(office: &Path, batch: &Path, ack: &Path) -> Value {
     let out = ok(&[
-        "office", "ingest", "--dir", p(office), "--batch", p(batch), "--ack-out", p(ack), "--json",
+        "office",
+        "ingest",
+        "--dir",
+        p(office),
+        "--batch",
+        p(batch),
+        "--ack-out",
+        p(ack),
+        "--json",
     ]);
     serde_json::from_str(&out).unwrap()
 }

@@ -240,7 +240,10 @@ impl Device {
 }
 
 /// The live item `reference` with its cash on delivery, still unpaid.
-fn unpaid_cod_item(tx: &rusqlite::Connection, reference: &str) -> Result<(items::ItemRow, CashOnDelivery)> {
+fn unpaid_cod_item(
+    tx: &rusqlite::Connection,
+    reference: &str,
+) -> Result<(items::ItemRow, CashOnDelivery)> {
     let item = items::find(tx, reference)?.ok_or(Error::UnknownItem)?;
     let cod = item
         .details
