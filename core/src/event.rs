@@ -229,7 +229,8 @@ pub struct EventBody {
 }
 
 /// A stored event: body bytes as first written, with chain hash and signature.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` shows seq and hashes, not the body (a handover's body holds the code).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     /// Position in the outbox.
@@ -246,6 +247,17 @@ pub struct Event {
     /// Device signature of `hash`.
     #[serde(with = "hexser::array")]
     pub signature: [u8; 64],
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("seq", &self.seq)
+            .field("prev_hash", &hex::encode(self.prev_hash))
+            .field("hash", &hex::encode(self.hash))
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Event bodies travel as JSON strings holding the exact body text.

@@ -177,8 +177,8 @@ impl std::str::FromStr for PostService {
     }
 }
 
-/// A postal article.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A postal article. `Debug` leaves out the addressee, address and mobile digits.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostDetails {
     /// Registered, speed post or parcel.
@@ -205,8 +205,9 @@ pub struct CashOnDelivery {
     pub payee_name: String,
 }
 
-/// A vaccination appointment.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A vaccination appointment. `Debug` leaves out the name, year of birth
+/// and beneficiary reference.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaccinationDetails {
     /// The beneficiary's reference id.
@@ -221,6 +222,25 @@ pub struct VaccinationDetails {
     pub dose: u8,
     /// Slot, e.g. `09:00-11:00`.
     pub slot: String,
+}
+
+impl std::fmt::Debug for PostDetails {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostDetails")
+            .field("service", &self.service)
+            .field("cod", &self.cod)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for VaccinationDetails {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaccinationDetails")
+            .field("vaccine", &self.vaccine)
+            .field("dose", &self.dose)
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Check a free-text field: 1 to `max` characters, no control characters.

@@ -666,4 +666,11 @@ fn debug_output_carries_no_codes() {
     let out = device.verify(&r, &code, t0()).unwrap();
     let shown = format!("{out:?} {device:?} {:?}", device.items().unwrap());
     assert!(!shown.contains(&code), "{shown}");
+    // Not even as the bytes of an event body.
+    let as_bytes = format!("{:?}", code.as_bytes());
+    assert!(!shown.contains(&as_bytes[1..as_bytes.len() - 1]), "{shown}");
+    // Nor personal data: the fixture's addressee, address and mobile digits.
+    for pii in ["Asha", "Verma", "Park Street", "1234"] {
+        assert!(!shown.contains(pii), "{pii} in {shown}");
+    }
 }

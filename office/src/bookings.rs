@@ -53,8 +53,8 @@ impl Default for CodPayee {
     }
 }
 
-/// One booked item.
-#[derive(Clone, Debug, PartialEq)]
+/// One booked item. `Debug` shows the line and reference only.
+#[derive(Clone, PartialEq)]
 pub struct Booking {
     /// Line in the file.
     pub line: u64,
@@ -64,6 +64,15 @@ pub struct Booking {
     pub mobile: String,
     /// What goes into the manifest.
     pub details: ItemDetails,
+}
+
+impl std::fmt::Debug for Booking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Booking")
+            .field("line", &self.line)
+            .field("reference", &self.reference)
+            .finish_non_exhaustive()
+    }
 }
 
 const POST: &[&str] = &[

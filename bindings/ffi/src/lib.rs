@@ -103,8 +103,8 @@ impl From<event::ExceptionReason> for ExceptionReason {
     }
 }
 
-/// A postal article's details.
-#[derive(Debug, Clone, uniffi::Record)]
+/// A postal article's details. (Rust `Debug` leaves out personal data.)
+#[derive(Clone, uniffi::Record)]
 pub struct PostInfo {
     /// `registered`, `speed_post` or `parcel`.
     pub service: String,
@@ -118,8 +118,8 @@ pub struct PostInfo {
     pub cod_amount_paise: Option<u64>,
 }
 
-/// A vaccination appointment's details.
-#[derive(Debug, Clone, uniffi::Record)]
+/// A vaccination appointment's details. (Rust `Debug` leaves out personal data.)
+#[derive(Clone, uniffi::Record)]
 pub struct VaccinationInfo {
     /// Beneficiary reference.
     pub beneficiary_ref: String,
@@ -133,6 +133,25 @@ pub struct VaccinationInfo {
     pub dose: u8,
     /// Slot.
     pub slot: String,
+}
+
+impl std::fmt::Debug for PostInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostInfo")
+            .field("service", &self.service)
+            .field("cod_amount_paise", &self.cod_amount_paise)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for VaccinationInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaccinationInfo")
+            .field("vaccine", &self.vaccine)
+            .field("dose", &self.dose)
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An item as the UI shows it.
@@ -219,8 +238,9 @@ impl From<device::ItemView> for Item {
     }
 }
 
-/// A signed event: the reference to what was recorded.
-#[derive(Debug, Clone, uniffi::Record)]
+/// A signed event: the reference to what was recorded. (Rust `Debug` leaves
+/// out the body: a handover's body holds the code.)
+#[derive(Clone, uniffi::Record)]
 pub struct EventRecord {
     /// Position in the outbox.
     pub seq: u64,
@@ -230,6 +250,15 @@ pub struct EventRecord {
     pub signature_hex: String,
     /// The signed body (JSON).
     pub body_json: String,
+}
+
+impl std::fmt::Debug for EventRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventRecord")
+            .field("seq", &self.seq)
+            .field("hash_hex", &self.hash_hex)
+            .finish_non_exhaustive()
+    }
 }
 
 impl From<event::Event> for EventRecord {

@@ -16,8 +16,14 @@ import kotlinx.coroutines.ExecutorCoroutineDispatcher
 import kotlinx.coroutines.asCoroutineDispatcher
 import kotlinx.coroutines.withContext
 
-/** A signed handover event: the recipient's receipt. Already on disk when you get it. */
-data class Receipt(val seq: Long, val hashHex: String, val signatureHex: String, val bodyJson: String)
+/**
+ * A signed handover event: the recipient's receipt. Already on disk when you
+ * get it. [bodyJson] holds the code that was entered, so [toString] leaves it
+ * out: log the seq and hash, never the body.
+ */
+data class Receipt(val seq: Long, val hashHex: String, val signatureHex: String, val bodyJson: String) {
+    override fun toString() = "Receipt(seq=$seq, hash=$hashHex)"
+}
 
 /** What to tell the person at the door after a code was entered. */
 sealed class Verification {

@@ -91,6 +91,7 @@ class HandoverClientTest {
             assertTrue(accepted is Verification.Accepted)
             assertTrue((accepted as Verification.Accepted).receipt.bodyJson.contains("\"handed_over\""))
             assertEquals(128, accepted.receipt.signatureHex.length)
+            assertFalse("no code in toString", accepted.toString().contains(codes.getValue(a)))
             assertEquals(Verification.AlreadyDone, c.verify(a, codes.getValue(a)))
             assertEquals(Verification.Refused(2), c.verify(b, wrong(codes.getValue(b))))
             assertEquals(Verification.Malformed(6), c.verify(b, "12"))
