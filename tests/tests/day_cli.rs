@@ -135,6 +135,18 @@ fn a_day_through_the_binary() {
     .contains("nothing changed"));
 
     let dir = p(&device);
+    let verify = |r: &str, code: &str| {
+        run(&[
+            "device",
+            "verify",
+            "--dir",
+            dir,
+            "--reference",
+            r,
+            "--code",
+            code,
+        ])
+    };
     let wrong = |c: &str| {
         if c == "000000" {
             "111111".to_string()
@@ -150,29 +162,11 @@ fn a_day_through_the_binary() {
         match i {
             0 => {
                 ok(&["device", "pay", "--dir", dir, "--reference", r, "--cash"]);
-                ok(&[
-                    "device",
-                    "verify",
-                    "--dir",
-                    dir,
-                    "--reference",
-                    r,
-                    "--code",
-                    c,
-                ]);
+                assert_eq!(verify(r, c).status.code(), Some(0));
                 handed += 1;
             }
             1 | 2 => {
-                ok(&[
-                    "device",
-                    "verify",
-                    "--dir",
-                    dir,
-                    "--reference",
-                    r,
-                    "--code",
-                    c,
-                ]);
+                assert_eq!(verify(r, c).status.code(), Some(0));
                 handed += 1;
             }
             3 => {
@@ -194,56 +188,20 @@ fn a_day_through_the_binary() {
                     "--upi-ref",
                     "612345678901",
                 ]);
-                let out = run(&[
-                    "device",
-                    "verify",
-                    "--dir",
-                    dir,
-                    "--reference",
-                    r,
-                    "--code",
-                    &wrong(c),
-                ]);
+                let out = verify(r, &wrong(c));
                 assert_eq!(out.status.code(), Some(1));
                 assert!(String::from_utf8_lossy(&out.stdout).contains("2 attempts left"));
                 refused += 1;
-                ok(&[
-                    "device",
-                    "verify",
-                    "--dir",
-                    dir,
-                    "--reference",
-                    r,
-                    "--code",
-                    c,
-                ]);
+                assert_eq!(verify(r, c).status.code(), Some(0));
                 handed += 1;
             }
             4 => {
                 for _ in 0..3 {
-                    let out = run(&[
-                        "device",
-                        "verify",
-                        "--dir",
-                        dir,
-                        "--reference",
-                        r,
-                        "--code",
-                        &wrong(c),
-                    ]);
+                    let out = verify(r, &wrong(c));
                     assert_eq!(out.status.code(), Some(1));
                     refused += 1;
                 }
-                let out = run(&[
-                    "device",
-                    "verify",
-                    "--dir",
-                    dir,
-                    "--reference",
-                    r,
-                    "--code",
-                    c,
-                ]);
+                let out = verify(r, c);
                 assert_eq!(out.status.code(), Some(1));
                 assert!(String::from_utf8_lossy(&out.stdout).contains("locked"));
             }
