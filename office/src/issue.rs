@@ -147,6 +147,15 @@ impl Office {
         let revision = held.map_or(1, |r| r as u32 + 1);
         let reissue: HashSet<&str> = req.reissue.iter().map(String::as_str).collect();
 
+        if let Some(r) = reissue
+            .iter()
+            .find(|r| !req.bookings.iter().any(|b| b.reference == **r))
+        {
+            return Err(Error::Usage(format!(
+                "--reissue names {r}, which is not in the bookings file"
+            )));
+        }
+
         // Decide each item's code version, then derive codes and verifiers.
         let mut plan = Vec::with_capacity(req.bookings.len());
         for b in req.bookings {
@@ -168,14 +177,6 @@ impl Office {
                 _ => (latest.unwrap_or(0) as u32 + 1, true),
             };
             plan.push((b, version, send));
-        }
-        if let Some(r) = reissue
-            .iter()
-            .find(|r| !req.bookings.iter().any(|b| b.reference == **r))
-        {
-            return Err(Error::Usage(format!(
-                "--reissue names {r}, which is not in the bookings file"
-            )));
         }
         let code_key = &self.code_key;
         let programme = req.programme;

@@ -205,7 +205,8 @@ fn a_day_through_the_binary() {
                 assert_eq!(out.status.code(), Some(1));
                 assert!(String::from_utf8_lossy(&out.stdout).contains("locked"));
             }
-            5 => {
+            5 | 6 => {
+                let reason = if i == 5 { "not-home" } else { "refused" };
                 ok(&[
                     "device",
                     "exception",
@@ -214,19 +215,7 @@ fn a_day_through_the_binary() {
                     "--reference",
                     r,
                     "--reason",
-                    "not-home",
-                ]);
-            }
-            6 => {
-                ok(&[
-                    "device",
-                    "exception",
-                    "--dir",
-                    dir,
-                    "--reference",
-                    r,
-                    "--reason",
-                    "refused",
+                    reason,
                 ]);
             }
             _ => {}

@@ -535,7 +535,8 @@ mod tests {
 
     #[test]
     fn open_identity_and_errors_cross_the_adapter() {
-        let dir = tempfile_dir();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = dir.join("d.db").to_string_lossy().into_owned();
         let d = HandoverDevice::open(path.clone()).unwrap();
         let id = d.identity();
@@ -567,14 +568,5 @@ mod tests {
             HandoverDevice::open(junk),
             Err(HandoverError::Storage { .. })
         ));
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    fn tempfile_dir() -> std::path::PathBuf {
-        let mut bytes = [0u8; 8];
-        handover_core::keys::fill_random(&mut bytes).unwrap();
-        let d = std::env::temp_dir().join(format!("handover-ffi-{}", hex::encode(bytes)));
-        std::fs::create_dir_all(&d).unwrap();
-        d
     }
 }

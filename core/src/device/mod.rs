@@ -184,7 +184,7 @@ impl Device {
 
     /// Every stored event, oldest first (purged ones are gone).
     pub fn events(&self) -> Result<Vec<Event>> {
-        outbox::read_events(&self.lock(), 0, false, u64::MAX)
+        outbox::read_events(&self.lock(), false, u64::MAX)
     }
 
     /// The chain head: last seq written and its hash.

@@ -134,23 +134,19 @@ pub(crate) fn check_clock(
     Ok(true)
 }
 
-/// Read stored events with `seq` in `from..=to`, oldest first, at most `limit`.
+/// Read stored events (only unacknowledged ones if `unacked_only`), oldest
+/// first, at most `limit`.
 pub(crate) fn read_events(
     conn: &rusqlite::Connection,
-    from: u64,
     unacked_only: bool,
     limit: u64,
 ) -> Result<Vec<Event>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, prev_hash, body, hash, signature FROM events
-         WHERE seq >= ?1 AND (?2 = 0 OR acked = 0) ORDER BY seq LIMIT ?3",
+         WHERE (?1 = 0 OR acked = 0) ORDER BY seq LIMIT ?2",
     )?;
     let rows = stmt.query_map(
-        params![
-            from as i64,
-            unacked_only as i64,
-            limit.min(i64::MAX as u64) as i64
-        ],
+        params![unacked_only as i64, limit.min(i64::MAX as u64) as i64],
         |r| {
             Ok((
                 r.get::<_, i64>(0)?,

@@ -41,7 +41,7 @@ impl Device {
     /// The next batch: up to `max` unacknowledged events, oldest first.
     pub fn export_batch(&self, max: u64) -> Result<Batch> {
         let conn = self.lock();
-        let events = outbox::read_events(&conn, 0, true, max.max(1))?;
+        let events = outbox::read_events(&conn, true, max.max(1))?;
         Ok(Batch {
             format: BATCH_FORMAT.to_owned(),
             device_id: self.device_id.clone(),
