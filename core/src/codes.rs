@@ -50,6 +50,7 @@ pub const MAX_ATTEMPTS: u32 = 10;
 /// post reference and a vaccination reference never share a code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Programme {
     /// Doorstep postal delivery (registered, speed post, parcel).
     Post,
@@ -208,6 +209,33 @@ pub fn check_reference(reference: &str) -> Result<()> {
     Ok(())
 }
 
+/// Domain-separation label of the verifier salt derivation.
+pub const SALT_LABEL: &[u8] = b"handover/salt/v1";
+
+/// `HMAC-SHA256(code_key, label 0x00 programme 0x00 reference 0x00 u32be(code_version))`.
+fn bound_mac(
+    key: &CodeKey,
+    label: &[u8],
+    programme: Programme,
+    reference: &str,
+    code_version: u32,
+) -> Result<hmac::Tag> {
+    check_reference(reference)?;
+    if code_version == 0 {
+        return Err(Error::invalid("code_version", "starts at 1"));
+    }
+    let mac_key = hmac::Key::new(hmac::HMAC_SHA256, key.secret_bytes());
+    let mut ctx = hmac::Context::with_key(&mac_key);
+    ctx.update(label);
+    ctx.update(&[0]);
+    ctx.update(programme.as_str().as_bytes());
+    ctx.update(&[0]);
+    ctx.update(reference.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(&code_version.to_be_bytes());
+    Ok(ctx.sign())
+}
+
 /// Derive the code of `reference` at `code_version` with `digits` digits.
 pub fn derive_code(
     key: &CodeKey,
@@ -216,23 +244,10 @@ pub fn derive_code(
     code_version: u32,
     digits: u8,
 ) -> Result<Code> {
-    check_reference(reference)?;
     if !(MIN_DIGITS..=MAX_DIGITS).contains(&digits) {
         return Err(Error::InvalidPolicy("digits must be 4 to 8"));
     }
-    if code_version == 0 {
-        return Err(Error::invalid("code_version", "starts at 1"));
-    }
-    let mac_key = hmac::Key::new(hmac::HMAC_SHA256, key.secret_bytes());
-    let mut ctx = hmac::Context::with_key(&mac_key);
-    ctx.update(CODE_LABEL);
-    ctx.update(&[0]);
-    ctx.update(programme.as_str().as_bytes());
-    ctx.update(&[0]);
-    ctx.update(reference.as_bytes());
-    ctx.update(&[0]);
-    ctx.update(&code_version.to_be_bytes());
-    let tag = ctx.sign();
+    let tag = bound_mac(key, CODE_LABEL, programme, reference, code_version)?;
     let mac = tag.as_ref();
     let offset = usize::from(mac[mac.len() - 1] & 0x0f);
     let bin = (u32::from(mac[offset] & 0x7f) << 24)
@@ -246,6 +261,25 @@ pub fn derive_code(
         width = usize::from(digits)
     ));
     Code::parse(&text, digits)
+}
+
+/// The verifier salt of `reference` at `code_version`: the first 16 bytes of
+/// `HMAC-SHA256(code_key, "handover/salt/v1" 0x00 programme 0x00 reference 0x00 u32be(code_version))`.
+///
+/// Derived, not random, so every manifest revision carries the *same*
+/// verifier for a code: two different truncated tags of one code would let
+/// an insider intersect two candidate sets. Unpredictable without the code
+/// key, so no one can precompute tags.
+pub fn derive_salt(
+    key: &CodeKey,
+    programme: Programme,
+    reference: &str,
+    code_version: u32,
+) -> Result<[u8; crate::verifier::SALT_LEN]> {
+    let tag = bound_mac(key, SALT_LABEL, programme, reference, code_version)?;
+    let mut salt = [0u8; crate::verifier::SALT_LEN];
+    salt.copy_from_slice(&tag.as_ref()[..crate::verifier::SALT_LEN]);
+    Ok(salt)
 }
 
 /// PBKDF2 iterations of the default policies: about 30–80 ms on a low-end
@@ -327,6 +361,16 @@ impl Policy {
             return Err(Error::InvalidPolicy("max_attempts must be 1 to 10"));
         }
         Ok(())
+    }
+
+    /// A name for the policy built from its parameters, e.g.
+    /// `d6-b11-i20000-a3`: manifests name item policies by it, so one name
+    /// always means one policy.
+    pub fn name(&self) -> String {
+        format!(
+            "d{}-b{}-i{}-a{}",
+            self.digits, self.tag_bits, self.iterations, self.max_attempts
+        )
     }
 
     /// Number of possible codes, `10^digits`.
@@ -527,5 +571,21 @@ mod tests {
         assert!(derive_code(&k, Programme::Post, "X1", 0, 6).is_err());
         assert!(derive_code(&k, Programme::Post, "X 1", 1, 6).is_err());
         assert!(derive_code(&k, Programme::Post, "X1", 1, 3).is_err());
+    }
+
+    #[test]
+    fn salts_are_bound_to_programme_reference_and_version() {
+        let k = CodeKey::new("k", [1; 32]);
+        let a = derive_salt(&k, Programme::Post, "X1", 1).unwrap();
+        assert_eq!(a, derive_salt(&k, Programme::Post, "X1", 1).unwrap());
+        assert_ne!(a, derive_salt(&k, Programme::Vaccination, "X1", 1).unwrap());
+        assert_ne!(a, derive_salt(&k, Programme::Post, "X2", 1).unwrap());
+        assert_ne!(a, derive_salt(&k, Programme::Post, "X1", 2).unwrap());
+        assert_ne!(
+            a,
+            derive_salt(&CodeKey::new("k", [2; 32]), Programme::Post, "X1", 1).unwrap()
+        );
+        assert!(derive_salt(&k, Programme::Post, "X1", 0).is_err());
+        assert_eq!(Policy::strict(6).name(), "d6-b256-i200000-a3");
     }
 }

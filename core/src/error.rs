@@ -54,6 +54,15 @@ pub enum Error {
         /// The revision that was offered.
         offered: u32,
     },
+    /// A manifest revision changes the verifier, policy or digits of an item
+    /// without raising its code version. Two verifiers of one code would
+    /// narrow an insider's brute force; the office must raise the version.
+    #[error("a manifest revision changes an item's verifier or policy without a new code version")]
+    VerifierChanged,
+    /// The device clock reads earlier than the latest time the device has
+    /// seen (its high-water mark) by more than the tolerance.
+    #[error("the device clock is behind the latest time this device has seen; check the date and time settings")]
+    ClockBehind,
     /// An event's hash chain or sequence did not continue as it must.
     #[error("hash chain broken: {0}")]
     ChainBroken(&'static str),

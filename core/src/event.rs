@@ -50,6 +50,7 @@ pub const MAX_BODY: usize = 8 * 1024;
 /// Why an item was not handed over at this visit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum ExceptionReason {
     /// Nobody at home.
     NotHome,
@@ -62,6 +63,19 @@ pub enum ExceptionReason {
 }
 
 impl ExceptionReason {
+    /// Every reason.
+    pub const ALL: [ExceptionReason; 4] = [
+        ExceptionReason::NotHome,
+        ExceptionReason::Refused,
+        ExceptionReason::AddressNotFound,
+        ExceptionReason::CodeNotReceived,
+    ];
+
+    /// Parse the snake_case name.
+    pub fn parse(s: &str) -> Option<ExceptionReason> {
+        ExceptionReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -153,12 +167,23 @@ pub enum EventKind {
         /// Items it holds.
         items: u32,
     },
-    /// The device clock went back past the last event by more than the tolerance.
+    /// The device clock read earlier than the high-water mark of time (the
+    /// hybrid logical clock) by more than the tolerance.
     ClockAnomaly {
-        /// Time of the previous event.
-        last_time: DateTime<Utc>,
+        /// The high-water mark: the latest time the device had seen.
+        mark: DateTime<Utc>,
         /// The clock's reading now.
         now: DateTime<Utc>,
+    },
+    /// Acknowledged events and finished manifests were purged. Manifests
+    /// leave a tombstone (revision, each item's final state and attempts).
+    Purged {
+        /// Events and manifests older than this were purged.
+        cutoff: DateTime<Utc>,
+        /// Events removed.
+        events: u64,
+        /// Manifests reduced to tombstones.
+        manifests: u64,
     },
 }
 
@@ -192,7 +217,7 @@ impl EventKind {
                 ..
             } => (Some(manifest_id), Some(reference)),
             EventKind::ManifestImported { manifest_id, .. } => (Some(manifest_id), None),
-            EventKind::ClockAnomaly { .. } => (None, None),
+            EventKind::ClockAnomaly { .. } | EventKind::Purged { .. } => (None, None),
         }
     }
 
@@ -206,6 +231,7 @@ impl EventKind {
             EventKind::Payment { .. } => "payment",
             EventKind::ManifestImported { .. } => "manifest_imported",
             EventKind::ClockAnomaly { .. } => "clock_anomaly",
+            EventKind::Purged { .. } => "purged",
         }
     }
 }
@@ -326,6 +352,95 @@ impl Event {
     }
 }
 
+/// Where a device's chain stands: the last seq and its hash. The device
+/// appends its own events at it; the office accepts a device's events at
+/// it. One definition of "continues the chain" for both.
+///
+/// ```
+/// use chrono::Utc;
+/// use handover_core::event::*;
+/// use handover_core::keys::SigningKey;
+/// let key = SigningKey::generate().unwrap();
+/// let mut device = ChainCursor::genesis();
+/// let body = EventBody {
+///     device_id: key.public_key().device_id(),
+///     seq: device.next_seq(),
+///     time: Utc::now(),
+///     counter: 1,
+///     clock_suspect: false,
+///     kind: EventKind::ManifestImported { manifest_id: "m1".into(), revision: 1, items: 0 },
+/// };
+/// let event = device.append(&body, &key).unwrap();
+/// let mut office = ChainCursor::genesis();
+/// assert_eq!(office.accept(&event, &key.public_key()).unwrap(), body);
+/// assert_eq!(office, device);
+/// // The same event cannot be accepted twice.
+/// assert!(office.accept(&event, &key.public_key()).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainCursor {
+    seq: u64,
+    hash: [u8; 32],
+}
+
+impl ChainCursor {
+    /// Before the first event.
+    pub fn genesis() -> ChainCursor {
+        ChainCursor {
+            seq: 0,
+            hash: GENESIS,
+        }
+    }
+
+    /// After the event `seq` whose hash is `hash`.
+    pub fn at(seq: u64, hash: [u8; 32]) -> ChainCursor {
+        ChainCursor { seq, hash }
+    }
+
+    /// The last seq (0 before the first event).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The hash of the last event ([`GENESIS`] before the first).
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
+    }
+
+    /// The seq the next event must carry.
+    pub fn next_seq(&self) -> u64 {
+        self.seq.saturating_add(1)
+    }
+
+    /// Check that `event` is the next event of the chain (seq, prev hash),
+    /// that its hash matches its body and that `device_key` signed it; then
+    /// move past it and return its body.
+    pub fn accept(&mut self, event: &Event, device_key: &PublicKey) -> Result<EventBody> {
+        if event.seq != self.next_seq() {
+            return Err(Error::ChainBroken("seq is not contiguous"));
+        }
+        if event.prev_hash != self.hash {
+            return Err(Error::ChainBroken("prev_hash does not continue the chain"));
+        }
+        let body = event.verify(device_key)?;
+        self.seq = event.seq;
+        self.hash = event.hash;
+        Ok(body)
+    }
+
+    /// Seal `body`, which must carry the next seq, as the next event, signed
+    /// by `key`; then move past it.
+    pub fn append(&mut self, body: &EventBody, key: &SigningKey) -> Result<Event> {
+        if body.seq != self.next_seq() {
+            return Err(Error::ChainBroken("seq is not contiguous"));
+        }
+        let event = Event::create(self.hash, body, key)?;
+        self.seq = event.seq;
+        self.hash = event.hash;
+        Ok(event)
+    }
+}
+
 /// Verify a run of events: each signed by `device_key`, seqs contiguous from
 /// `first_seq`, each chained onto the one before, the first onto `prev_hash`.
 pub fn verify_chain(
@@ -334,19 +449,14 @@ pub fn verify_chain(
     prev_hash: [u8; 32],
     device_key: &PublicKey,
 ) -> Result<Vec<EventBody>> {
-    let mut prev = prev_hash;
-    let mut bodies = Vec::with_capacity(events.len());
-    for (i, e) in events.iter().enumerate() {
-        if e.seq != first_seq + i as u64 {
-            return Err(Error::ChainBroken("seq is not contiguous"));
-        }
-        if e.prev_hash != prev {
-            return Err(Error::ChainBroken("prev_hash does not continue the chain"));
-        }
-        bodies.push(e.verify(device_key)?);
-        prev = e.hash;
+    let mut cursor = ChainCursor::at(first_seq.saturating_sub(1), prev_hash);
+    if first_seq == 0 {
+        return Err(Error::ChainBroken("seq starts at 1"));
     }
-    Ok(bodies)
+    events
+        .iter()
+        .map(|e| cursor.accept(e, device_key))
+        .collect()
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@
 //! | [`manifest`] | the daily manifest: items of both programmes, validation |
 //! | [`s10`] | UPU S10 article numbers and their check digit |
 //! | [`upi`] | `upi://pay` requests and their QR modules for cash on delivery |
+//! | [`rules`] | rules the device and office share: clock tolerance, safe time arithmetic, id and text checks |
+//! | [`db`] | opening a SQLite database: integrity check first, WAL, migrations |
 //! | [`event`] | outbox events, the hash chain, device signatures |
 //! | [`sync`] | batch and ack formats |
 //! | [`device`] | the SQLite device store and its API |
@@ -40,7 +42,11 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!();
+
 pub mod codes;
+pub mod db;
 pub mod device;
 pub mod envelope;
 pub mod error;
@@ -48,6 +54,7 @@ pub mod event;
 mod hexser;
 pub mod keys;
 pub mod manifest;
+pub mod rules;
 pub mod s10;
 pub mod sync;
 pub mod upi;

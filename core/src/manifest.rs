@@ -40,7 +40,7 @@
 //!         reference: reference.into(),
 //!         code_version: 1,
 //!         policy: "default".into(),
-//!         verifier: Verifier::create(&code, reference, &policy).unwrap(),
+//!         verifier: Verifier::derive(&key, Programme::Post, reference, 1, &code, &policy).unwrap(),
 //!         details: ItemDetails::Post(PostDetails {
 //!             service: PostService::Registered,
 //!             addressee: "A. Kumar".into(),
@@ -64,6 +64,7 @@ use crate::codes::{check_reference, Policy, Programme};
 use crate::envelope::{self, Kind};
 use crate::error::{Error, Result};
 use crate::keys::{PublicKey, SigningKey};
+use crate::rules::{check_id, check_text, limits};
 use crate::verifier::Verifier;
 use crate::{s10, upi};
 
@@ -153,6 +154,7 @@ impl ItemDetails {
 /// Postal services handed over against a code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum PostService {
     /// Registered post.
     Registered,
@@ -243,32 +245,6 @@ impl std::fmt::Debug for VaccinationDetails {
     }
 }
 
-/// Check a free-text field: 1 to `max` characters, no control characters.
-pub fn check_text(field: &'static str, text: &str, max: usize) -> Result<()> {
-    if text.trim().is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
-    }
-    if text.chars().count() > max {
-        return Err(Error::invalid(field, "too long"));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "must not contain control characters"));
-    }
-    Ok(())
-}
-
-fn check_id(field: &'static str, id: &str) -> Result<()> {
-    if id.is_empty()
-        || id.len() > 64
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:".contains(&b))
-    {
-        return Err(Error::invalid(field, "1 to 64 letters, digits or -_./:"));
-    }
-    Ok(())
-}
-
 impl Manifest {
     /// Serialise and seal under the office key.
     pub fn seal(&self, office: &SigningKey) -> Result<Vec<u8>> {
@@ -296,7 +272,7 @@ impl Manifest {
         check_id("office_id", &self.office_id)?;
         check_id("device_id", &self.device_id)?;
         check_id("code_key_id", &self.code_key_id)?;
-        check_text("assignee", &self.assignee, 80)?;
+        check_text("assignee", &self.assignee, limits::ASSIGNEE)?;
         if self.revision == 0 {
             return Err(Error::invalid("revision", "starts at 1"));
         }
@@ -347,8 +323,8 @@ impl Item {
         match &self.details {
             ItemDetails::Post(p) => {
                 s10::validate(&self.reference)?;
-                check_text("addressee", &p.addressee, 120)?;
-                check_text("address", &p.address, 300)?;
+                check_text("addressee", &p.addressee, limits::ADDRESSEE)?;
+                check_text("address", &p.address, limits::ADDRESS)?;
                 let m = &p.mobile_last_digits;
                 if !(2..=4).contains(&m.len()) || !m.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(Error::invalid("mobile_last_digits", "2 to 4 digits"));
@@ -358,14 +334,18 @@ impl Item {
                         return Err(Error::invalid("cod amount", "1 paisa to 1 crore rupees"));
                     }
                     upi::validate_vpa(&cod.payee_upi)?;
-                    check_text("payee_name", &cod.payee_name, 99)?;
+                    check_text("payee_name", &cod.payee_name, limits::PAYEE_NAME)?;
                 }
             }
             ItemDetails::Vaccination(v) => {
-                check_text("beneficiary_ref", &v.beneficiary_ref, 64)?;
-                check_text("name", &v.name, 120)?;
-                check_text("vaccine", &v.vaccine, 60)?;
-                check_text("slot", &v.slot, 40)?;
+                check_text(
+                    "beneficiary_ref",
+                    &v.beneficiary_ref,
+                    limits::BENEFICIARY_REF,
+                )?;
+                check_text("name", &v.name, limits::NAME)?;
+                check_text("vaccine", &v.vaccine, limits::VACCINE)?;
+                check_text("slot", &v.slot, limits::SLOT)?;
                 if !(1900..=2100).contains(&v.year_of_birth) {
                     return Err(Error::invalid("year_of_birth", "must be 1900 to 2100"));
                 }

@@ -95,10 +95,12 @@ impl Batch {
     }
 }
 
-/// The office's finding on one event.
+/// The office's finding on one event. Only `verified` and `recorded` are
+/// clean; every other verdict flags the event for review.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum Verdict {
     /// A handover whose code the office re-derived and matched.
     Verified,
@@ -107,15 +109,44 @@ pub enum Verdict {
     /// A handover outside the manifest's validity window, or for an item the
     /// office never issued to this device.
     OutsideValidity,
-    /// A handover recorded while the device clock was suspect.
+    /// A handover recorded while the device clock was suspect, by the
+    /// device's own flag or by what the office derives from the signed body.
     ClockSuspect,
     /// A second handover of an item already confirmed.
     Duplicate,
+    /// A handover with a code version the office has since replaced: the
+    /// right code of an older version (e.g. before a re-issue).
+    Superseded,
+    /// A handover after the item locked at the same code version.
+    AfterLock,
+    /// A wrong code beyond the policy's `max_attempts` for one code version.
+    AttemptsExceeded,
+    /// A manifest revision imported a second time (e.g. after a purge).
+    Reimported,
+    /// A payment that does not match the item's cash on delivery: another
+    /// amount, an item without one, a second payment, or a UPI transaction
+    /// reference that is not 12 digits.
+    PaymentMismatch,
     /// Any other event, stored as received.
     Recorded,
 }
 
 impl Verdict {
+    /// Every verdict, in the order reports list them.
+    pub const ALL: [Verdict; 11] = [
+        Verdict::Verified,
+        Verdict::CodeMismatch,
+        Verdict::OutsideValidity,
+        Verdict::ClockSuspect,
+        Verdict::Duplicate,
+        Verdict::Superseded,
+        Verdict::AfterLock,
+        Verdict::AttemptsExceeded,
+        Verdict::Reimported,
+        Verdict::PaymentMismatch,
+        Verdict::Recorded,
+    ];
+
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -124,21 +155,26 @@ impl Verdict {
             Verdict::OutsideValidity => "outside_validity",
             Verdict::ClockSuspect => "clock_suspect",
             Verdict::Duplicate => "duplicate",
+            Verdict::Superseded => "superseded",
+            Verdict::AfterLock => "after_lock",
+            Verdict::AttemptsExceeded => "attempts_exceeded",
+            Verdict::Reimported => "reimported",
+            Verdict::PaymentMismatch => "payment_mismatch",
             Verdict::Recorded => "recorded",
         }
     }
 
     /// Parse the snake_case name.
     pub fn parse(s: &str) -> Result<Verdict> {
-        Ok(match s {
-            "verified" => Verdict::Verified,
-            "code_mismatch" => Verdict::CodeMismatch,
-            "outside_validity" => Verdict::OutsideValidity,
-            "clock_suspect" => Verdict::ClockSuspect,
-            "duplicate" => Verdict::Duplicate,
-            "recorded" => Verdict::Recorded,
-            _ => return Err(Error::malformed("verdict", "unknown verdict")),
-        })
+        Verdict::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or(Error::malformed("verdict", "unknown verdict"))
+    }
+
+    /// Whether the event needs review: anything but `verified` and `recorded`.
+    pub fn is_flagged(self) -> bool {
+        !matches!(self, Verdict::Verified | Verdict::Recorded)
     }
 }
 

@@ -46,6 +46,22 @@ pub fn validate_vpa(vpa: &str) -> Result<()> {
     }
 }
 
+/// Validate a UPI transaction reference as the payer's app shows it: the
+/// 12-digit UTR (RRN) that NPCI assigns to every UPI transaction.
+pub fn validate_utr(txn_ref: &str) -> Result<()> {
+    if txn_ref.len() == UTR_DIGITS && txn_ref.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "UPI transaction reference",
+            "must be the 12-digit UTR the payer's app shows",
+        ))
+    }
+}
+
+/// Digits in a UPI transaction reference (UTR).
+pub const UTR_DIGITS: usize = 12;
+
 /// A payment request for one item and attempt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct UpiRequest {
@@ -153,6 +169,21 @@ fn encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utr_validation() {
+        assert!(validate_utr("612345678901").is_ok());
+        for bad in [
+            "",
+            "61234567890",
+            "6123456789012",
+            "61234567890a",
+            "ABC",
+            "٦١٢٣٤٥٦٧٨٩٠١",
+        ] {
+            assert!(validate_utr(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn vpa_validation() {

@@ -8,19 +8,30 @@
 //! PBKDF2-HMAC-SHA256(password = code, salt = salt || reference, iterations)
 //! ```
 //!
-//! with a random 16-byte salt per item. Brute force then yields about
-//! `10^digits / 2^tag_bits` equally good candidates rather than the code, and
-//! the office, which re-derives the exact code, flags a wrong one at sync.
-//! [`crate::codes::Policy::risk`] puts numbers on the trade.
+//! with a 16-byte salt per `(programme, reference, code_version)` derived
+//! from the code key ([`crate::codes::derive_salt`]). Brute force then yields
+//! about `10^digits / 2^tag_bits` equally good candidates rather than the
+//! code, and the office, which re-derives the exact code, flags a wrong one
+//! at sync. [`crate::codes::Policy::risk`] puts numbers on the trade.
+//!
+//! **A verifier never changes while its code does not** (protocol.md): the
+//! salt is derived, not drawn at random, and the office fixes the policy of
+//! each code version, so every revision of a manifest carries the same
+//! verifier for an unchanged code. Two different truncated tags of one code
+//! would let an insider intersect two candidate sets (with the post default,
+//! from 0.20 % to about 89 % after two revisions).
 //!
 //! ```
-//! use handover_core::codes::{Code, Policy};
+//! use handover_core::codes::{derive_code, CodeKey, Policy, Programme};
 //! use handover_core::verifier::Verifier;
+//! let key = CodeKey::new("k1", [7; 32]);
 //! let policy = Policy { digits: 6, tag_bits: 11, iterations: 1000, max_attempts: 3 };
-//! let code = Code::parse("042917", 6).unwrap();
-//! let v = Verifier::create(&code, "RR287043775IN", &policy).unwrap();
+//! let code = derive_code(&key, Programme::Post, "RR287043775IN", 1, 6).unwrap();
+//! let v = Verifier::derive(&key, Programme::Post, "RR287043775IN", 1, &code, &policy).unwrap();
 //! assert!(v.check(&code, "RR287043775IN", &policy));
 //! assert_eq!(v.tag.len(), 2); // 11 bits round up to 2 bytes, low 5 bits zero
+//! // The same code version always gets the same verifier.
+//! assert_eq!(v, Verifier::derive(&key, Programme::Post, "RR287043775IN", 1, &code, &policy).unwrap());
 //! ```
 
 use std::num::NonZeroU32;
@@ -28,9 +39,10 @@ use std::num::NonZeroU32;
 use ring::pbkdf2;
 use serde::{Deserialize, Serialize};
 
-use crate::codes::{Code, Policy};
+use crate::codes::{derive_salt, Code, CodeKey, Policy, Programme};
 use crate::error::{Error, Result};
 use crate::hexser;
+use crate::rules::constant_time_eq;
 
 /// Salt length in bytes.
 pub const SALT_LEN: usize = 16;
@@ -39,7 +51,7 @@ pub const SALT_LEN: usize = 16;
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Verifier {
-    /// Random per-item salt.
+    /// Salt of the item's code version.
     #[serde(with = "hexser::array")]
     pub salt: [u8; SALT_LEN],
     /// The first `tag_bits` bits of the PBKDF2 output, in `ceil(tag_bits/8)`
@@ -61,14 +73,21 @@ pub fn tag_len(bits: u16) -> usize {
 }
 
 impl Verifier {
-    /// A verifier for `code` with a fresh random salt.
-    pub fn create(code: &Code, reference: &str, policy: &Policy) -> Result<Verifier> {
-        let mut salt = [0u8; SALT_LEN];
-        crate::keys::fill_random(&mut salt)?;
+    /// The verifier of `code`, the code of `(programme, reference,
+    /// code_version)` under `key`, with the salt derived from the key.
+    pub fn derive(
+        key: &CodeKey,
+        programme: Programme,
+        reference: &str,
+        code_version: u32,
+        code: &Code,
+        policy: &Policy,
+    ) -> Result<Verifier> {
+        let salt = derive_salt(key, programme, reference, code_version)?;
         Verifier::with_salt(code, reference, policy, salt)
     }
 
-    /// A verifier with a given salt (test vectors, reproducible demos).
+    /// A verifier with a given salt (test vectors).
     pub fn with_salt(
         code: &Code,
         reference: &str,
@@ -140,15 +159,6 @@ pub(crate) fn truncate_bits(full: &[u8], bits: u16) -> Vec<u8> {
     tag
 }
 
-/// Equality whose time depends only on the lengths.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +184,7 @@ mod tests {
     fn right_code_matches_and_wrong_length_does_not() {
         let p = policy(256);
         let c = Code::parse("123456", 6).unwrap();
-        let v = Verifier::create(&c, "R1", &p).unwrap();
+        let v = Verifier::with_salt(&c, "R1", &p, [3; SALT_LEN]).unwrap();
         assert!(v.check(&c, "R1", &p));
         assert!(!v.check(&Code::parse("123457", 6).unwrap(), "R1", &p));
         assert!(!v.check(&Code::parse("1234567", 7).unwrap(), "R1", &p));
@@ -186,7 +196,7 @@ mod tests {
     fn fits_checks_shape() {
         let p = policy(11);
         let c = Code::parse("123456", 6).unwrap();
-        let mut v = Verifier::create(&c, "R1", &p).unwrap();
+        let mut v = Verifier::with_salt(&c, "R1", &p, [4; SALT_LEN]).unwrap();
         v.fits(&p).unwrap();
         assert!(v.fits(&policy(24)).is_err());
         v.tag[1] |= 0x01;

@@ -378,12 +378,9 @@ fn exceptions_and_payments() {
     device
         .record_exception(&cod, ExceptionReason::NotHome, t0())
         .unwrap();
-    assert_eq!(
-        device.item(&cod).unwrap().unwrap().state,
-        ItemState::Exception {
-            reason: ExceptionReason::NotHome
-        }
-    );
+    let item = device.item(&cod).unwrap().unwrap();
+    assert_eq!(item.state, ItemState::Exception);
+    assert_eq!(item.reason, Some(ExceptionReason::NotHome));
     // A second visit can still hand over.
     let u1 = device.upi_request(&cod, t0()).unwrap();
     let u2 = device.upi_request(&cod, t0()).unwrap();
@@ -547,8 +544,13 @@ fn purge_only_after_ack_and_retention() {
         .unwrap();
     assert_eq!((p.events, p.manifests), (0, 0));
     let p = device.purge(Duration::days(7), later).unwrap();
-    assert_eq!((p.events, p.manifests), (2, 1));
+    assert_eq!((p.events, p.manifests, p.seq), (2, 1, Some(seq + 1)));
     assert!(device.items().unwrap().is_empty());
+    // The purge is itself an event, chained on the stored head.
+    let purged = device.events().unwrap();
+    assert_eq!(purged.len(), 1);
+    assert_eq!((purged[0].seq, purged[0].prev_hash), (seq + 1, hash));
+    assert_eq!(purged[0].parse_body().unwrap().kind.type_name(), "purged");
     // The chain continues from the stored head after a purge.
     let mut m = office.manifest(
         &id,
@@ -562,8 +564,11 @@ fn purge_only_after_ack_and_retention() {
         .import_manifest(&m.seal(&office.key).unwrap(), later)
         .unwrap();
     let events = device.events().unwrap();
-    assert_eq!(events.len(), 1);
-    assert_eq!((events[0].seq, events[0].prev_hash), (seq + 1, hash));
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (events[1].seq, events[1].prev_hash),
+        (seq + 2, purged[0].hash)
+    );
 }
 
 #[test]
@@ -600,7 +605,8 @@ fn clock_set_back_is_recorded_and_flags_events_until_ack() {
     // The counter never goes back even though the time did.
     assert!(bodies.windows(2).all(|w| w[1].counter > w[0].counter));
     assert!(bodies[3].time < bodies[1].time);
-    // An ack ends the suspicion.
+    // An ack covering the anomaly ends the suspicion, once the clock is
+    // right again (not behind the high-water mark).
     let id = device.identity().device_id;
     let (seq, hash) = device.head().unwrap();
     device
@@ -610,7 +616,7 @@ fn clock_set_back_is_recorded_and_flags_events_until_ack() {
         .record_exception(
             &article(2),
             ExceptionReason::NotHome,
-            t0() + Duration::hours(1),
+            t0() + Duration::hours(2) + Duration::minutes(1),
         )
         .unwrap();
     let last = device
@@ -621,6 +627,23 @@ fn clock_set_back_is_recorded_and_flags_events_until_ack() {
         .parse_body()
         .unwrap();
     assert!(!last.clock_suspect);
+    // Still an hour behind the mark after the ack: a new anomaly.
+    device
+        .record_exception(
+            &article(2),
+            ExceptionReason::Refused,
+            t0() + Duration::hours(1),
+        )
+        .unwrap();
+    let bodies: Vec<_> = device
+        .events()
+        .unwrap()
+        .iter()
+        .map(|e| e.parse_body().unwrap())
+        .collect();
+    let n = bodies.len();
+    assert_eq!(bodies[n - 2].kind.type_name(), "clock_anomaly");
+    assert!(bodies[n - 1].clock_suspect);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use handover_core::codes::{Code, Policy, Programme};
+use handover_core::codes::{derive_salt, Code, CodeKey, Policy, Programme};
 use handover_core::event::*;
 use handover_core::keys::SigningKey;
 use handover_core::manifest::*;
@@ -25,7 +25,8 @@ proptest! {
         let mut candidates = Vec::new();
         for s in 0..samples {
             let right = Code::parse(&format!("{:04}", (seed_code + s * 1237) % n), 4).unwrap();
-            let v = Verifier::create(&right, "APPT-1", &policy).unwrap();
+            let salt = derive_salt(&CodeKey::new("k", [s as u8; 32]), Programme::Vaccination, "APPT-1", seed_code + 1).unwrap();
+            let v = Verifier::with_salt(&right, "APPT-1", &policy, salt).unwrap();
             let k = (0..n)
                 .filter(|c| v.check(&Code::parse(&format!("{c:04}"), 4).unwrap(), "APPT-1", &policy))
                 .count();
@@ -180,7 +181,7 @@ fn event_kind() -> impl Strategy<Value = EventKind> {
                 }),
             }),
         (0i64..2_000_000_000, 1i64..1_000_000).prop_map(|(t, back)| EventKind::ClockAnomaly {
-            last_time: DateTime::from_timestamp(t + back, 0).unwrap(),
+            mark: DateTime::from_timestamp(t + back, 0).unwrap(),
             now: DateTime::from_timestamp(t, 0).unwrap(),
         }),
     ]

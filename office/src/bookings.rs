@@ -29,8 +29,9 @@ use std::collections::{HashMap, HashSet};
 
 use handover_core::codes::{check_reference, Programme};
 use handover_core::manifest::{
-    check_text, CashOnDelivery, ItemDetails, PostDetails, PostService, VaccinationDetails,
+    CashOnDelivery, ItemDetails, PostDetails, PostService, VaccinationDetails,
 };
+use handover_core::rules::{check_text, limits};
 use handover_core::{s10, upi};
 
 use crate::error::{Error, Result};
@@ -174,8 +175,14 @@ pub fn parse(
                 let service: PostService = cell("service")
                     .parse()
                     .map_err(|e: handover_core::Error| bad(line, "service", e.to_string()))?;
-                check("addressee", check_text("addressee", cell("addressee"), 120))?;
-                check("address", check_text("address", cell("address"), 300))?;
+                check(
+                    "addressee",
+                    check_text("addressee", cell("addressee"), limits::ADDRESSEE),
+                )?;
+                check(
+                    "address",
+                    check_text("address", cell("address"), limits::ADDRESS),
+                )?;
                 let amount = cell("cod_paise");
                 let amount: u64 = if amount.is_empty() {
                     0
@@ -204,9 +211,12 @@ pub fn parse(
                 })
             }
             Programme::Vaccination => {
-                check("name", check_text("name", cell("name"), 120))?;
-                check("vaccine", check_text("vaccine", cell("vaccine"), 60))?;
-                check("slot", check_text("slot", cell("slot"), 40))?;
+                check("name", check_text("name", cell("name"), limits::NAME))?;
+                check(
+                    "vaccine",
+                    check_text("vaccine", cell("vaccine"), limits::VACCINE),
+                )?;
+                check("slot", check_text("slot", cell("slot"), limits::SLOT))?;
                 let year: u16 = cell("year_of_birth")
                     .parse()
                     .ok()
@@ -231,7 +241,7 @@ pub fn parse(
                     .to_owned();
                 check(
                     "beneficiary_ref",
-                    check_text("beneficiary_ref", &beneficiary_ref, 64),
+                    check_text("beneficiary_ref", &beneficiary_ref, limits::BENEFICIARY_REF),
                 )?;
                 ItemDetails::Vaccination(VaccinationDetails {
                     beneficiary_ref,

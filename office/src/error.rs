@@ -1,7 +1,8 @@
 //! The office's error type.
 //!
-//! Messages say what is wrong and what to do, in one line, and never carry a
-//! code, a key, a mobile number or a name.
+//! Messages say what is wrong, in one line, and never carry a code, a key, a
+//! mobile number or a name. They speak of the office's domain; how to fix a
+//! command line is the CLI's business.
 
 use std::path::PathBuf;
 
@@ -25,19 +26,21 @@ pub enum Error {
         why: String,
     },
     /// The directory holds no office.
-    #[error("{p} holds no office; run `handover office init --dir {p}` first", p = .0.display())]
+    #[error("{} holds no office", .0.display())]
     NotInitialised(PathBuf),
     /// The directory already holds an office (keys are never overwritten).
-    #[error("{p} already holds an office; its keys are kept, use another --dir for a new one", p = .0.display())]
+    #[error("{} already holds an office; its keys are kept", .0.display())]
     AlreadyInitialised(PathBuf),
     /// No enrolled device with that id.
-    #[error("device {0} is not enrolled; enrol it with `handover office enroll`")]
+    #[error("device {0} is not enrolled")]
     UnknownDevice(String),
     /// The device is revoked; its batches are refused.
     #[error("device {0} is revoked; its batches are refused")]
     DeviceRevoked(String),
-    /// A batch holds a different event at a seq already held: refused, device flagged.
-    #[error("fork: device {device} sent a different event at seq {seq}, already held; batch refused and device flagged")]
+    /// A validly signed, correctly chained event differs from the one held
+    /// at its seq: a cloned device. Refused, the device flagged, the event
+    /// kept as evidence.
+    #[error("fork: device {device} signed a different event at seq {seq}, already held; batch refused, device flagged, evidence kept")]
     Fork {
         /// The device.
         device: String,
@@ -54,9 +57,12 @@ pub enum Error {
         /// Head the office holds.
         head: u64,
     },
-    /// An event failed its signature or chain check: batch refused, device flagged.
-    #[error("batch from device {device} failed verification at seq {seq}: {why}; batch refused and device flagged")]
-    Tampered {
+    /// An event fails its signature or chain check, or differs from the
+    /// event held at its seq without being validly signed and chained.
+    /// Anyone can send bytes: the batch is refused, nothing is stored and
+    /// the device is not flagged.
+    #[error("batch from device {device} refused at seq {seq}: {why}; nothing stored, device not flagged")]
+    BadEvent {
         /// The device.
         device: String,
         /// The event.
@@ -64,11 +70,37 @@ pub enum Error {
         /// What failed.
         why: String,
     },
-    /// A usage error with its advice.
-    #[error("{0}")]
-    Usage(String),
+    /// A manifest's window must start before it ends.
+    #[error("the validity window must start before it ends")]
+    InvalidWindow,
+    /// A re-issue names a reference the bookings do not hold.
+    #[error("a re-issue names {0}, which is not in the bookings")]
+    ReissueNotBooked(String),
+    /// A stored key file cannot be used.
+    #[error("key file {} is damaged: {why}", path.display())]
+    DamagedKey {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A file that holds personal data or codes is readable by others, or
+    /// is not a regular file: refused rather than written.
+    #[error("{}: {why}; refused to write personal data there", path.display())]
+    UnsafeFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The office store holds a value out of range (damage, not input).
+    #[error("office store: {0}")]
+    Store(&'static str),
+    /// Encoding an output (JSON, CSV) failed.
+    #[error("could not encode {0}")]
+    Encoding(&'static str),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", path.display())]
     Io {
         /// The file.
         path: PathBuf,

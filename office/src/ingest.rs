@@ -1,24 +1,52 @@
 //! Ingesting a device's batch: checks, verdicts, confirmations and the ack.
 //!
-//! In order: the batch's structure; the device is enrolled, not revoked, and
-//! the batch's key is the enrolled key; each event either matches the one
-//! held at its seq (a replay: nothing changes) or continues the chain from
-//! the head held, with a valid signature. A different event at a held seq is
-//! a **fork**: the batch is refused and the device flagged; so is a bad
-//! signature or a broken chain. All new events are stored in one transaction.
+//! In order:
 //!
-//! Every `handed_over` code is re-derived from the code key and compared:
+//! 1. The batch's structure; the device is enrolled, not revoked, and the
+//!    batch's key is the enrolled key.
+//! 2. Each event, against the [`ChainCursor`] at the head the office holds:
+//!    * at a seq already held, byte-identical to the held event: a replay,
+//!      nothing changes;
+//!    * at a held seq, different, **validly signed and chained onto the
+//!      event held before it**: a fork (a cloned device). The batch is
+//!      refused, the device flagged `fork` (a flag is never overwritten) and
+//!      the event kept as evidence;
+//!    * at a held seq, different, and not validly signed and chained: a
+//!      forgery or damage. Anyone can send bytes, so the batch is refused
+//!      **without** flagging the device;
+//!    * the next seq: accepted only if the cursor accepts it (signature,
+//!      hash, chain); otherwise refused without flagging. A later seq is a
+//!      gap.
+//! 3. Each new event gets a verdict (below) and is stored; all of it in one
+//!    transaction.
+//!
+//! The office derives clock suspicion itself from each signed body, and
+//! does not rely on the device's flag alone: the counter (the device's
+//! hybrid logical clock) ahead of the device time by more than the
+//! tolerance, a device time behind the highest counter seen from the device
+//! (a clock walked back, however small the steps), a counter that does not
+//! rise, or a device time ahead of the office's.
+//!
+//! Verdicts of `handed_over`, the first check that fails deciding:
 //!
 //! | verdict | when |
 //! |---|---|
-//! | `code_mismatch` | the code is not the item's code (an insider's brute-forced candidate) |
-//! | `outside_validity` | the item was never issued to this device, or the device time is outside the window |
+//! | `outside_validity` | the item was never issued to this device in that manifest |
+//! | `code_mismatch` | the code is not the code of that version (re-derived with the policy of the version in force), or the version was never issued |
+//! | `outside_validity` | the device time is outside the manifest's window |
+//! | `superseded` | the right code of a version the office has since replaced |
+//! | `after_lock` | the item had locked on this device at that version |
 //! | `duplicate` | the item was already confirmed by an earlier event |
-//! | `clock_suspect` | recorded after a clock anomaly, before the next ack |
+//! | `clock_suspect` | the device flagged, or the office derived, clock suspicion |
 //! | `verified` | none of the above |
 //!
-//! Other events are `recorded`. Only `verified` handovers produce a
-//! confirmation SMS (and, for vaccination, a certificate record).
+//! Other events: `attempts_exceeded` for a wrong code beyond the version's
+//! `max_attempts`; `reimported` for a second import of one manifest
+//! revision; `payment_mismatch` for a payment that is not the item's cash
+//! on delivery (amount, an item without one, a second payment, a UPI
+//! reference that is not 12 digits); `recorded` otherwise. Only `verified`
+//! handovers produce a confirmation SMS (and, for vaccination, a certificate
+//! record).
 //!
 //! The ack acknowledges through the batch's last seq with that event's hash,
 //! and carries the stored verdict of each event of the batch, so ingesting
@@ -27,18 +55,18 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use handover_core::codes::{derive_code, Programme};
-use handover_core::event::{Event, EventBody, EventKind, GENESIS};
+use handover_core::codes::{derive_code, Policy, Programme};
+use handover_core::event::{ChainCursor, Event, EventBody, EventKind, PaymentMethod, GENESIS};
+use handover_core::keys::PublicKey;
 use handover_core::manifest::ItemDetails;
+use handover_core::rules::{clock_tolerance, constant_time_eq, earlier, later};
 use handover_core::sync::{Ack, Batch, EventVerdict, Verdict, ACK_FORMAT};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::schema::Columns;
 use crate::{from_ms, ms, Office};
-
-/// Clock tolerance applied to validity windows at ingest.
-pub const TOLERANCE_MINUTES: i64 = 5;
 
 /// What an ingest did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -66,216 +94,449 @@ pub struct Ingested {
     pub summary: IngestSummary,
 }
 
+/// The device as ingest sees it, read once per batch.
+struct DeviceHead {
+    key: PublicKey,
+    cursor: ChainCursor,
+    /// Highest counter (hybrid logical clock) seen from the device.
+    clock_mark: Option<i64>,
+}
+
+/// Why a batch was refused: a fork is recorded after the rollback.
+enum Refusal {
+    Fork { seq: u64, event: Box<Event> },
+    Other(Error),
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        Refusal::Other(e)
+    }
+}
+
+impl From<rusqlite::Error> for Refusal {
+    fn from(e: rusqlite::Error) -> Self {
+        Refusal::Other(e.into())
+    }
+}
+
 impl Office {
     /// Ingest a batch (see the module docs).
     pub fn ingest(&mut self, batch_bytes: &[u8], now: DateTime<Utc>) -> Result<Ingested> {
         let batch = Batch::from_bytes(batch_bytes)?;
         let device_id = batch.device_id.clone();
-        let (key, revoked, head_seq, head_hash): (Vec<u8>, bool, i64, Option<Vec<u8>>) = self
-            .conn
-            .query_row(
-                "SELECT public_key, revoked_at IS NOT NULL, head_seq, head_hash FROM devices WHERE device_id = ?1",
-                [&device_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?
-            .ok_or_else(|| Error::UnknownDevice(device_id.clone()))?;
-        if revoked {
-            return Err(Error::DeviceRevoked(device_id));
-        }
-        if key != batch.device_key.0 {
-            return Err(Error::UnknownDevice(device_id));
-        }
-        let mut head_seq = head_seq as u64;
-        let mut head_hash: [u8; 32] = head_hash.and_then(|h| h.try_into().ok()).unwrap_or(GENESIS);
-
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut new = 0;
-        let mut failure = None;
-        for event in &batch.events {
-            if event.seq <= head_seq {
-                let held: Option<Vec<u8>> = tx
-                    .query_row(
-                        "SELECT hash FROM events WHERE device_id = ?1 AND seq = ?2",
-                        params![device_id, event.seq as i64],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if held.as_deref() != Some(&event.hash[..]) {
-                    failure = Some((
-                        "fork",
-                        Error::Fork {
-                            device: device_id.clone(),
-                            seq: event.seq,
-                        },
-                    ));
-                    break;
-                }
-                continue;
+        let head = device_head(&tx, &device_id)?;
+        if head.key != batch.device_key {
+            return Err(Error::UnknownDevice(device_id));
+        }
+        match ingest_events(&tx, &self.code_key, &device_id, head, &batch.events, now) {
+            Ok(new) => {
+                let (ack, counts) = ack_for(&tx, &device_id, &batch.events)?;
+                tx.commit()?;
+                let through_seq = ack.through_seq;
+                let ack = ack.seal(&self.signing)?;
+                let received = batch.events.len() as u64;
+                Ok(Ingested {
+                    ack,
+                    summary: IngestSummary {
+                        through_seq,
+                        device_id,
+                        received,
+                        new,
+                        already_held: received - new,
+                        verdicts: counts,
+                    },
+                })
             }
-            if event.seq != head_seq + 1 {
-                return Err(Error::Gap {
+            Err(Refusal::Other(e)) => Err(e),
+            Err(Refusal::Fork { seq, event }) => {
+                drop(tx);
+                record_fork(&mut self.conn, &device_id, &event, now)?;
+                Err(Error::Fork {
                     device: device_id,
-                    first: event.seq,
-                    head: head_seq,
-                });
+                    seq,
+                })
             }
-            let checked = if event.prev_hash != head_hash {
-                Err(handover_core::Error::ChainBroken(
-                    "does not continue the chain held",
-                ))
-            } else {
-                event.verify(&batch.device_key)
-            };
-            let body = match checked {
-                Ok(b) => b,
-                Err(e) => {
-                    let err = Error::Tampered {
-                        device: device_id.clone(),
-                        seq: event.seq,
-                        why: e.to_string(),
-                    };
-                    failure = Some(("tampered", err));
-                    break;
-                }
-            };
-            let verdict = verdict_for(&tx, &self.code_key, &device_id, &body)?;
-            store_event(&tx, &device_id, event, &body, verdict, now)?;
-            if verdict == Verdict::Verified {
-                confirm(&tx, &device_id, event.seq, &body, now)?;
-            }
-            head_seq = event.seq;
-            head_hash = event.hash;
-            new += 1;
         }
-        if let Some((reason, err)) = failure {
-            drop(tx);
-            self.conn.execute(
-                "UPDATE devices SET flagged = ?2 WHERE device_id = ?1",
-                params![device_id, reason],
-            )?;
-            return Err(err);
-        }
-        tx.execute(
-            "UPDATE devices SET head_seq = ?2, head_hash = ?3 WHERE device_id = ?1",
-            params![device_id, head_seq as i64, &head_hash[..]],
-        )?;
-
-        // The ack: through the batch's last seq (or the head for an empty batch).
-        let through = batch.events.last().map_or(head_seq, |e| e.seq);
-        let through_hash: [u8; 32] = if through == 0 {
-            GENESIS
-        } else {
-            let h: Vec<u8> = tx.query_row(
-                "SELECT hash FROM events WHERE device_id = ?1 AND seq = ?2",
-                params![device_id, through as i64],
-                |r| r.get(0),
-            )?;
-            h.try_into().unwrap_or(GENESIS)
-        };
-        let mut verdicts = Vec::with_capacity(batch.events.len());
-        let mut counts = BTreeMap::new();
-        for e in &batch.events {
-            let v: String = tx.query_row(
-                "SELECT verdict FROM events WHERE device_id = ?1 AND seq = ?2",
-                params![device_id, e.seq as i64],
-                |r| r.get(0),
-            )?;
-            let verdict = Verdict::parse(&v)?;
-            *counts.entry(verdict.as_str().to_owned()).or_insert(0) += 1;
-            verdicts.push(EventVerdict {
-                seq: e.seq,
-                verdict,
-            });
-        }
-        tx.commit()?;
-        let ack = Ack {
-            format: ACK_FORMAT.into(),
-            device_id: device_id.clone(),
-            through_seq: through,
-            head_hash: through_hash,
-            verdicts,
-        }
-        .seal(&self.signing)?;
-        let received = batch.events.len() as u64;
-        Ok(Ingested {
-            ack,
-            summary: IngestSummary {
-                device_id,
-                received,
-                new,
-                already_held: received - new,
-                through_seq: through,
-                verdicts: counts,
-            },
-        })
     }
 }
 
-fn verdict_for(
+/// A stored 32-byte value that is not 32 bytes: damage, not input.
+fn bytes32(v: Vec<u8>, what: &'static str) -> Result<[u8; 32]> {
+    v.try_into().map_err(|_| Error::Store(what))
+}
+
+fn device_head(tx: &Transaction<'_>, device_id: &str) -> Result<DeviceHead> {
+    struct Row {
+        key: Vec<u8>,
+        revoked: bool,
+        seq: i64,
+        hash: Option<Vec<u8>>,
+        clock_mark: Option<i64>,
+    }
+    let row = tx
+        .query_row(
+            "SELECT public_key, revoked_at IS NOT NULL AS revoked, head_seq, head_hash, clock_mark
+             FROM devices WHERE device_id = ?1",
+            [device_id],
+            |r| {
+                Ok(Row {
+                    key: r.get("public_key")?,
+                    revoked: r.get("revoked")?,
+                    seq: r.get("head_seq")?,
+                    hash: r.get("head_hash")?,
+                    clock_mark: r.get("clock_mark")?,
+                })
+            },
+        )
+        .optional()?
+        .ok_or_else(|| Error::UnknownDevice(device_id.to_owned()))?;
+    if row.revoked {
+        return Err(Error::DeviceRevoked(device_id.to_owned()));
+    }
+    let hash = match row.hash {
+        None => GENESIS,
+        Some(h) => bytes32(h, "a device head hash has the wrong length")?,
+    };
+    let seq = u64::try_from(row.seq).map_err(|_| Error::Store("a device head seq is negative"))?;
+    Ok(DeviceHead {
+        key: PublicKey(bytes32(row.key, "a device key has the wrong length")?),
+        cursor: ChainCursor::at(seq, hash),
+        clock_mark: row.clock_mark,
+    })
+}
+
+/// The event held at `seq`, as stored.
+fn held_event(tx: &Transaction<'_>, device_id: &str, seq: u64) -> Result<Option<Event>> {
+    struct Row {
+        prev: Vec<u8>,
+        hash: Vec<u8>,
+        body: Vec<u8>,
+        signature: Vec<u8>,
+    }
+    let Some(row) = tx
+        .query_row(
+            "SELECT prev_hash, hash, body, signature FROM events WHERE device_id = ?1 AND seq = ?2",
+            params![device_id, seq as i64],
+            |r| {
+                Ok(Row {
+                    prev: r.get("prev_hash")?,
+                    hash: r.get("hash")?,
+                    body: r.get("body")?,
+                    signature: r.get("signature")?,
+                })
+            },
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let what = "a stored event has a field of the wrong length";
+    Ok(Some(Event {
+        seq,
+        prev_hash: bytes32(row.prev, what)?,
+        hash: bytes32(row.hash, what)?,
+        body: row.body,
+        signature: row.signature.try_into().map_err(|_| Error::Store(what))?,
+    }))
+}
+
+/// Check and store the batch's events; returns how many were new.
+fn ingest_events(
+    tx: &Transaction<'_>,
+    code_key: &handover_core::codes::CodeKey,
+    device_id: &str,
+    mut head: DeviceHead,
+    events: &[Event],
+    now: DateTime<Utc>,
+) -> std::result::Result<u64, Refusal> {
+    let refuse = |seq: u64, why: String| {
+        Refusal::Other(Error::BadEvent {
+            device: device_id.to_owned(),
+            seq,
+            why,
+        })
+    };
+    let mut new = 0;
+    for event in events {
+        if event.seq <= head.cursor.seq() {
+            let held = held_event(tx, device_id, event.seq)?
+                .ok_or(Error::Store("an event below the head is missing"))?;
+            if held == *event {
+                continue;
+            }
+            let before = match event.seq {
+                1 => ChainCursor::genesis(),
+                s => {
+                    let prev = held_event(tx, device_id, s - 1)?
+                        .ok_or(Error::Store("an event below the head is missing"))?;
+                    ChainCursor::at(prev.seq, prev.hash)
+                }
+            };
+            let mut cursor = before;
+            return Err(match cursor.accept(event, &head.key) {
+                Ok(_) => Refusal::Fork {
+                    seq: event.seq,
+                    event: Box::new(event.clone()),
+                },
+                Err(e) => refuse(
+                    event.seq,
+                    format!("differs from the event held at its seq and {e}"),
+                ),
+            });
+        }
+        if event.seq > head.cursor.next_seq() {
+            return Err(Refusal::Other(Error::Gap {
+                device: device_id.to_owned(),
+                first: event.seq,
+                head: head.cursor.seq(),
+            }));
+        }
+        let body = head
+            .cursor
+            .accept(event, &head.key)
+            .map_err(|e| refuse(event.seq, e.to_string()))?;
+        let suspect = clock_suspicion(&body, head.clock_mark, now);
+        head.clock_mark = Some(
+            head.clock_mark
+                .map_or(body.counter, |m| m.max(body.counter)),
+        );
+        let verdict = judge(tx, code_key, device_id, &body, suspect)?;
+        store_event(tx, device_id, event, &body, verdict, suspect, now)?;
+        if verdict == Verdict::Verified {
+            confirm(tx, device_id, event.seq, &body, now)?;
+        }
+        new += 1;
+    }
+    tx.execute(
+        "UPDATE devices SET head_seq = ?2, head_hash = ?3, clock_mark = ?4 WHERE device_id = ?1",
+        params![
+            device_id,
+            head.cursor.seq() as i64,
+            &head.cursor.hash()[..],
+            head.clock_mark
+        ],
+    )?;
+    Ok(new)
+}
+
+/// Whether the signed body shows a clock that cannot be trusted, whatever
+/// the device's own flag says.
+fn clock_suspicion(body: &EventBody, mark: Option<i64>, now: DateTime<Utc>) -> bool {
+    let tol = clock_tolerance().num_milliseconds();
+    let time = body.time.timestamp_millis();
+    let counter_ahead = body.counter.saturating_sub(time) > tol;
+    let walked_back = mark.is_some_and(|m| time < m.saturating_sub(tol));
+    let counter_stalled = mark.is_some_and(|m| body.counter <= m);
+    let in_future = body.time > later(now, clock_tolerance());
+    body.clock_suspect || counter_ahead || walked_back || counter_stalled || in_future
+}
+
+/// What the office knows of an item of a manifest issued to this device.
+struct Issued {
+    programme: Programme,
+    valid_from: DateTime<Utc>,
+    valid_until: DateTime<Utc>,
+    details: ItemDetails,
+}
+
+fn issued_item(
+    tx: &Transaction<'_>,
+    device_id: &str,
+    manifest_id: &str,
+    reference: &str,
+) -> Result<Option<Issued>> {
+    let row: Option<(String, i64, i64, String)> = tx
+        .query_row(
+            "SELECT i.programme AS programme, m.valid_from AS valid_from,
+                    m.valid_until AS valid_until, i.details AS details
+             FROM items i JOIN manifests m ON m.manifest_id = i.manifest_id
+             WHERE i.manifest_id = ?1 AND i.reference = ?2 AND m.device_id = ?3",
+            params![manifest_id, reference, device_id],
+            |r| {
+                Ok((
+                    r.get("programme")?,
+                    r.get("valid_from")?,
+                    r.get("valid_until")?,
+                    r.get("details")?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((programme, from, until, details)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(Issued {
+        programme: programme.parse()?,
+        valid_from: from_ms(from),
+        valid_until: from_ms(until),
+        details: serde_json::from_str(&details)
+            .map_err(|_| Error::Store("stored item details are unreadable"))?,
+    }))
+}
+
+/// The policy and key a code version was issued under.
+fn code_version(
+    tx: &Transaction<'_>,
+    programme: Programme,
+    reference: &str,
+    version: u32,
+) -> Result<Option<(Policy, String)>> {
+    let row: Option<(String, String)> = tx
+        .query_row(
+            "SELECT policy, code_key_id FROM codes
+             WHERE programme = ?1 AND reference = ?2 AND code_version = ?3",
+            params![programme.as_str(), reference, version],
+            |r| Ok((r.get("policy")?, r.get("code_key_id")?)),
+        )
+        .optional()?;
+    row.map(|(p, k)| {
+        let policy =
+            serde_json::from_str(&p).map_err(|_| Error::Store("a stored policy is unreadable"))?;
+        Ok((policy, k))
+    })
+    .transpose()
+}
+
+fn exists(tx: &Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
+    Ok(tx.query_row(&format!("SELECT EXISTS ({sql})"), params, |r| r.get(0))?)
+}
+
+fn judge(
     tx: &Transaction<'_>,
     code_key: &handover_core::codes::CodeKey,
     device_id: &str,
     body: &EventBody,
+    clock_suspect: bool,
 ) -> Result<Verdict> {
-    let EventKind::HandedOver {
-        manifest_id,
-        reference,
-        code_version,
-        code,
-        ..
-    } = &body.kind
-    else {
-        return Ok(Verdict::Recorded);
-    };
-    let issued: Option<(String, i64, i64, i64, i64, String)> = tx
-        .query_row(
-            "SELECT i.programme, i.code_version, i.digits, m.valid_from, m.valid_until, m.code_key_id
-             FROM items i JOIN manifests m ON m.manifest_id = i.manifest_id
-             WHERE i.manifest_id = ?1 AND i.reference = ?2 AND m.device_id = ?3",
-            params![manifest_id, reference, device_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
-        )
-        .optional()?;
-    let Some((programme, issued_version, digits, from, until, key_id)) = issued else {
-        return Ok(Verdict::OutsideValidity);
-    };
-    if key_id != code_key.id() {
-        return Ok(Verdict::CodeMismatch);
+    match &body.kind {
+        EventKind::HandedOver {
+            manifest_id,
+            reference,
+            code_version: version,
+            code,
+            ..
+        } => {
+            let Some(item) = issued_item(tx, device_id, manifest_id, reference)? else {
+                return Ok(Verdict::OutsideValidity);
+            };
+            let Some((policy, key_id)) = code_version(tx, item.programme, reference, *version)?
+            else {
+                return Ok(Verdict::CodeMismatch);
+            };
+            if key_id != code_key.id() {
+                return Ok(Verdict::CodeMismatch);
+            }
+            let right = derive_code(code_key, item.programme, reference, *version, policy.digits)?;
+            if !constant_time_eq(right.as_str().as_bytes(), code.as_str().as_bytes()) {
+                return Ok(Verdict::CodeMismatch);
+            }
+            let tolerance = clock_tolerance();
+            if body.time < earlier(item.valid_from, tolerance)
+                || body.time > later(item.valid_until, tolerance)
+            {
+                return Ok(Verdict::OutsideValidity);
+            }
+            let latest: Option<i64> = tx.query_row(
+                "SELECT MAX(code_version) FROM codes WHERE programme = ?1 AND reference = ?2",
+                params![item.programme.as_str(), reference],
+                |r| r.get(0),
+            )?;
+            if latest.is_some_and(|l| l > i64::from(*version)) {
+                return Ok(Verdict::Superseded);
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM events WHERE device_id = ?1 AND reference = ?2
+                 AND code_version = ?3 AND kind = 'locked'",
+                params![device_id, reference, version],
+            )? {
+                return Ok(Verdict::AfterLock);
+            }
+            if exists(
+                tx,
+                "SELECT 1 FROM events e JOIN items i
+                     ON i.manifest_id = e.manifest_id AND i.reference = e.reference
+                 WHERE e.reference = ?1 AND i.programme = ?2 AND e.kind = 'handed_over'
+                 AND e.verdict = 'verified'",
+                params![reference, item.programme.as_str()],
+            )? {
+                return Ok(Verdict::Duplicate);
+            }
+            if clock_suspect {
+                return Ok(Verdict::ClockSuspect);
+            }
+            Ok(Verdict::Verified)
+        }
+        EventKind::AttemptFailed {
+            manifest_id,
+            reference,
+            code_version: version,
+            ..
+        } => {
+            let Some(item) = issued_item(tx, device_id, manifest_id, reference)? else {
+                return Ok(Verdict::Recorded);
+            };
+            let Some((policy, _)) = code_version(tx, item.programme, reference, *version)? else {
+                return Ok(Verdict::Recorded);
+            };
+            let before: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM events WHERE device_id = ?1 AND reference = ?2
+                 AND code_version = ?3 AND kind = 'attempt_failed'",
+                params![device_id, reference, version],
+                |r| r.get(0),
+            )?;
+            Ok(if before >= i64::from(policy.max_attempts) {
+                Verdict::AttemptsExceeded
+            } else {
+                Verdict::Recorded
+            })
+        }
+        EventKind::ManifestImported {
+            manifest_id,
+            revision,
+            ..
+        } => Ok(
+            if exists(
+                tx,
+                "SELECT 1 FROM events WHERE device_id = ?1 AND manifest_id = ?2
+                 AND revision = ?3 AND kind = 'manifest_imported'",
+                params![device_id, manifest_id, revision],
+            )? {
+                Verdict::Reimported
+            } else {
+                Verdict::Recorded
+            },
+        ),
+        EventKind::Payment {
+            manifest_id,
+            reference,
+            amount_paise,
+            method,
+        } => {
+            let cod = issued_item(tx, device_id, manifest_id, reference)?
+                .and_then(|i| i.details.cod().map(|c| c.amount_paise));
+            let utr_ok = match method {
+                PaymentMethod::Cash => true,
+                PaymentMethod::Upi { txn_ref } => handover_core::upi::validate_utr(txn_ref).is_ok(),
+            };
+            let paid_before = exists(
+                tx,
+                "SELECT 1 FROM events WHERE reference = ?1 AND kind = 'payment'
+                 AND verdict = 'recorded'",
+                params![reference],
+            )?;
+            Ok(if cod == Some(*amount_paise) && utr_ok && !paid_before {
+                Verdict::Recorded
+            } else {
+                Verdict::PaymentMismatch
+            })
+        }
+        _ => Ok(Verdict::Recorded),
     }
-    let programme: Programme = programme.parse()?;
-    let right = if i64::from(*code_version) <= issued_version {
-        derive_code(code_key, programme, reference, *code_version, digits as u8).ok()
-    } else {
-        None
-    };
-    let matches = right.is_some_and(|r| {
-        let (a, b) = (r.as_str().as_bytes(), code.as_str().as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    });
-    if !matches {
-        return Ok(Verdict::CodeMismatch);
-    }
-    let tolerance = Duration::minutes(TOLERANCE_MINUTES);
-    if body.time < from_ms(from) - tolerance || body.time > from_ms(until) + tolerance {
-        return Ok(Verdict::OutsideValidity);
-    }
-    let confirmed: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM events e JOIN items i
-             ON i.manifest_id = e.manifest_id AND i.reference = e.reference
-             WHERE e.reference = ?1 AND i.programme = ?2 AND e.kind = 'handed_over' AND e.verdict = 'verified')",
-        params![reference, programme.as_str()],
-        |r| r.get(0),
-    )?;
-    if confirmed {
-        return Ok(Verdict::Duplicate);
-    }
-    if body.clock_suspect {
-        return Ok(Verdict::ClockSuspect);
-    }
-    Ok(Verdict::Verified)
 }
 
 fn store_event(
@@ -284,28 +545,16 @@ fn store_event(
     e: &Event,
     body: &EventBody,
     verdict: Verdict,
+    clock_suspect: bool,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let (manifest_id, reference) = body.kind.subject();
-    let detail = match &body.kind {
-        EventKind::Exception { reason, .. } => Some(reason.as_str().to_owned()),
-        EventKind::Payment {
-            amount_paise,
-            method,
-            ..
-        } => {
-            let how = match method {
-                handover_core::event::PaymentMethod::Cash => "cash",
-                handover_core::event::PaymentMethod::Upi { .. } => "upi",
-            };
-            Some(format!("{how}:{amount_paise}"))
-        }
-        _ => None,
-    };
+    let c = Columns::of(body);
     tx.execute(
         "INSERT INTO events (device_id, seq, prev_hash, hash, body, signature, kind, manifest_id,
-             reference, detail, verdict, device_time, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             reference, detail, verdict, device_time, received_at, code_version, revision,
+             amount_paise, clock_suspect)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             device_id,
             e.seq as i64,
@@ -316,13 +565,94 @@ fn store_event(
             body.kind.type_name(),
             manifest_id,
             reference,
-            detail,
+            c.detail,
             verdict.as_str(),
             ms(body.time),
-            ms(now)
+            ms(now),
+            c.code_version,
+            c.revision,
+            c.amount_paise,
+            clock_suspect
         ],
     )?;
     Ok(())
+}
+
+/// A fork: flag the device (never overwriting an earlier flag) and keep the
+/// second signed event as evidence, in a transaction of its own.
+fn record_fork(
+    conn: &mut rusqlite::Connection,
+    device_id: &str,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "UPDATE devices SET flagged = 'fork' WHERE device_id = ?1 AND flagged IS NULL",
+        [device_id],
+    )?;
+    tx.execute(
+        "INSERT OR IGNORE INTO fork_evidence (device_id, seq, prev_hash, hash, body, signature,
+             received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            device_id,
+            event.seq as i64,
+            &event.prev_hash[..],
+            &event.hash[..],
+            event.body,
+            &event.signature[..],
+            ms(now)
+        ],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The ack of a batch: through its last seq (or the head, for an empty
+/// batch), with the stored verdict of each of its events.
+fn ack_for(
+    tx: &Transaction<'_>,
+    device_id: &str,
+    events: &[Event],
+) -> Result<(Ack, BTreeMap<String, u64>)> {
+    let head: i64 = tx.query_row(
+        "SELECT head_seq FROM devices WHERE device_id = ?1",
+        [device_id],
+        |r| r.get(0),
+    )?;
+    let through = events.last().map_or(head as u64, |e| e.seq);
+    let through_hash = if through == 0 {
+        GENESIS
+    } else {
+        held_event(tx, device_id, through)?
+            .ok_or(Error::Store("the acknowledged event is missing"))?
+            .hash
+    };
+    let mut verdicts = Vec::with_capacity(events.len());
+    let mut counts = BTreeMap::new();
+    for e in events {
+        let v: String = tx.query_row(
+            "SELECT verdict FROM events WHERE device_id = ?1 AND seq = ?2",
+            params![device_id, e.seq as i64],
+            |r| r.get(0),
+        )?;
+        let verdict = Verdict::parse(&v)?;
+        *counts.entry(verdict.as_str().to_owned()).or_insert(0) += 1;
+        verdicts.push(EventVerdict {
+            seq: e.seq,
+            verdict,
+        });
+    }
+    Ok((
+        Ack {
+            format: ACK_FORMAT.into(),
+            device_id: device_id.to_owned(),
+            through_seq: through,
+            head_hash: through_hash,
+            verdicts,
+        },
+        counts,
+    ))
 }
 
 /// The confirmation SMS, and for vaccination the certificate record, of a
@@ -345,15 +675,12 @@ fn confirm(
     let (mobile, details): (String, String) = tx.query_row(
         "SELECT mobile, details FROM items WHERE manifest_id = ?1 AND reference = ?2",
         params![manifest_id, reference],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get("mobile")?, r.get("details")?)),
     )?;
-    let details: ItemDetails =
-        serde_json::from_str(&details).map_err(|_| handover_core::Error::Malformed {
-            what: "item details",
-            why: "stored details unreadable",
-        })?;
+    let details: ItemDetails = serde_json::from_str(&details)
+        .map_err(|_| Error::Store("stored item details are unreadable"))?;
     // India Standard Time is UTC+05:30 all year.
-    let when = (body.time + Duration::minutes(330)).format("%d-%m-%Y %H:%M IST");
+    let when = later(body.time, Duration::minutes(330)).format("%d-%m-%Y %H:%M IST");
     let mut rows = vec![];
     match &details {
         ItemDetails::Post(_) => rows.push((

@@ -4,9 +4,26 @@
 //! one per device, programme and working day. Issuing again for the same
 //! device, programme and day makes the next revision from the file given,
 //! which should hold the whole day's list (items left out are withdrawn on
-//! the device). An item already in the manifest keeps its code (no new SMS)
-//! unless it is named in `reissue`; a re-issued or new item gets the next
-//! `code_version` and an SMS.
+//! the device).
+//!
+//! Each item's **code version** is decided first, then its code and verifier
+//! are derived:
+//!
+//! | the item | code version | SMS |
+//! |---|---|---|
+//! | new to this manifest | one above the highest ever issued for the reference | yes |
+//! | named in `reissue` | one above the highest | yes |
+//! | already in this manifest, same policy | kept | no |
+//! | already in this manifest, another policy | one above the highest | yes |
+//!
+//! The policy of every code version is recorded (`codes`), and the
+//! verifier's salt is derived from the code key, so the verifier of a
+//! `(programme, reference, code_version)` is the same in every revision: an
+//! insider with several revisions learns no more than from one. A change of
+//! policy is a new code, never a re-derivation of a kept one with new digits.
+//!
+//! Nothing is committed until the caller's `deliver` step (writing the
+//! manifest and SMS files) has succeeded, so a failed write loses no SMS.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -14,7 +31,7 @@ use chrono::{DateTime, Utc};
 use handover_core::codes::{derive_code, Code, Policy, Programme};
 use handover_core::manifest::{Item, Manifest, MANIFEST_FORMAT};
 use handover_core::verifier::Verifier;
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
 
 use crate::bookings::Booking;
@@ -61,8 +78,8 @@ impl std::fmt::Debug for Sms {
     }
 }
 
-/// An issued manifest.
-#[derive(Debug)]
+/// An issued manifest. `Debug` shows its id, revision and counts, not the
+/// sealed bytes (names and addresses) or the SMS (codes).
 pub struct Issued {
     /// Manifest id.
     pub manifest_id: String,
@@ -76,6 +93,22 @@ pub struct Issued {
     pub policy: Policy,
     /// Items in the manifest.
     pub items: usize,
+    /// Items that got a new code version because their policy changed.
+    pub policy_changed: usize,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("manifest_id", &self.manifest_id)
+            .field("revision", &self.revision)
+            .field("sealed_len", &self.sealed.len())
+            .field("sms", &self.sms.len())
+            .field("policy", &self.policy)
+            .field("items", &self.items)
+            .field("policy_changed", &self.policy_changed)
+            .finish()
+    }
 }
 
 /// The message that carries a code.
@@ -92,41 +125,52 @@ pub fn sms_text(programme: Programme, reference: &str, code: &Code) -> String {
     }
 }
 
-/// Write SMS rows as `mobile,reference,message` to `path` (mode 0600).
+/// Append SMS rows as `mobile,reference,message` to `path`, creating it
+/// (mode 0600, with a header) if absent. Never follows a symlink and never
+/// overwrites what is there: an unsent SMS file keeps its rows.
 pub fn write_sms_csv(path: &std::path::Path, sms: &[Sms]) -> Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let csv_err = |_| Error::Usage("could not encode the SMS file".into());
-    w.write_record(["mobile", "reference", "message"])
-        .map_err(csv_err)?;
+    let encode = |_| Error::Encoding("SMS file");
+    let exists = crate::files::append_private(path, b"")?;
+    if !exists {
+        w.write_record(["mobile", "reference", "message"])
+            .map_err(encode)?;
+    }
     for s in sms {
         w.write_record([&s.mobile, &s.reference, &s.message])
-            .map_err(csv_err)?;
+            .map_err(encode)?;
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|_| Error::Usage("could not encode the SMS file".into()))?;
-    if path.exists() {
-        std::fs::remove_file(path).map_err(crate::error::io(path))?;
-    }
-    crate::keystore::write_private(path, &bytes)
+    let bytes = w.into_inner().map_err(|_| Error::Encoding("SMS file"))?;
+    crate::files::append_private(path, &bytes)?;
+    Ok(())
+}
+
+/// One item's plan: its booking, code version, policy, and whether it needs an SMS.
+struct Planned<'a> {
+    booking: &'a Booking,
+    version: u32,
+    policy: Policy,
+    new_code: bool,
+    policy_changed: bool,
 }
 
 impl Office {
-    /// Issue (or re-issue) a device's manifest. Nothing is stored unless all
-    /// of it succeeds. `progress` is called once per item.
+    /// Issue (or re-issue) a device's manifest. `progress` is called once
+    /// per item; `deliver` gets the result before anything is committed
+    /// (write the manifest and SMS files there) and the issue is committed
+    /// only if it returns `Ok`.
     pub fn issue(
         &mut self,
         req: &IssueRequest<'_>,
         progress: &(dyn Fn() + Sync),
+        deliver: impl FnOnce(&Issued) -> Result<()>,
     ) -> Result<Issued> {
         let device = self.device(req.device_id)?;
         if device.revoked {
             return Err(Error::DeviceRevoked(device.device_id));
         }
         if req.valid_from >= req.valid_until {
-            return Err(Error::Usage(
-                "--valid-from must be before --valid-until".into(),
-            ));
+            return Err(Error::InvalidWindow);
         }
         let policy = req.policy.unwrap_or_else(|| req.programme.default_policy());
         policy.validate()?;
@@ -136,71 +180,64 @@ impl Office {
             req.device_id,
             req.valid_from.format("%Y%m%d")
         );
-        let held: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT revision FROM manifests WHERE manifest_id = ?1",
-                [&manifest_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let revision = held.map_or(1, |r| r as u32 + 1);
         let reissue: HashSet<&str> = req.reissue.iter().map(String::as_str).collect();
-
         if let Some(r) = reissue
             .iter()
             .find(|r| !req.bookings.iter().any(|b| b.reference == **r))
         {
-            return Err(Error::Usage(format!(
-                "--reissue names {r}, which is not in the bookings file"
-            )));
+            return Err(Error::ReissueNotBooked((*r).to_owned()));
         }
-
-        // Decide each item's code version, then derive codes and verifiers.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let held: Option<i64> = tx
+            .query_row(
+                "SELECT revision FROM manifests WHERE manifest_id = ?1",
+                [&manifest_id],
+                |r| r.get("revision"),
+            )
+            .optional()?;
+        let revision = held.map_or(Ok(1), |r| {
+            u32::try_from(r)
+                .ok()
+                .and_then(|r| r.checked_add(1))
+                .ok_or(Error::Store("manifest revision out of range"))
+        })?;
         let mut plan = Vec::with_capacity(req.bookings.len());
         for b in req.bookings {
-            let in_manifest: Option<i64> = self
-                .conn
-                .query_row(
-                    "SELECT code_version FROM items WHERE manifest_id = ?1 AND reference = ?2",
-                    params![manifest_id, b.reference],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let latest: Option<i64> = self.conn.query_row(
-                "SELECT MAX(code_version) FROM items WHERE programme = ?1 AND reference = ?2",
-                params![req.programme.as_str(), b.reference],
-                |r| r.get(0),
-            )?;
-            let (version, send) = match in_manifest {
-                Some(v) if !reissue.contains(b.reference.as_str()) => (v as u32, false),
-                _ => (latest.unwrap_or(0) as u32 + 1, true),
-            };
-            plan.push((b, version, send));
+            plan.push(plan_item(
+                &tx,
+                req.programme,
+                &manifest_id,
+                b,
+                &reissue,
+                policy,
+            )?);
         }
         let code_key = &self.code_key;
         let programme = req.programme;
-        let derived: Vec<Result<(Item, Option<Sms>)>> =
-            parallel_map(&plan, |(b, version, send)| {
-                let code = derive_code(code_key, programme, &b.reference, *version, policy.digits)?;
-                let verifier = Verifier::create(&code, &b.reference, &policy)?;
-                let sms = send.then(|| Sms {
-                    mobile: b.mobile.clone(),
-                    reference: b.reference.clone(),
-                    message: sms_text(programme, &b.reference, &code),
-                });
-                progress();
-                Ok((
-                    Item {
-                        reference: b.reference.clone(),
-                        code_version: *version,
-                        policy: "default".into(),
-                        verifier,
-                        details: b.details.clone(),
-                    },
-                    sms,
-                ))
+        let derived: Vec<Result<(Item, Option<Sms>)>> = parallel_map(&plan, |p| {
+            let reference = &p.booking.reference;
+            let code = derive_code(code_key, programme, reference, p.version, p.policy.digits)?;
+            let verifier =
+                Verifier::derive(code_key, programme, reference, p.version, &code, &p.policy)?;
+            let sms = p.new_code.then(|| Sms {
+                mobile: p.booking.mobile.clone(),
+                reference: reference.clone(),
+                message: sms_text(programme, reference, &code),
             });
+            progress();
+            Ok((
+                Item {
+                    reference: reference.clone(),
+                    code_version: p.version,
+                    policy: p.policy.name(),
+                    verifier,
+                    details: p.booking.details.clone(),
+                },
+                sms,
+            ))
+        });
         let mut items = Vec::with_capacity(derived.len());
         let mut sms = Vec::new();
         for d in derived {
@@ -208,6 +245,8 @@ impl Office {
             items.push(item);
             sms.extend(s);
         }
+        let policies: BTreeMap<String, Policy> =
+            plan.iter().map(|p| (p.policy.name(), p.policy)).collect();
         let manifest = Manifest {
             format: MANIFEST_FORMAT.into(),
             manifest_id: manifest_id.clone(),
@@ -220,16 +259,11 @@ impl Office {
             issued_at: req.now,
             valid_from: req.valid_from,
             valid_until: req.valid_until,
-            policies: BTreeMap::from([("default".to_string(), policy)]),
+            policies,
             items,
         };
         let sealed = manifest.seal(&self.signing)?;
-
-        let policy_json =
-            serde_json::to_string(&policy).map_err(|_| Error::Usage("policy".into()))?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let policy_json = serde_json::to_string(&policy).map_err(|_| Error::Encoding("policy"))?;
         tx.execute(
             "INSERT INTO manifests (manifest_id, revision, device_id, programme, code_key_id,
                  issued_at, valid_from, valid_until, policy, sealed)
@@ -251,9 +285,9 @@ impl Office {
                 sealed
             ],
         )?;
-        for (item, (b, ..)) in manifest.items.iter().zip(&plan) {
-            let details =
-                serde_json::to_string(&item.details).map_err(|_| Error::Usage("details".into()))?;
+        for (item, p) in manifest.items.iter().zip(&plan) {
+            let details = serde_json::to_string(&item.details)
+                .map_err(|_| Error::Encoding("item details"))?;
             tx.execute(
                 "INSERT INTO items (manifest_id, reference, programme, code_version, digits, mobile, details)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -264,22 +298,97 @@ impl Office {
                     item.reference,
                     programme.as_str(),
                     item.code_version,
-                    policy.digits,
-                    b.mobile,
+                    p.policy.digits,
+                    p.booking.mobile,
                     details
                 ],
             )?;
+            if p.new_code {
+                let json =
+                    serde_json::to_string(&p.policy).map_err(|_| Error::Encoding("policy"))?;
+                tx.execute(
+                    "INSERT INTO codes (programme, reference, code_version, policy, code_key_id, issued_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        programme.as_str(),
+                        item.reference,
+                        item.code_version,
+                        json,
+                        self.code_key.id(),
+                        ms(req.now)
+                    ],
+                )?;
+            }
         }
-        tx.commit()?;
-        Ok(Issued {
+        let issued = Issued {
             manifest_id,
             revision,
             sealed,
             sms,
             policy,
             items: manifest.items.len(),
-        })
+            policy_changed: plan.iter().filter(|p| p.policy_changed).count(),
+        };
+        deliver(&issued)?;
+        tx.commit()?;
+        Ok(issued)
     }
+}
+
+/// Decide the code version, policy and SMS of one booking (the table in the
+/// module docs).
+fn plan_item<'a>(
+    tx: &Transaction<'_>,
+    programme: Programme,
+    manifest_id: &str,
+    booking: &'a Booking,
+    reissue: &HashSet<&str>,
+    policy: Policy,
+) -> Result<Planned<'a>> {
+    let reference = booking.reference.as_str();
+    let in_manifest: Option<(i64, Option<String>)> = tx
+        .query_row(
+            "SELECT i.code_version AS code_version, c.policy AS policy FROM items i
+             LEFT JOIN codes c ON c.programme = i.programme AND c.reference = i.reference
+                 AND c.code_version = i.code_version
+             WHERE i.manifest_id = ?1 AND i.reference = ?2",
+            params![manifest_id, reference],
+            |r| Ok((r.get("code_version")?, r.get("policy")?)),
+        )
+        .optional()?;
+    let latest: Option<i64> = tx.query_row(
+        "SELECT MAX(code_version) FROM codes WHERE programme = ?1 AND reference = ?2",
+        params![programme.as_str(), reference],
+        |r| r.get(0),
+    )?;
+    let next = u32::try_from(latest.unwrap_or(0))
+        .ok()
+        .and_then(|v| v.checked_add(1))
+        .ok_or(Error::Store("code version out of range"))?;
+    let fresh = |policy_changed| Planned {
+        booking,
+        version: next,
+        policy,
+        new_code: true,
+        policy_changed,
+    };
+    let Some((version, held_policy)) = in_manifest else {
+        return Ok(fresh(false));
+    };
+    if reissue.contains(reference) {
+        return Ok(fresh(false));
+    }
+    let held_policy: Option<Policy> = held_policy.and_then(|p| serde_json::from_str(&p).ok());
+    if held_policy != Some(policy) {
+        return Ok(fresh(true));
+    }
+    Ok(Planned {
+        booking,
+        version: u32::try_from(version).map_err(|_| Error::Store("code version out of range"))?,
+        policy,
+        new_code: false,
+        policy_changed: false,
+    })
 }
 
 /// Map `f` over `items` on all cores, keeping order.

@@ -35,21 +35,10 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Make `dir` (and parents) with mode 0700 for the last component.
-pub(crate) fn private_dir(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).map_err(io(dir))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
-    }
-    Ok(())
-}
-
 /// Create the office's keys under `dir`.
 pub(crate) fn create(dir: &Path, code_key_id: &str) -> Result<(SigningKey, CodeKey)> {
     let kd = keys_dir(dir);
-    private_dir(&kd)?;
+    crate::files::private_dir(&kd)?;
     let signing = SigningKey::generate()?;
     write_private(&kd.join(SIGNING), signing.pkcs8())?;
     let code = CodeKey::generate(code_key_id)?;
@@ -64,24 +53,23 @@ pub(crate) fn create(dir: &Path, code_key_id: &str) -> Result<(SigningKey, CodeK
 pub(crate) fn signing_key(dir: &Path) -> Result<SigningKey> {
     let path = keys_dir(dir).join(SIGNING);
     let bytes = fs::read(&path).map_err(io(&path))?;
-    Ok(SigningKey::from_pkcs8(&bytes)?)
+    SigningKey::from_pkcs8(&bytes).map_err(|_| Error::DamagedKey {
+        path,
+        why: "not an Ed25519 PKCS#8 document",
+    })
 }
 
 /// Load the code key `id`.
 pub(crate) fn code_key(dir: &Path, id: &str) -> Result<CodeKey> {
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(Error::Usage(
-            "code key ids are letters, digits and '-'".into(),
-        ));
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(Error::Store("a code key id is not letters, digits and '-'"));
     }
     let path = keys_dir(dir).join(format!("code-{id}.key"));
     let text = fs::read_to_string(&path).map_err(io(&path))?;
     let mut bytes = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| {
-        Error::Usage(format!(
-            "{} is damaged: expected 64 hex characters",
-            path.display()
-        ))
+    hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| Error::DamagedKey {
+        path: path.clone(),
+        why: "expected 64 hex characters",
     })?;
     Ok(CodeKey::new(id, bytes))
 }

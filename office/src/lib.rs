@@ -1,10 +1,11 @@
 //! # handover-office
 //!
-//! The office side of *handover*: it holds the code key and the office
-//! signing key, enrols devices, issues each device's signed daily manifest
-//! (and the SMS file, the only place a code is ever written), ingests the
-//! evening's batches, re-deriving and checking every handed-over code, and
-//! answers each batch with a signed ack. The `handover` binary is its CLI.
+//! The office side of *handover*, as a library: it holds the code key and
+//! the office signing key, enrols devices, issues each device's signed daily
+//! manifest (and the SMS that carry the codes), ingests the evening's
+//! batches, re-deriving and checking every handed-over code, and answers each
+//! batch with a signed ack. The `handover` command line (`handover-cli`) and
+//! the sync service (`handover-server`) are built on it.
 //!
 //! | file | concern |
 //! |---|---|
@@ -13,11 +14,10 @@
 //! | `schema.rs` | the office database |
 //! | `keystore.rs` | key files (0600) |
 //! | `bookings.rs` | bookings CSV |
+//! | `files.rs` | private files (0600, never through a symlink) |
 //! | `issue.rs` | manifests and SMS |
 //! | `ingest.rs` | batches, verdicts, acks, confirmations |
 //! | `report.rs` | the day's report |
-//! | `demo.rs` | `handover demo`: a whole day on one machine |
-//! | `cli.rs`, `main.rs` | the `handover` command line |
 //!
 //! ```
 //! use handover_office::Office;
@@ -37,17 +37,16 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use handover_core::codes::CodeKey;
 use handover_core::keys::{PublicKey, SigningKey};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 pub mod bookings;
-pub mod cli;
-pub mod demo;
 pub mod error;
+pub mod files;
 pub mod ingest;
 pub mod issue;
 mod keystore;
 pub mod report;
-mod schema;
+pub mod schema;
 
 pub use error::{Error, Result};
 
@@ -89,21 +88,7 @@ pub struct DeviceRecord {
 }
 
 fn open_db(path: &Path, create: bool) -> Result<Connection> {
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    if create {
-        flags |= OpenFlags::SQLITE_OPEN_CREATE;
-    }
-    let mut conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-    if check != "ok" {
-        return Err(handover_core::Error::DatabaseUnusable("integrity check failed".into()).into());
-    }
-    let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    schema::migrate(&mut conn)?;
-    Ok(conn)
+    Ok(handover_core::db::open(path, create, schema::STEPS)?)
 }
 
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
@@ -123,21 +108,12 @@ impl Office {
 
     /// [`init`](Self::init) with the cash-on-delivery payee.
     pub fn init_with(dir: &Path, office_id: &str, cod: bookings::CodPayee) -> Result<Office> {
-        if office_id.is_empty()
-            || office_id.len() > 64
-            || !office_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_./:".contains(&b))
-        {
-            return Err(Error::Usage(
-                "--office-id: 1 to 64 letters, digits or -_./:".into(),
-            ));
-        }
+        handover_core::rules::check_id("office id", office_id)?;
         handover_core::upi::validate_vpa(&cod.upi)?;
         if dir.join(DB_FILE).exists() || dir.join("keys").exists() {
             return Err(Error::AlreadyInitialised(dir.to_owned()));
         }
-        keystore::private_dir(dir)?;
+        files::private_dir(dir)?;
         keystore::create(dir, CODE_KEY_ID)?;
         let conn = open_db(&dir.join(DB_FILE), true)?;
         for (k, v) in [
@@ -212,7 +188,11 @@ impl Office {
         assignee: &str,
         now: DateTime<Utc>,
     ) -> Result<String> {
-        handover_core::manifest::check_text("assignee", assignee, 80)?;
+        handover_core::rules::check_text(
+            "assignee",
+            assignee,
+            handover_core::rules::limits::ASSIGNEE,
+        )?;
         let device_id = device_key.device_id();
         self.conn.execute(
             "INSERT INTO devices (device_id, public_key, assignee, enrolled_at) VALUES (?1, ?2, ?3, ?4)

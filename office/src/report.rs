@@ -6,7 +6,7 @@ use handover_core::codes::{Policy, RiskFigures};
 use rusqlite::params;
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::Office;
 
 /// The day's figures. Its JSON form (`handover office report --json`) is a
@@ -35,15 +35,28 @@ pub struct Report {
     pub clock_suspect: u64,
     /// Second handovers of an item already confirmed.
     pub duplicate: u64,
+    /// Handovers with the right code of a version since replaced.
+    pub superseded: u64,
+    /// Handovers after the item locked at the same code version.
+    pub after_lock: u64,
+    /// Wrong codes beyond the policy's `max_attempts` for one code version.
+    pub attempts_exceeded: u64,
+    /// Manifest revisions imported a second time (e.g. after a purge).
+    pub reimported: u64,
+    /// Payments that do not match the item's cash on delivery.
+    pub payment_mismatch: u64,
+    /// Events whose device clock the office found suspect, from the signed
+    /// bodies or the device's own flag.
+    pub clock_suspect_events: u64,
     /// Wrong codes entered at doors (`attempt_failed` events).
     pub refused: u64,
     /// Items locked after too many wrong codes.
     pub locked: u64,
     /// Exceptions by reason.
     pub exceptions: BTreeMap<String, u64>,
-    /// Cash-on-delivery payments by method.
+    /// Cash-on-delivery payments that match their item, by method.
     pub payments: BTreeMap<String, u64>,
-    /// Cash-on-delivery collected, paise.
+    /// Cash-on-delivery collected by payments that match their item, paise.
     pub collected_paise: u64,
     /// Confirmation SMS queued (verified handovers only).
     pub confirmation_sms: u64,
@@ -114,12 +127,23 @@ impl Office {
         }
         let mut payments = BTreeMap::new();
         let mut collected = 0u64;
-        let mut stmt = c.prepare("SELECT detail FROM events WHERE kind = 'payment'")?;
-        for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
-            let detail = row?;
-            let (how, amount) = detail.split_once(':').unwrap_or((&detail, "0"));
-            *payments.entry(how.to_owned()).or_insert(0) += 1;
-            collected += amount.parse::<u64>().unwrap_or(0);
+        let mut stmt = c.prepare(
+            "SELECT detail, amount_paise FROM events WHERE kind = 'payment' AND verdict = 'recorded'",
+        )?;
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Option<String>>("detail")?,
+                r.get::<_, Option<i64>>("amount_paise")?,
+            ))
+        })? {
+            let (how, amount) = row?;
+            *payments.entry(how.unwrap_or_default()).or_insert(0) += 1;
+            let amount = amount
+                .and_then(|a| u64::try_from(a).ok())
+                .ok_or(Error::Store("a recorded payment has no amount"))?;
+            collected = collected
+                .checked_add(amount)
+                .ok_or(Error::Store("collected amounts overflow"))?;
         }
         let mut policies = Vec::new();
         let mut stmt = c.prepare(
@@ -149,6 +173,16 @@ impl Office {
             outside_validity: verdict("outside_validity")?,
             clock_suspect: verdict("clock_suspect")?,
             duplicate: verdict("duplicate")?,
+            superseded: verdict("superseded")?,
+            after_lock: verdict("after_lock")?,
+            attempts_exceeded: count(
+                "SELECT COUNT(*) FROM events WHERE verdict = 'attempts_exceeded'",
+            )?,
+            reimported: count("SELECT COUNT(*) FROM events WHERE verdict = 'reimported'")?,
+            payment_mismatch: count(
+                "SELECT COUNT(*) FROM events WHERE verdict = 'payment_mismatch'",
+            )?,
+            clock_suspect_events: count("SELECT COUNT(*) FROM events WHERE clock_suspect = 1")?,
             refused: count("SELECT COUNT(*) FROM events WHERE kind = 'attempt_failed'")?,
             locked: count("SELECT COUNT(*) FROM events WHERE kind = 'locked'")?,
             exceptions,
@@ -195,6 +229,8 @@ pub fn render(r: &Report) -> String {
     );
     line("  clock suspect (flagged)", r.clock_suspect.to_string());
     line("  duplicate (flagged)", r.duplicate.to_string());
+    line("  superseded code (flagged)", r.superseded.to_string());
+    line("  after a lock (flagged)", r.after_lock.to_string());
     line("wrong codes refused at the door", r.refused.to_string());
     line("items locked", r.locked.to_string());
     for (k, v) in &r.exceptions {
@@ -212,7 +248,20 @@ pub fn render(r: &Report) -> String {
     );
     line("confirmation SMS queued", r.confirmation_sms.to_string());
     line("certificates recorded", r.certificates.to_string());
-    line("clock anomalies", r.clock_anomalies.to_string());
+    line(
+        "payments not matching (flagged)",
+        r.payment_mismatch.to_string(),
+    );
+    line(
+        "wrong codes beyond the limit",
+        r.attempts_exceeded.to_string(),
+    );
+    line("manifests imported again", r.reimported.to_string());
+    line("clock anomalies (device)", r.clock_anomalies.to_string());
+    line(
+        "events with a suspect clock",
+        r.clock_suspect_events.to_string(),
+    );
     for f in &r.flagged {
         out.push_str(&format!(
             "  FLAGGED device {} ({}): {}\n",

@@ -1,16 +1,37 @@
-//! The office database schema (SQLite), versioned by `user_version`.
+//! The office database schema (SQLite), versioned by `user_version` and
+//! opened through [`handover_core::db`] (integrity check first, WAL,
+//! `synchronous=FULL`, one transaction per migration step).
 //!
 //! Events are keyed by `(device_id, seq)`: ingest is idempotent by
 //! construction, and the same key carries over to a PostgreSQL store.
+//!
+//! History:
+//! * **1** — devices, manifests, items, events, confirmations.
+//! * **2** — `codes`: the policy and key of every code version issued, so a
+//!   verifier never changes while its code does not and ingest re-derives
+//!   with the policy of the version in force; per-event `code_version`,
+//!   `revision`, `amount_paise` and the office's own `clock_suspect`; the
+//!   device's clock high-water mark; `fork_evidence`, the second validly
+//!   signed event at a held seq that flagged a device.
 
-use rusqlite::Connection;
+use handover_core::db::Step;
+use handover_core::event::{Event, EventBody, EventKind, PaymentMethod};
+use rusqlite::{params, Transaction};
 
-use crate::error::Result;
+/// The migration steps: `STEPS[i]` takes a database from version `i` to
+/// `i + 1`. Public so tests can build a database as an earlier version left it.
+pub const STEPS: &[Step] = &[
+    Step::sql(V1),
+    Step {
+        sql: V2,
+        then: Some(backfill_v2),
+    },
+];
 
 /// Schema version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
-const STEPS: &[&str] = &["
+const V1: &str = "
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value ANY NOT NULL
@@ -75,11 +96,123 @@ CREATE TABLE confirmations (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (device_id, seq, channel)
 ) STRICT;
-"];
+";
 
-/// Bring the database up to [`VERSION`], one step per transaction.
-pub fn migrate(conn: &mut Connection) -> Result<()> {
-    Ok(handover_core::device::schema::apply_steps(
-        conn, STEPS, VERSION,
-    )?)
+const V2: &str = "
+CREATE TABLE codes (
+    programme    TEXT NOT NULL,
+    reference    TEXT NOT NULL,
+    code_version INTEGER NOT NULL,
+    policy       TEXT NOT NULL,
+    code_key_id  TEXT NOT NULL,
+    issued_at    INTEGER NOT NULL,
+    PRIMARY KEY (programme, reference, code_version)
+) STRICT;
+INSERT OR IGNORE INTO codes (programme, reference, code_version, policy, code_key_id, issued_at)
+    SELECT i.programme, i.reference, i.code_version, m.policy, m.code_key_id, m.issued_at
+    FROM items i JOIN manifests m ON m.manifest_id = i.manifest_id;
+ALTER TABLE events ADD COLUMN code_version INTEGER;
+ALTER TABLE events ADD COLUMN revision INTEGER;
+ALTER TABLE events ADD COLUMN amount_paise INTEGER;
+ALTER TABLE events ADD COLUMN clock_suspect INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN clock_mark INTEGER;
+CREATE TABLE fork_evidence (
+    device_id   TEXT NOT NULL REFERENCES devices(device_id),
+    seq         INTEGER NOT NULL,
+    prev_hash   BLOB NOT NULL,
+    hash        BLOB NOT NULL,
+    body        BLOB NOT NULL,
+    signature   BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (device_id, seq, hash)
+) STRICT;
+CREATE INDEX events_by_item ON events(device_id, reference, code_version, kind);
+";
+
+/// Version 2's per-event columns for events stored by version 1, read from
+/// the signed bodies (SQL cannot parse them).
+fn backfill_v2(tx: &Transaction<'_>) -> handover_core::Result<()> {
+    let rows: Vec<(String, i64, Vec<u8>)> = {
+        let mut stmt = tx.prepare("SELECT device_id, seq, body FROM events")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get("device_id")?, r.get("seq")?, r.get("body")?))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (device_id, seq, body) in rows {
+        let body = Event {
+            seq: seq as u64,
+            prev_hash: [0; 32],
+            body,
+            hash: [0; 32],
+            signature: [0; 64],
+        }
+        .parse_body()?;
+        let c = Columns::of(&body);
+        tx.execute(
+            "UPDATE events SET code_version = ?3, revision = ?4, amount_paise = ?5,
+                 detail = ?6, clock_suspect = ?7 WHERE device_id = ?1 AND seq = ?2",
+            params![
+                device_id,
+                seq,
+                c.code_version,
+                c.revision,
+                c.amount_paise,
+                c.detail,
+                body.clock_suspect
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// The columns the office keeps beside an event's body, for queries.
+pub(crate) struct Columns {
+    pub code_version: Option<i64>,
+    pub revision: Option<i64>,
+    pub amount_paise: Option<i64>,
+    pub detail: Option<String>,
+}
+
+impl Columns {
+    pub(crate) fn of(body: &EventBody) -> Columns {
+        let mut c = Columns {
+            code_version: None,
+            revision: None,
+            amount_paise: None,
+            detail: None,
+        };
+        match &body.kind {
+            EventKind::HandedOver {
+                revision,
+                code_version,
+                ..
+            } => {
+                c.revision = Some(i64::from(*revision));
+                c.code_version = Some(i64::from(*code_version));
+            }
+            EventKind::AttemptFailed { code_version, .. }
+            | EventKind::Locked { code_version, .. } => {
+                c.code_version = Some(i64::from(*code_version))
+            }
+            EventKind::ManifestImported { revision, .. } => c.revision = Some(i64::from(*revision)),
+            EventKind::Exception { reason, .. } => c.detail = Some(reason.as_str().to_owned()),
+            EventKind::Payment {
+                amount_paise,
+                method,
+                ..
+            } => {
+                c.amount_paise = i64::try_from(*amount_paise).ok();
+                c.detail = Some(
+                    match method {
+                        PaymentMethod::Cash => "cash",
+                        PaymentMethod::Upi { .. } => "upi",
+                    }
+                    .to_owned(),
+                );
+            }
+            _ => {}
+        }
+        c
+    }
 }

@@ -11,7 +11,7 @@ use handover_office::issue::{IssueRequest, Issued};
 use handover_office::Office;
 
 /// The `handover` binary built by `cargo test --workspace` (or
-/// `cargo build -p handover-office`), or `$HANDOVER_BIN`.
+/// `cargo build -p handover-cli`), or `$HANDOVER_BIN`.
 pub fn handover_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("HANDOVER_BIN") {
         return p.into();
@@ -27,7 +27,7 @@ pub fn handover_bin() -> PathBuf {
     let bin = target.join(profile).join("handover");
     assert!(
         bin.exists(),
-        "{} not built: run `cargo build -p handover-office` or the whole `cargo test --workspace`",
+        "{} not built: run `cargo build -p handover-cli` or the whole `cargo test --workspace`",
         bin.display()
     );
     bin
@@ -126,6 +126,7 @@ impl Day {
                     now,
                 },
                 &|| {},
+                |_| Ok(()),
             )
             .expect("issue");
         device.import_manifest(&issued.sealed, now).expect("import");
@@ -147,6 +148,6 @@ impl Day {
             .iter()
             .find(|s| s.reference == reference)
             .expect("an SMS for the reference");
-        handover_office::demo::code_from_sms(&sms.message).expect("a code in the SMS")
+        handover_cli::demo::code_from_sms(&sms.message).expect("a code in the SMS")
     }
 }

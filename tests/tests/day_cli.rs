@@ -18,7 +18,7 @@ fn sms_codes(path: &Path) -> Vec<(String, String, String)> {
         .map(|l| {
             let (mobile, rest) = l.split_once(',').unwrap();
             let (reference, message) = rest.split_once(',').unwrap();
-            let code = handover_office::demo::code_from_sms(message).unwrap();
+            let code = handover_cli::demo::code_from_sms(message).unwrap();
             (mobile.to_owned(), reference.to_owned(), code)
         })
         .collect()

@@ -55,10 +55,11 @@ impl From<Core> for HandoverError {
             | Core::WrongDevice
             | Core::ManifestExpired
             | Core::StaleRevision { .. }
+            | Core::VerifierChanged
             | Core::ChainBroken(_)
             | Core::AckMismatch(_) => HandoverError::Refused { reason },
             Core::UnknownItem => HandoverError::UnknownItem,
-            Core::NotAllowed(_) => HandoverError::NotAllowed { reason },
+            Core::NotAllowed(_) | Core::ClockBehind => HandoverError::NotAllowed { reason },
             Core::DatabaseUnusable(_)
             | Core::SchemaTooNew { .. }
             | Core::Sqlite(_)

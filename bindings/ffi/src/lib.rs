@@ -19,8 +19,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use handover_core::device::{self, Device, ItemState as CoreState};
-use handover_core::event::{self, PaymentMethod};
+use handover_core::codes::Programme;
+use handover_core::device::{self, Device, ItemState};
+use handover_core::event::{self, ExceptionReason, PaymentMethod};
 use handover_core::manifest::{ItemDetails, PostService};
 
 mod error;
@@ -46,68 +47,11 @@ pub struct DeviceIdentity {
     pub public_key_hex: String,
 }
 
-/// Programme of an item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum Programme {
-    /// Doorstep postal delivery.
-    Post,
-    /// Vaccination.
-    Vaccination,
-}
-
-/// Where an item stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum ItemState {
-    /// Codes are accepted.
-    Pending,
-    /// Handed over.
-    HandedOver,
-    /// Not handed over at the last visit; codes are still accepted.
-    Exception,
-    /// Too many wrong codes; needs a re-issued code.
-    Locked,
-}
-
-/// Why an item was not handed over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum ExceptionReason {
-    /// Nobody at home.
-    NotHome,
-    /// Refused by the recipient.
-    Refused,
-    /// Address not found.
-    AddressNotFound,
-    /// The recipient did not get the code.
-    CodeNotReceived,
-}
-
-impl From<ExceptionReason> for event::ExceptionReason {
-    fn from(r: ExceptionReason) -> Self {
-        match r {
-            ExceptionReason::NotHome => event::ExceptionReason::NotHome,
-            ExceptionReason::Refused => event::ExceptionReason::Refused,
-            ExceptionReason::AddressNotFound => event::ExceptionReason::AddressNotFound,
-            ExceptionReason::CodeNotReceived => event::ExceptionReason::CodeNotReceived,
-        }
-    }
-}
-
-impl From<event::ExceptionReason> for ExceptionReason {
-    fn from(r: event::ExceptionReason) -> Self {
-        match r {
-            event::ExceptionReason::NotHome => ExceptionReason::NotHome,
-            event::ExceptionReason::Refused => ExceptionReason::Refused,
-            event::ExceptionReason::AddressNotFound => ExceptionReason::AddressNotFound,
-            event::ExceptionReason::CodeNotReceived => ExceptionReason::CodeNotReceived,
-        }
-    }
-}
-
 /// A postal article's details. (Rust `Debug` leaves out personal data.)
 #[derive(Clone, uniffi::Record)]
 pub struct PostInfo {
-    /// `registered`, `speed_post` or `parcel`.
-    pub service: String,
+    /// Registered, speed post or parcel.
+    pub service: PostService,
     /// Addressee.
     pub addressee: String,
     /// Address.
@@ -185,22 +129,10 @@ pub struct Item {
 
 impl From<device::ItemView> for Item {
     fn from(v: device::ItemView) -> Self {
-        let (state, exception_reason) = match v.state {
-            CoreState::Exception { reason } => (ItemState::Exception, Some(reason.into())),
-            CoreState::HandedOver => (ItemState::HandedOver, None),
-            CoreState::Locked => (ItemState::Locked, None),
-            _ => (ItemState::Pending, None),
-        };
-        let (programme, post, vaccination) = match v.details {
+        let (post, vaccination) = match v.details {
             ItemDetails::Post(p) => (
-                Programme::Post,
                 Some(PostInfo {
-                    service: match p.service {
-                        PostService::Registered => "registered",
-                        PostService::SpeedPost => "speed_post",
-                        PostService::Parcel => "parcel",
-                    }
-                    .into(),
+                    service: p.service,
                     addressee: p.addressee,
                     address: p.address,
                     mobile_last_digits: p.mobile_last_digits,
@@ -209,7 +141,6 @@ impl From<device::ItemView> for Item {
                 None,
             ),
             ItemDetails::Vaccination(x) => (
-                Programme::Vaccination,
                 None,
                 Some(VaccinationInfo {
                     beneficiary_ref: x.beneficiary_ref,
@@ -224,9 +155,9 @@ impl From<device::ItemView> for Item {
         Item {
             reference: v.reference,
             manifest_id: v.manifest_id,
-            programme,
-            state,
-            exception_reason,
+            programme: v.programme,
+            state: v.state,
+            exception_reason: v.reason,
             attempts_left: v.attempts_left,
             digits: v.digits,
             paid: v.paid,
@@ -464,7 +395,7 @@ impl HandoverDevice {
     ) -> Result<EventRecord> {
         Ok(self
             .inner
-            .record_exception(&reference, reason.into(), time(now_ms)?)?
+            .record_exception(&reference, reason, time(now_ms)?)?
             .into())
     }
 
@@ -519,12 +450,14 @@ impl HandoverDevice {
         Ok(self.inner.pending_count()?)
     }
 
-    /// Remove acknowledged events and finished manifests older than
-    /// `retention_days`.
+    /// Remove acknowledged events older than `retention_days`, and reduce
+    /// finished manifests to tombstones; returns how many of each went.
     pub fn purge(&self, retention_days: u32, now_ms: i64) -> Result<u64> {
-        let s = self
-            .inner
-            .purge(Duration::days(i64::from(retention_days)), time(now_ms)?)?;
+        let retention =
+            Duration::try_days(i64::from(retention_days)).ok_or(HandoverError::InvalidInput {
+                reason: "retention out of range".into(),
+            })?;
+        let s = self.inner.purge(retention, time(now_ms)?)?;
         Ok(s.events + s.manifests)
     }
 }

@@ -5,13 +5,15 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{items, Device};
+use super::items::{self, ItemState};
+use super::Device;
 use crate::codes::Code;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventBody, EventKind, ExceptionReason, PaymentMethod};
 use crate::keys::PublicKey;
 use crate::manifest::CashOnDelivery;
-use crate::upi::UpiRequest;
+use crate::rules::{earlier, later};
+use crate::upi::{self, UpiRequest};
 
 /// A signed `handed_over` event: the recipient's receipt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -70,15 +72,16 @@ impl Device {
             let Some(item) = items::find(tx, reference)? else {
                 return Ok(VerifyOutcome::UnknownItem);
             };
-            match item.state.as_str() {
-                "handed_over" => return Ok(VerifyOutcome::AlreadyDone),
-                "locked" => return Ok(VerifyOutcome::Locked),
+            match item.state {
+                ItemState::HandedOver => return Ok(VerifyOutcome::AlreadyDone),
+                ItemState::Locked => return Ok(VerifyOutcome::Locked),
+                s if !s.accepts_codes() => return Ok(VerifyOutcome::UnknownItem),
                 _ => {}
             }
-            if now < item.valid_from - tolerance {
+            if now < earlier(item.valid_from, tolerance) {
                 return Ok(VerifyOutcome::NotYetValid);
             }
-            if now > item.valid_until + tolerance {
+            if now > later(item.valid_until, tolerance) {
                 return Ok(VerifyOutcome::Expired);
             }
             let Ok(code) = Code::parse(code.trim(), item.policy.digits) else {
@@ -87,6 +90,7 @@ impl Device {
                 });
             };
             if item.verifier.check(&code, &item.reference, &item.policy) {
+                let state = item.state.hand_over()?;
                 let event = self.append(
                     tx,
                     now,
@@ -99,9 +103,9 @@ impl Device {
                     },
                 )?;
                 tx.execute(
-                    "UPDATE items SET state = 'handed_over', outcome_seq = ?3
+                    "UPDATE items SET state = ?3, outcome_seq = ?4
                      WHERE manifest_id = ?1 AND reference = ?2",
-                    params![item.manifest_id, item.reference, event.seq as i64],
+                    params![item.manifest_id, item.reference, state, event.seq as i64],
                 )?;
                 return Ok(VerifyOutcome::Accepted {
                     receipt: Receipt {
@@ -110,7 +114,7 @@ impl Device {
                     },
                 });
             }
-            let attempts = item.attempts + 1;
+            let attempts = item.attempts.saturating_add(1);
             let attempts_left = item.policy.max_attempts.saturating_sub(attempts);
             self.append(
                 tx,
@@ -122,8 +126,8 @@ impl Device {
                     attempts_left,
                 },
             )?;
-            let locked = attempts_left == 0;
-            if locked {
+            let state = item.state.fail_attempt(attempts_left);
+            if state == ItemState::Locked {
                 self.append(
                     tx,
                     now,
@@ -135,12 +139,11 @@ impl Device {
                 )?;
             }
             tx.execute(
-                "UPDATE items SET attempts = ?3,
-                     state = CASE WHEN ?4 THEN 'locked' ELSE state END
+                "UPDATE items SET attempts = ?3, state = ?4
                  WHERE manifest_id = ?1 AND reference = ?2",
-                params![item.manifest_id, item.reference, attempts, locked],
+                params![item.manifest_id, item.reference, attempts, state],
             )?;
-            Ok(if locked {
+            Ok(if state == ItemState::Locked {
                 VerifyOutcome::Locked
             } else {
                 VerifyOutcome::Refused { attempts_left }
@@ -157,9 +160,7 @@ impl Device {
     ) -> Result<Event> {
         self.write(now, |tx| {
             let item = items::find(tx, reference)?.ok_or(Error::UnknownItem)?;
-            if item.state == "handed_over" {
-                return Err(Error::NotAllowed("item was already handed over"));
-            }
+            let state = item.state.record_exception()?;
             let event = self.append(
                 tx,
                 now,
@@ -169,12 +170,10 @@ impl Device {
                     reason,
                 },
             )?;
-            // A locked item stays locked; the exception is on record either way.
             tx.execute(
-                "UPDATE items SET exception_reason = ?3,
-                     state = CASE WHEN state = 'locked' THEN state ELSE 'exception' END
+                "UPDATE items SET exception_reason = ?3, state = ?4
                  WHERE manifest_id = ?1 AND reference = ?2",
-                params![item.manifest_id, item.reference, reason.as_str()],
+                params![item.manifest_id, item.reference, reason, state],
             )?;
             Ok(event)
         })
@@ -188,15 +187,7 @@ impl Device {
         now: DateTime<Utc>,
     ) -> Result<Event> {
         if let PaymentMethod::Upi { txn_ref } = &method {
-            if txn_ref.is_empty()
-                || txn_ref.len() > 35
-                || !txn_ref.bytes().all(|b| b.is_ascii_alphanumeric())
-            {
-                return Err(Error::invalid(
-                    "UPI transaction reference",
-                    "1 to 35 letters or digits",
-                ));
-            }
+            upi::validate_utr(txn_ref)?;
         }
         self.write(now, |tx| {
             let (item, cod) = unpaid_cod_item(tx, reference)?;
@@ -246,7 +237,7 @@ fn unpaid_cod_item(
 ) -> Result<(items::ItemRow, CashOnDelivery)> {
     let item = items::find(tx, reference)?.ok_or(Error::UnknownItem)?;
     let cod = item
-        .details
+        .details()?
         .cod()
         .cloned()
         .ok_or(Error::NotAllowed("item has no cash on delivery"))?;

@@ -3,26 +3,39 @@
 //! In order: the envelope's signature against the pinned office keys (before
 //! any parsing), the payload's own validation, the device id, the validity
 //! window (a manifest whose window has closed is refused; one that has not
-//! opened yet may be loaded the evening before), then the revision:
+//! opened yet may be loaded the evening before), then the revision against
+//! what the device holds, **tombstones of purged manifests included**:
 //!
 //! * no manifest with that id: every item is added as pending;
-//! * an older revision held: pending items are replaced, recorded outcomes
-//!   are never rewritten, a locked item unlocks only with a higher
-//!   `code_version`, and items left out are withdrawn (kept, with their
-//!   attempt counts, but no longer offered);
-//! * the same revision with the same bytes: nothing happens;
-//! * the same revision with other bytes, or an older one: refused.
+//! * the same revision with the same bytes (by hash, for a tombstone):
+//!   nothing happens;
+//! * the same revision with other bytes, or an older one: refused;
+//! * a newer revision: each item follows the state table of
+//!   [`ItemState::revise`](super::ItemState) — recorded outcomes are never
+//!   rewritten, a locked item unlocks only with a higher `code_version`,
+//!   items left out are withdrawn (kept, with their attempts).
+//!
+//! Before anything is written, every item is checked against every item the
+//! device holds for the same programme, reference and code version: the
+//! verifier and policy must be the same, or the import is refused
+//! ([`Error::VerifierChanged`]). A verifier never changes while its code
+//! does not.
 //!
 //! All of it, and the `manifest_imported` event, in one transaction.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
-use super::{items, trusted_keys, Device};
+use super::items::{self, ItemState, Revision};
+use super::schema::sealed_hash;
+use super::{trusted_keys, Device};
 use crate::error::{Error, Result};
 use crate::event::EventKind;
 use crate::manifest::{Item, Manifest};
+use crate::rules::later;
 
 /// What an import did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -60,20 +73,21 @@ impl Device {
         if manifest.device_id != self.device_id {
             return Err(Error::WrongDevice);
         }
-        if now > manifest.valid_until + self.options.clock_tolerance {
+        if now > later(manifest.valid_until, self.options.clock_tolerance) {
             return Err(Error::ManifestExpired);
         }
+        let hash = sealed_hash(sealed);
         self.write(now, |tx| {
             let held: Option<(i64, Vec<u8>)> = tx
                 .query_row(
-                    "SELECT revision, sealed FROM manifests WHERE manifest_id = ?1",
+                    "SELECT revision, sealed_hash FROM manifests WHERE manifest_id = ?1",
                     [&manifest.manifest_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get("revision")?, r.get("sealed_hash")?)),
                 )
                 .optional()?;
-            if let Some((held_rev, held_bytes)) = held {
-                let held_rev = u32::try_from(held_rev).unwrap_or(u32::MAX);
-                if held_rev == manifest.revision && held_bytes == sealed {
+            if let Some((held_rev, held_hash)) = &held {
+                let held_rev = u32::try_from(*held_rev).unwrap_or(u32::MAX);
+                if held_rev == manifest.revision && held_hash[..] == hash[..] {
                     return Ok(ImportOutcome::Unchanged {
                         manifest_id: manifest.manifest_id.clone(),
                         revision: held_rev,
@@ -85,55 +99,35 @@ impl Device {
                         offered: manifest.revision,
                     });
                 }
-                tx.execute(
-                    "UPDATE manifests SET revision = ?2, valid_from = ?3, valid_until = ?4,
-                         sealed = ?5, imported_at = ?6 WHERE manifest_id = ?1",
-                    params![
-                        manifest.manifest_id,
-                        manifest.revision,
-                        manifest.valid_from.timestamp_millis(),
-                        manifest.valid_until.timestamp_millis(),
-                        sealed,
-                        now.timestamp_millis()
-                    ],
-                )?;
-            } else {
-                tx.execute(
-                    "INSERT INTO manifests (manifest_id, revision, programme, valid_from,
-                         valid_until, sealed, imported_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        manifest.manifest_id,
-                        manifest.revision,
-                        manifest.programme.as_str(),
-                        manifest.valid_from.timestamp_millis(),
-                        manifest.valid_until.timestamp_millis(),
-                        sealed,
-                        now.timestamp_millis()
-                    ],
-                )?;
             }
-            // Withdraw what the new revision leaves out; the rows (and their
-            // attempt counts) stay, so re-adding an item cannot reset them.
-            let listed: std::collections::HashSet<&str> =
-                manifest.items.iter().map(|i| i.reference.as_str()).collect();
-            let mut stmt = tx.prepare(
-                "SELECT reference FROM items WHERE manifest_id = ?1
-                 AND state IN ('pending', 'exception')",
-            )?;
-            let open: Vec<String> = stmt
-                .query_map([&manifest.manifest_id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            drop(stmt);
-            for reference in open.iter().filter(|r| !listed.contains(r.as_str())) {
-                tx.execute(
-                    "UPDATE items SET state = 'withdrawn' WHERE manifest_id = ?1 AND reference = ?2",
-                    params![manifest.manifest_id, reference],
-                )?;
-            }
+            let policies = policy_json(&manifest)?;
             for item in &manifest.items {
-                upsert_item(tx, &manifest, item)?;
+                let policy = policy_of(&policies, item)?;
+                if items::verifier_conflicts(tx, manifest.programme, item, policy)? {
+                    return Err(Error::VerifierChanged);
+                }
             }
-            let items = manifest.items.len() as u32;
+            tx.execute(
+                "INSERT INTO manifests (manifest_id, revision, programme, valid_from, valid_until,
+                     sealed, sealed_hash, imported_at, purged_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)
+                 ON CONFLICT(manifest_id) DO UPDATE SET revision = excluded.revision,
+                     valid_from = excluded.valid_from, valid_until = excluded.valid_until,
+                     sealed = excluded.sealed, sealed_hash = excluded.sealed_hash,
+                     imported_at = excluded.imported_at, purged_at = NULL",
+                params![
+                    manifest.manifest_id,
+                    manifest.revision,
+                    manifest.programme.as_str(),
+                    manifest.valid_from.timestamp_millis(),
+                    manifest.valid_until.timestamp_millis(),
+                    sealed,
+                    &hash[..],
+                    now.timestamp_millis()
+                ],
+            )?;
+            revise_items(tx, &manifest, &policies)?;
+            let items = u32::try_from(manifest.items.len()).unwrap_or(u32::MAX);
             let event = self.append(
                 tx,
                 now,
@@ -153,52 +147,98 @@ impl Device {
     }
 }
 
-fn upsert_item(tx: &Transaction<'_>, manifest: &Manifest, item: &Item) -> Result<()> {
-    let policy = item.policy_in(manifest)?;
-    let policy_json = serde_json::to_string(policy).map_err(|_| Error::Encoding("policy"))?;
-    let details_json =
-        serde_json::to_string(&item.details).map_err(|_| Error::Encoding("item details"))?;
-    let existing = items::get(tx, &manifest.manifest_id, &item.reference)?;
-    let replace = |state: &str, attempts: u32| -> Result<()> {
+/// Each policy of the manifest as the JSON items store.
+fn policy_json(manifest: &Manifest) -> Result<HashMap<String, String>> {
+    manifest
+        .policies
+        .iter()
+        .map(|(name, p)| {
+            let json = serde_json::to_string(p).map_err(|_| Error::Encoding("policy"))?;
+            Ok((name.clone(), json))
+        })
+        .collect()
+}
+
+fn policy_of<'a>(policies: &'a HashMap<String, String>, item: &Item) -> Result<&'a str> {
+    policies
+        .get(&item.policy)
+        .map(String::as_str)
+        .ok_or(Error::invalid(
+            "item policy",
+            "names no policy of the manifest",
+        ))
+}
+
+/// Apply the revision table to every item held under the manifest id and
+/// every item the revision lists.
+fn revise_items(
+    tx: &Transaction<'_>,
+    manifest: &Manifest,
+    policies: &HashMap<String, String>,
+) -> Result<()> {
+    let offered: HashMap<&str, &Item> = manifest
+        .items
+        .iter()
+        .map(|i| (i.reference.as_str(), i))
+        .collect();
+    let held: Vec<String> = {
+        let mut stmt = tx.prepare("SELECT reference FROM items WHERE manifest_id = ?1")?;
+        let rows = stmt.query_map([&manifest.manifest_id], |r| r.get("reference"))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for reference in held.iter().filter(|r| !offered.contains_key(r.as_str())) {
+        if let Some(row) = items::get(tx, &manifest.manifest_id, reference)? {
+            if let Revision::Take { state, .. } = row.state.revise(row.code_version, None) {
+                tx.execute(
+                    "UPDATE items SET state = ?3 WHERE manifest_id = ?1 AND reference = ?2",
+                    params![manifest.manifest_id, reference, state],
+                )?;
+            }
+        }
+    }
+    for item in &manifest.items {
+        let details =
+            serde_json::to_string(&item.details).map_err(|_| Error::Encoding("item details"))?;
+        let revision = match items::get(tx, &manifest.manifest_id, &item.reference)? {
+            None => Revision::Take {
+                state: ItemState::Pending,
+                reset: true,
+            },
+            Some(row) => {
+                if row.details.is_none() {
+                    // A tombstone's details come back with the new revision.
+                    tx.execute(
+                        "UPDATE items SET details = ?3 WHERE manifest_id = ?1 AND reference = ?2",
+                        params![manifest.manifest_id, item.reference, details],
+                    )?;
+                }
+                row.state.revise(row.code_version, Some(item.code_version))
+            }
+        };
+        let Revision::Take { state, reset } = revision else {
+            continue;
+        };
         tx.execute(
             "INSERT INTO items (manifest_id, reference, code_version, policy, verifier_salt,
                  verifier_tag, details, state, attempts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)
              ON CONFLICT(manifest_id, reference) DO UPDATE SET
                  code_version = excluded.code_version, policy = excluded.policy,
                  verifier_salt = excluded.verifier_salt, verifier_tag = excluded.verifier_tag,
                  details = excluded.details, state = excluded.state,
-                 attempts = excluded.attempts",
+                 attempts = CASE WHEN ?9 THEN 0 ELSE items.attempts END",
             params![
                 manifest.manifest_id,
                 item.reference,
                 item.code_version,
-                policy_json,
+                policy_of(policies, item)?,
                 &item.verifier.salt[..],
                 item.verifier.tag,
-                details_json,
+                details,
                 state,
-                attempts
+                reset
             ],
         )?;
-        Ok(())
-    };
-    let Some(old) = existing else {
-        return replace("pending", 0);
-    };
-    if item.code_version < old.code_version {
-        // A revision never takes an item back to an older code.
-        return Ok(());
     }
-    let new_version = item.code_version > old.code_version;
-    match old.state.as_str() {
-        // A recorded handover is never rewritten.
-        "handed_over" => Ok(()),
-        // Only a re-issued code (and a new SMS) unlocks.
-        "locked" if new_version => replace("pending", 0),
-        "locked" => Ok(()),
-        // Exceptions stay on record; the item stays open for a later visit.
-        "exception" => replace("exception", if new_version { 0 } else { old.attempts }),
-        _ => replace("pending", if new_version { 0 } else { old.attempts }),
-    }
+    Ok(())
 }

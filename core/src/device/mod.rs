@@ -33,7 +33,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -65,7 +65,7 @@ pub struct DeviceOptions {
 impl Default for DeviceOptions {
     fn default() -> Self {
         DeviceOptions {
-            clock_tolerance: Duration::minutes(5),
+            clock_tolerance: crate::rules::clock_tolerance(),
         }
     }
 }
@@ -95,10 +95,6 @@ impl std::fmt::Debug for Device {
     }
 }
 
-fn unusable(e: rusqlite::Error) -> Error {
-    Error::DatabaseUnusable(e.to_string())
-}
-
 impl Device {
     /// Open (creating or migrating) the database at `path` with default options.
     pub fn open(path: impl AsRef<Path>) -> Result<Device> {
@@ -108,36 +104,7 @@ impl Device {
     /// Open with `options`. A file that is not a usable database is reported
     /// as [`Error::DatabaseUnusable`] and left exactly as it was.
     pub fn open_with(path: impl AsRef<Path>, options: DeviceOptions) -> Result<Device> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(path.as_ref(), flags).map_err(unusable)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(unusable)?;
-        // Read before writing anything: a foreign or damaged file must stay as it is.
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(unusable)?;
-        if check != "ok" {
-            return Err(Error::DatabaseUnusable("integrity check failed".into()));
-        }
-        let found = schema::version(&conn)?;
-        if found > schema::VERSION {
-            return Err(Error::SchemaTooNew {
-                found,
-                supported: schema::VERSION,
-            });
-        }
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(unusable)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::DatabaseUnusable("cannot switch to WAL mode".into()));
-        }
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        schema::migrate(&mut conn)?;
-
+        let mut conn = crate::db::open(path.as_ref(), true, schema::STEPS)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let key = match outbox::meta_blob(&tx, DEVICE_KEY)? {
             Some(pkcs8) => SigningKey::from_pkcs8(&pkcs8)
@@ -189,7 +156,8 @@ impl Device {
 
     /// The chain head: last seq written and its hash.
     pub fn head(&self) -> Result<(u64, [u8; 32])> {
-        outbox::head(&self.lock())
+        let head = outbox::head(&self.lock())?;
+        Ok((head.seq(), head.hash()))
     }
 
     /// Items of the imported manifests, withdrawn ones left out.

@@ -5,12 +5,19 @@
 //! one SQLite transaction: either both are on disk or neither is. The chain
 //! head (`head_seq`, `head_hash`) lives in `meta`, so acknowledged events can
 //! be purged without breaking the chain for the events after them.
+//!
+//! The clock: `hlc` in `meta` is the hybrid logical clock,
+//! `max(previous + 1, now)` in milliseconds, carried in every event as its
+//! `counter`. It is the device's **high-water mark** of time. A reading
+//! behind it by more than the tolerance, however small each step back was,
+//! records one `clock_anomaly` event and marks later events clock-suspect
+//! until an ack that covers the anomaly (`clock_anomaly_seq`) is applied.
 
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::error::{Error, Result};
-use crate::event::{Event, EventBody, EventKind, GENESIS};
+use crate::event::{ChainCursor, Event, EventBody, EventKind};
 use crate::keys::SigningKey;
 
 pub(crate) const HEAD_SEQ: &str = "head_seq";
@@ -18,6 +25,7 @@ pub(crate) const HEAD_HASH: &str = "head_hash";
 pub(crate) const HLC: &str = "hlc";
 pub(crate) const LAST_TIME: &str = "last_time";
 pub(crate) const CLOCK_SUSPECT: &str = "clock_suspect";
+pub(crate) const CLOCK_ANOMALY_SEQ: &str = "clock_anomaly_seq";
 pub(crate) const ACKED_THROUGH: &str = "acked_through";
 
 pub(crate) fn meta_i64(tx: &rusqlite::Connection, key: &str) -> Result<Option<i64>> {
@@ -45,16 +53,36 @@ pub(crate) fn set_meta<V: rusqlite::ToSql>(
     Ok(())
 }
 
-/// The chain head: last seq written and its hash (0 and [`GENESIS`] at first).
-pub(crate) fn head(tx: &rusqlite::Connection) -> Result<(u64, [u8; 32])> {
+/// The chain head: the last event written (genesis at first).
+pub(crate) fn head(tx: &rusqlite::Connection) -> Result<ChainCursor> {
     let seq = meta_i64(tx, HEAD_SEQ)?.unwrap_or(0);
-    let hash = match meta_blob(tx, HEAD_HASH)? {
-        None => GENESIS,
-        Some(b) => b
-            .try_into()
-            .map_err(|_| Error::DatabaseUnusable("chain head hash has the wrong length".into()))?,
+    let Some(hash) = meta_blob(tx, HEAD_HASH)? else {
+        return Ok(ChainCursor::genesis());
     };
-    Ok((u64::try_from(seq).unwrap_or(0), hash))
+    let hash: [u8; 32] = hash
+        .try_into()
+        .map_err(|_| Error::DatabaseUnusable("chain head hash has the wrong length".into()))?;
+    let seq = u64::try_from(seq)
+        .map_err(|_| Error::DatabaseUnusable("chain head seq is negative".into()))?;
+    Ok(ChainCursor::at(seq, hash))
+}
+
+/// The high-water mark of time, if any event was ever written.
+pub(crate) fn high_water_mark(tx: &rusqlite::Connection) -> Result<Option<i64>> {
+    meta_i64(tx, HLC)
+}
+
+/// Whether `now` is behind the high-water mark by more than `tolerance`.
+pub(crate) fn behind_mark(
+    tx: &rusqlite::Connection,
+    now: DateTime<Utc>,
+    tolerance: Duration,
+) -> Result<Option<i64>> {
+    let Some(mark) = high_water_mark(tx)? else {
+        return Ok(None);
+    };
+    let slack = tolerance.num_milliseconds().max(0);
+    Ok((now.timestamp_millis() < mark.saturating_sub(slack)).then_some(mark))
 }
 
 /// Append `kind` as the next event of the chain, within `tx`.
@@ -65,8 +93,7 @@ pub(crate) fn append(
     now: DateTime<Utc>,
     kind: EventKind,
 ) -> Result<Event> {
-    let (head_seq, head_hash) = head(tx)?;
-    let seq = head_seq + 1;
+    let mut cursor = head(tx)?;
     let now_ms = now.timestamp_millis();
     let counter = meta_i64(tx, HLC)?.map_or(now_ms, |prev| prev.saturating_add(1).max(now_ms));
     let clock_suspect = meta_i64(tx, CLOCK_SUSPECT)?.unwrap_or(0) != 0;
@@ -75,18 +102,20 @@ pub(crate) fn append(
     let type_name = kind.type_name();
     let body = EventBody {
         device_id: device_id.to_owned(),
-        seq,
+        seq: cursor.next_seq(),
         time: now,
         counter,
         clock_suspect,
         kind,
     };
-    let event = Event::create(head_hash, &body, key)?;
+    let event = cursor.append(&body, key)?;
+    let seq = i64::try_from(event.seq)
+        .map_err(|_| Error::DatabaseUnusable("the outbox is full".into()))?;
     tx.execute(
         "INSERT INTO events (seq, prev_hash, body, hash, signature, kind, manifest_id, reference, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
-            seq as i64,
+            seq,
             &event.prev_hash[..],
             &event.body,
             &event.hash[..],
@@ -97,15 +126,16 @@ pub(crate) fn append(
             now_ms
         ],
     )?;
-    set_meta(tx, HEAD_SEQ, seq as i64)?;
+    set_meta(tx, HEAD_SEQ, seq)?;
     set_meta(tx, HEAD_HASH, &event.hash[..])?;
     set_meta(tx, HLC, counter)?;
     set_meta(tx, LAST_TIME, now_ms)?;
     Ok(event)
 }
 
-/// If the clock went back past the last event by more than `tolerance`,
-/// record a clock anomaly and mark events clock-suspect until the next ack.
+/// If the clock reads behind the high-water mark by more than `tolerance`
+/// and the device is not suspect already, record a clock anomaly and mark
+/// events clock-suspect until an ack covering it is applied.
 pub(crate) fn check_clock(
     tx: &Transaction<'_>,
     key: &SigningKey,
@@ -113,24 +143,24 @@ pub(crate) fn check_clock(
     now: DateTime<Utc>,
     tolerance: Duration,
 ) -> Result<bool> {
-    let Some(last_ms) = meta_i64(tx, LAST_TIME)? else {
+    let Some(mark) = behind_mark(tx, now, tolerance)? else {
         return Ok(false);
     };
-    let last = DateTime::from_timestamp_millis(last_ms).unwrap_or(now);
-    if now >= last - tolerance {
+    if meta_i64(tx, CLOCK_SUSPECT)?.unwrap_or(0) != 0 {
         return Ok(false);
     }
     set_meta(tx, CLOCK_SUSPECT, 1)?;
-    append(
+    let event = append(
         tx,
         key,
         device_id,
         now,
         EventKind::ClockAnomaly {
-            last_time: last,
+            mark: DateTime::from_timestamp_millis(mark).unwrap_or(now),
             now,
         },
     )?;
+    set_meta(tx, CLOCK_ANOMALY_SEQ, event.seq as i64)?;
     Ok(true)
 }
 

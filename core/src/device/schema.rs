@@ -2,8 +2,8 @@
 //!
 //! The schema version lives in SQLite's `user_version`. [`migrate`] upgrades
 //! one step at a time, each step in its own transaction, so a crash between
-//! steps leaves a database at a known version. A database newer than this
-//! build is refused, never downgraded.
+//! steps leaves a database at a known version ([`crate::db`]). A database
+//! newer than this build is refused, never downgraded.
 //!
 //! History:
 //! * **1** — identity and pinned office keys (`meta`, `office_keys`),
@@ -11,18 +11,32 @@
 //! * **2** — sync bookkeeping: the office's verdict per event, the applied
 //!   acks, and a per-item count of UPI requests (so every QR shown carries a
 //!   fresh transaction reference).
+//! * **3** — tombstones: a purged manifest keeps its row (revision, hash of
+//!   its sealed bytes) and its items keep theirs (code version, verifier,
+//!   state, attempts), without the sealed bytes and the personal details.
+//!   Nothing the device does to itself resets an attempt count or reopens a
+//!   handed-over item.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, Transaction};
 
-use crate::error::{Error, Result};
+use crate::db::{self, Step};
+use crate::error::Result;
+use crate::keys::sha256;
 
 /// Schema version this build writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// The migration steps: `STEPS[i]` takes a database from version `i` to
 /// `i + 1`. Public so tests can build a database exactly as an earlier
 /// version left it.
-pub const STEPS: &[&str] = &[V1, V2];
+pub const STEPS: &[Step] = &[
+    Step::sql(V1),
+    Step::sql(V2),
+    Step {
+        sql: V3,
+        then: Some(hash_sealed_manifests),
+    },
+];
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -85,42 +99,79 @@ CREATE TABLE acks (
 ) STRICT;
 ";
 
-/// The database's schema version.
-pub fn version(conn: &Connection) -> Result<i64> {
-    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+// The 12-step rebuild of SQLite's ALTER TABLE documentation: foreign keys
+// are off while steps run (crate::db), and checked before the commit.
+const V3: &str = "
+CREATE TABLE manifests_v3 (
+    manifest_id TEXT PRIMARY KEY,
+    revision    INTEGER NOT NULL,
+    programme   TEXT NOT NULL,
+    valid_from  INTEGER NOT NULL,
+    valid_until INTEGER NOT NULL,
+    sealed      BLOB,
+    sealed_hash BLOB NOT NULL,
+    imported_at INTEGER NOT NULL,
+    purged_at   INTEGER
+) STRICT;
+INSERT INTO manifests_v3 (manifest_id, revision, programme, valid_from, valid_until, sealed,
+                          sealed_hash, imported_at)
+    SELECT manifest_id, revision, programme, valid_from, valid_until, sealed, X'', imported_at
+    FROM manifests;
+CREATE TABLE items_v3 (
+    manifest_id      TEXT NOT NULL REFERENCES manifests(manifest_id),
+    reference        TEXT NOT NULL,
+    code_version     INTEGER NOT NULL,
+    policy           TEXT NOT NULL,
+    verifier_salt    BLOB NOT NULL,
+    verifier_tag     BLOB NOT NULL,
+    details          TEXT,
+    state            TEXT NOT NULL
+        CHECK (state IN ('pending', 'handed_over', 'exception', 'locked', 'withdrawn')),
+    exception_reason TEXT,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    outcome_seq      INTEGER,
+    paid             INTEGER NOT NULL DEFAULT 0,
+    upi_requests     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (manifest_id, reference)
+) STRICT;
+INSERT INTO items_v3 SELECT manifest_id, reference, code_version, policy, verifier_salt,
+    verifier_tag, details, state, exception_reason, attempts, outcome_seq, paid, upi_requests
+    FROM items;
+DROP TABLE items;
+DROP TABLE manifests;
+ALTER TABLE manifests_v3 RENAME TO manifests;
+ALTER TABLE items_v3 RENAME TO items;
+CREATE INDEX items_by_reference ON items(reference, code_version);
+";
+
+/// Version 3's `sealed_hash` of every manifest held, which SQL cannot compute.
+fn hash_sealed_manifests(tx: &Transaction<'_>) -> Result<()> {
+    let rows: Vec<(String, Vec<u8>)> = {
+        let mut stmt =
+            tx.prepare("SELECT manifest_id, sealed FROM manifests WHERE sealed IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| Ok((r.get("manifest_id")?, r.get("sealed")?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (id, sealed) in rows {
+        tx.execute(
+            "UPDATE manifests SET sealed_hash = ?2 WHERE manifest_id = ?1",
+            rusqlite::params![id, &sealed_hash(&sealed)[..]],
+        )?;
+    }
+    Ok(())
 }
 
-/// Bring the database up to [`VERSION`], one step per transaction.
-pub fn migrate(conn: &mut Connection) -> Result<()> {
-    migrate_to(conn, VERSION)
+/// The hash a tombstone keeps of a manifest's sealed bytes.
+pub(crate) fn sealed_hash(sealed: &[u8]) -> [u8; 32] {
+    sha256(&[b"handover/sealed-manifest/v1", sealed])
+}
+
+/// The database's schema version.
+pub fn version(conn: &Connection) -> Result<i64> {
+    db::version(conn)
 }
 
 /// Bring the database up to `target`, which must not exceed [`VERSION`].
 pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
-    apply_steps(conn, STEPS, target)
-}
-
-/// Apply `steps[i]` (version `i` to `i + 1`) for every version the database
-/// lacks, up to `target`, one transaction per step; refuse a database newer
-/// than `steps` knows. Shared with the office store.
-pub fn apply_steps(conn: &mut Connection, steps: &[&str], target: i64) -> Result<()> {
-    let known = steps.len() as i64;
-    let found = version(conn)?;
-    if found > known {
-        return Err(Error::SchemaTooNew {
-            found,
-            supported: known,
-        });
-    }
-    for (i, step) in steps.iter().enumerate() {
-        let to = i as i64 + 1;
-        if to <= found || to > target {
-            continue;
-        }
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(step)?;
-        tx.pragma_update(None, "user_version", to)?;
-        tx.commit()?;
-    }
-    Ok(())
+    db::apply_steps(conn, STEPS, target)
 }

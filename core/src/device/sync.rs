@@ -3,16 +3,27 @@
 //! Export is read-only: exporting twice gives the same events until an ack
 //! moves the acknowledged mark. An ack is applied only after its signature
 //! checks against a pinned office key, it names this device, and its head
-//! hash is the hash this device wrote at that seq. Events are purged only
-//! once acknowledged *and* older than the retention period.
+//! hash is the hash this device wrote at that seq. An ack ends clock
+//! suspicion only if it covers the latest clock anomaly: an ack signed
+//! before the anomaly says nothing about it.
+//!
+//! Purge is itself an event. It removes acknowledged events older than the
+//! retention period, and reduces manifests whose window closed before it to
+//! **tombstones**: the manifest's revision and the hash of its bytes, each
+//! item's code version, verifier, final state and attempts, without the
+//! sealed bytes and the personal details. Importing the manifest again, or
+//! an older revision of it, is then refused like any stale revision, and a
+//! newer revision finds every item as it was left. Purge refuses a clock
+//! behind the device's high-water mark.
 
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::outbox::{self, ACKED_THROUGH, CLOCK_SUSPECT};
+use super::outbox::{self, ACKED_THROUGH, CLOCK_ANOMALY_SEQ, CLOCK_SUSPECT};
 use super::{trusted_keys, Device};
 use crate::error::{Error, Result};
+use crate::event::EventKind;
 use crate::sync::{Ack, Batch, Verdict, BATCH_FORMAT};
 
 /// What applying an ack did.
@@ -33,8 +44,10 @@ pub struct AckSummary {
 pub struct PurgeSummary {
     /// Events removed.
     pub events: u64,
-    /// Manifests removed, with their items.
+    /// Manifests reduced to tombstones.
     pub manifests: u64,
+    /// Seq of the `purged` event, when anything was purged.
+    pub seq: Option<u64>,
 }
 
 impl Device {
@@ -59,7 +72,7 @@ impl Device {
         }
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (head_seq, _) = outbox::head(&tx)?;
+        let head_seq = outbox::head(&tx)?.seq();
         if ack.through_seq > head_seq {
             return Err(Error::AckMismatch(
                 "acknowledges events this device never wrote",
@@ -96,7 +109,10 @@ impl Device {
                 [ack.through_seq as i64],
             )? as u64;
             outbox::set_meta(&tx, ACKED_THROUGH, ack.through_seq as i64)?;
-            // The office has seen everything up to here: clock suspicion ends.
+        }
+        // Clock suspicion ends once the office has seen the latest anomaly.
+        let anomaly = outbox::meta_i64(&tx, CLOCK_ANOMALY_SEQ)?.unwrap_or(0);
+        if i64::try_from(ack.through_seq).is_ok_and(|t| t >= anomaly) {
             outbox::set_meta(&tx, CLOCK_SUSPECT, 0)?;
         }
         for v in &ack.verdicts {
@@ -137,23 +153,70 @@ impl Device {
         v.flatten().map(|s| Verdict::parse(&s)).transpose()
     }
 
-    /// Remove acknowledged events older than `retention`, and manifests whose
-    /// window closed more than `retention` ago and that no unacknowledged
-    /// event refers to.
+    /// Remove acknowledged events older than `retention`, and reduce
+    /// manifests whose window closed more than `retention` ago, and that no
+    /// unacknowledged event refers to, to tombstones (see the module docs).
+    /// Records a `purged` event when anything went. Refuses a negative or
+    /// unrepresentable retention, and a clock behind the high-water mark.
     pub fn purge(&self, retention: Duration, now: DateTime<Utc>) -> Result<PurgeSummary> {
-        let cutoff = (now - retention).timestamp_millis();
+        if retention < Duration::zero() {
+            return Err(Error::invalid("retention", "must not be negative"));
+        }
+        let cutoff = now.checked_sub_signed(retention).ok_or(Error::invalid(
+            "retention",
+            "reaches before the earliest time",
+        ))?;
+        let cutoff_ms = cutoff.timestamp_millis();
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if outbox::behind_mark(&tx, now, self.options.clock_tolerance)?.is_some() {
+            return Err(Error::ClockBehind);
+        }
         let events = tx.execute(
             "DELETE FROM events WHERE acked = 1 AND created_at < ?1",
-            [cutoff],
+            [cutoff_ms],
         )? as u64;
-        let manifests = tx.execute(
-            "DELETE FROM manifests WHERE valid_until < ?1 AND NOT EXISTS (
-                 SELECT 1 FROM events e WHERE e.manifest_id = manifests.manifest_id AND e.acked = 0)",
-            [cutoff],
-        )? as u64;
+        let purged: Vec<String> = {
+            let mut stmt = tx.prepare(
+                "SELECT manifest_id FROM manifests WHERE purged_at IS NULL AND valid_until < ?1
+                 AND NOT EXISTS (SELECT 1 FROM events e
+                     WHERE e.manifest_id = manifests.manifest_id AND e.acked = 0)",
+            )?;
+            let rows = stmt.query_map([cutoff_ms], |r| r.get("manifest_id"))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for id in &purged {
+            tx.execute(
+                "UPDATE manifests SET sealed = NULL, purged_at = ?2 WHERE manifest_id = ?1",
+                params![id, now.timestamp_millis()],
+            )?;
+            tx.execute(
+                "UPDATE items SET details = NULL WHERE manifest_id = ?1",
+                [id],
+            )?;
+        }
+        let manifests = purged.len() as u64;
+        let seq = if events > 0 || manifests > 0 {
+            let event = outbox::append(
+                &tx,
+                &self.key,
+                &self.device_id,
+                now,
+                EventKind::Purged {
+                    cutoff,
+                    events,
+                    manifests,
+                },
+            )?;
+            Some(event.seq)
+        } else {
+            None
+        };
         tx.commit()?;
-        Ok(PurgeSummary { events, manifests })
+        Ok(PurgeSummary {
+            events,
+            manifests,
+            seq,
+        })
     }
 }

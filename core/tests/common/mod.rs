@@ -64,7 +64,15 @@ impl Office {
             reference: reference.into(),
             code_version: version,
             policy: "default".into(),
-            verifier: Verifier::create(&code, reference, policy).unwrap(),
+            verifier: Verifier::derive(
+                &self.code_key,
+                Programme::Post,
+                reference,
+                version,
+                &code,
+                policy,
+            )
+            .unwrap(),
             details: ItemDetails::Post(PostDetails {
                 service: PostService::SpeedPost,
                 addressee: "Asha Verma".into(),

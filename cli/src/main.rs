@@ -1,5 +1,5 @@
 //! The `handover` command line (see `handover --help`).
 
 fn main() -> std::process::ExitCode {
-    handover_office::cli::main()
+    handover_cli::cli::main()
 }

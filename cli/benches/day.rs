@@ -1,5 +1,5 @@
 //! Speed of a working day, as ratios against the raw work it cannot avoid,
-//! measured in the same run. `cargo bench -p handover-office --bench day`
+//! measured in the same run. `cargo bench -p handover-cli --bench day`
 //!
 //! * The demo day (2 × 200 items, release build) against a raw baseline of
 //!   the PBKDF2 it must do: one verifier per item at issue and one check per
@@ -12,10 +12,10 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use handover_cli::demo::{self, code_from_sms, DemoConfig};
 use handover_core::codes::{Programme, DEFAULT_ITERATIONS};
 use handover_core::device::Device;
 use handover_office::bookings;
-use handover_office::demo::{self, code_from_sms, DemoConfig};
 use handover_office::issue::IssueRequest;
 use handover_office::Office;
 
@@ -95,6 +95,7 @@ fn main() {
                 now,
             },
             &|| {},
+            |_| Ok(()),
         )
         .unwrap_or_else(|e| panic!("{e}"));
     device

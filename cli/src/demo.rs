@@ -21,11 +21,12 @@ use handover_core::s10;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::bookings::{self, Booking};
+use handover_office::bookings::{self, Booking};
+use handover_office::issue::{write_sms_csv, IssueRequest, Issued};
+use handover_office::report::Report;
+use handover_office::Office;
+
 use crate::error::{io, Result};
-use crate::issue::{write_sms_csv, IssueRequest, Issued};
-use crate::report::Report;
-use crate::Office;
 
 /// What the demo should do.
 #[derive(Clone, Debug)]
@@ -252,6 +253,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
                 now,
             },
             &|| pb.inc(1),
+            |_| Ok(()),
         )?;
         pb.finish_and_clear();
         write_sms_csv(&root.join(format!("sms-{programme}.csv")), &out.sms)?;
@@ -455,7 +457,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
     let mismatches = compare(&tally, &report);
     if cfg.verbose {
         println!("\n4. The office's report\n");
-        print!("{}", crate::report::render(&report));
+        print!("{}", handover_office::report::render(&report));
         if mismatches.is_empty() {
             println!("\n  The office's figures match what happened at the doors; every wrong code accepted offline was flagged.");
         } else {
@@ -469,10 +471,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
         }
     }
     if !mismatches.is_empty() {
-        return Err(crate::Error::Usage(format!(
-            "the office's report disagrees with the day: {}",
-            mismatches.join("; ")
-        )));
+        return Err(crate::Error::DemoMismatch(mismatches.join("; ")));
     }
     Ok(DemoOutcome { tally, report })
 }

@@ -17,9 +17,11 @@ use handover_core::event::{ExceptionReason, PaymentMethod};
 use handover_core::keys::PublicKey;
 use handover_core::sync::Batch;
 
+use handover_office::issue::{write_sms_csv, IssueRequest};
+use handover_office::{bookings, files, report, Office};
+
+use crate::demo;
 use crate::error::{io, Error, Result};
-use crate::issue::{write_sms_csv, IssueRequest};
-use crate::{bookings, demo, report, Office};
 
 /// handover: offline proof of handover for doorstep delivery and vaccination.
 #[derive(Debug, Parser)]
@@ -260,8 +262,11 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(io(path))
 }
 
+/// Batches hold entered codes, manifests names and addresses: every file a
+/// command writes is private (0600) and replaced whole, never written
+/// through a symlink.
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(io(path))
+    Ok(files::replace_private(path, bytes)?)
 }
 
 fn time_arg(flag: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>> {
@@ -291,7 +296,8 @@ fn device_store(dir: &Path) -> Result<Device> {
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string_pretty(v).map_err(|_| Error::Usage("could not encode JSON".into()))
+    serde_json::to_string_pretty(v)
+        .map_err(|_| handover_office::Error::Encoding("JSON output").into())
 }
 
 /// Draw a QR code with half-block characters, two module rows per line.
@@ -324,7 +330,10 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            match e.advice() {
+                Some(advice) => eprintln!("error: {e}; {advice}"),
+                None => eprintln!("error: {e}"),
+            }
             ExitCode::from(2)
         }
     }
@@ -404,6 +413,13 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                 .unwrap_or(from + Duration::hours(12));
             let rows =
                 bookings::parse(programme, &read(&csv_path)?, office.cod_payee(), now.year())?;
+            let sms_path = sms_out.unwrap_or_else(|| {
+                let mut p = out.clone().into_os_string();
+                p.push(".sms.csv");
+                PathBuf::from(p)
+            });
+            // Both files are written before the office commits: a failed
+            // write issues nothing and loses no SMS.
             let issued = office.issue(
                 &IssueRequest {
                     device_id: &device,
@@ -416,14 +432,11 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                     now,
                 },
                 &|| {},
+                |issued| {
+                    write_sms_csv(&sms_path, &issued.sms)?;
+                    files::replace_private(&out, &issued.sealed)
+                },
             )?;
-            write(&out, &issued.sealed)?;
-            let sms_path = sms_out.unwrap_or_else(|| {
-                let mut p = out.clone().into_os_string();
-                p.push(".sms.csv");
-                PathBuf::from(p)
-            });
-            write_sms_csv(&sms_path, &issued.sms)?;
             let r = issued.policy.risk();
             println!(
                 "manifest {} revision {}: {} items -> {}",
@@ -433,10 +446,16 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                 out.display()
             );
             println!(
-                "SMS: {} codes -> {} (send, then delete it)",
+                "SMS: {} codes appended to {} (send, then delete it)",
                 issued.sms.len(),
                 sms_path.display()
             );
+            if issued.policy_changed > 0 {
+                println!(
+                    "  {} items got a new code (and SMS) because their policy changed",
+                    issued.policy_changed
+                );
+            }
             println!("policy {}", issued.policy);
             println!(
                 "  impostor accepted in {} attempts: {:.3} %\n  insider's brute-forced code undetected: {:.3} %\n  typo caught at the door: {:.2} %",
@@ -489,7 +508,7 @@ fn device(cmd: DeviceCommand, now: DateTime<Utc>) -> Result<ExitCode> {
     match cmd {
         DeviceCommand::Init { d, office_key } => {
             let key: PublicKey = office_key.parse()?;
-            crate::keystore::private_dir(&d.dir)?;
+            files::private_dir(&d.dir)?;
             let device = Device::open(d.dir.join("device.db"))?;
             device.trust_office_key(key, now)?;
             let id = device.identity();

@@ -1,0 +1,83 @@
+//! The CLI's error: the libraries' errors as they are, with the advice a
+//! person at the command line needs added in one place ([`Error::advice`]).
+//! Flag names live here, never in the libraries.
+
+use std::path::PathBuf;
+
+use thiserror::Error as ThisError;
+
+/// Everything a `handover` command can fail at.
+#[derive(Debug, ThisError)]
+#[non_exhaustive]
+pub enum Error {
+    /// The office library refused or failed.
+    #[error(transparent)]
+    Office(#[from] handover_office::Error),
+    /// The device store or a protocol check refused or failed.
+    #[error(transparent)]
+    Core(#[from] handover_core::Error),
+    /// A command-line value is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// The demo's report disagrees with what happened at the doors.
+    #[error("the office's report disagrees with the day: {0}")]
+    DemoMismatch(String),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The CLI's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { path, source }
+}
+
+impl Error {
+    /// What to do about it, in the command line's terms.
+    pub fn advice(&self) -> Option<String> {
+        use handover_core::Error as C;
+        use handover_office::Error as O;
+        let core = |e: &C| -> Option<String> {
+            Some(match e {
+                C::DatabaseUnusable(_) => {
+                    "the file was left exactly as it was; restore it from a backup or use another --dir".into()
+                }
+                C::SchemaTooNew { .. } => "use a newer handover for this directory".into(),
+                C::ClockBehind => "set the device's date and time, then try again".into(),
+                C::StaleRevision { .. } => {
+                    "import the newest manifest file the office issued".into()
+                }
+                C::UntrustedKey => "pin the office key with `handover device init --office-key`".into(),
+                C::ManifestExpired => "ask the office for today's manifest".into(),
+                _ => return None,
+            })
+        };
+        Some(match self {
+            Error::Office(O::Core(e)) | Error::Core(e) => return core(e),
+            Error::Office(O::NotInitialised(p)) => {
+                format!("run `handover office init --dir {}` first", p.display())
+            }
+            Error::Office(O::AlreadyInitialised(_)) => "use another --dir for a new office".into(),
+            Error::Office(O::UnknownDevice(_)) => {
+                "enrol it with `handover office enroll --device-key KEY --assignee NAME`".into()
+            }
+            Error::Office(O::InvalidWindow) => "--valid-from must be before --valid-until".into(),
+            Error::Office(O::ReissueNotBooked(_)) => {
+                "--reissue must name a reference of the bookings file".into()
+            }
+            Error::Office(O::UnsafeFile { .. }) => "choose another path, or fix the file".into(),
+            Error::Office(O::DamagedKey { .. }) => {
+                "restore the office's keys/ directory from its backup".into()
+            }
+            _ => return None,
+        })
+    }
+}

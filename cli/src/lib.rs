@@ -1,0 +1,22 @@
+//! # handover-cli
+//!
+//! The `handover` command line over `handover-office` (the office) and
+//! `handover-core` (a field device), and `handover demo`, a whole working
+//! day end to end.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `main.rs` | the binary |
+//! | `cli.rs` | commands, flags, output; a contract other tools depend on |
+//! | `error.rs` | the CLI's error and its advice |
+//! | `demo.rs` | `handover demo` |
+
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod cli;
+pub mod demo;
+pub mod error;
+
+pub use error::{Error, Result};

@@ -1,0 +1,158 @@
+//! Opening a SQLite database the way handover needs it, for the device store
+//! and the office store alike.
+//!
+//! 1. Open (creating the file only when asked).
+//! 2. `PRAGMA quick_check` **before writing anything**: a file that is not a
+//!    database, or is damaged, is reported as [`Error::DatabaseUnusable`] and
+//!    left exactly as it was. It may hold the only copy of a signed receipt.
+//! 3. A schema newer than this build is refused ([`Error::SchemaTooNew`]),
+//!    never downgraded.
+//! 4. WAL journal, `synchronous=FULL`: a committed outcome survives power loss.
+//! 5. Migrations, one [`Step`] per transaction, each re-reading
+//!    `user_version` inside its own transaction, so two processes opening a
+//!    new file at once do not both run a step. Foreign keys are off while
+//!    steps run (a step may rebuild a table) and checked before each commit.
+//! 6. Foreign keys on.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// One schema migration: version `i` to `i + 1`.
+#[derive(Clone, Copy)]
+pub struct Step {
+    /// DDL and data changes, run as one batch.
+    pub sql: &'static str,
+    /// Work SQL cannot do (e.g. parsing stored JSON), run after `sql` in the
+    /// same transaction.
+    pub then: Option<fn(&Transaction<'_>) -> Result<()>>,
+}
+
+impl Step {
+    /// A step of SQL only.
+    pub const fn sql(sql: &'static str) -> Step {
+        Step { sql, then: None }
+    }
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("sql_len", &self.sql.len())
+            .field("then", &self.then.is_some())
+            .finish()
+    }
+}
+
+/// How long a connection waits for another's lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn unusable(e: rusqlite::Error) -> Error {
+    Error::DatabaseUnusable(e.to_string())
+}
+
+/// Open the database at `path` and bring it to the version `steps` define
+/// (see the module docs for the order of checks).
+pub fn open(path: &Path, create: bool, steps: &[Step]) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let mut conn = Connection::open_with_flags(path, flags).map_err(unusable)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(unusable)?;
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(unusable)?;
+    if check != "ok" {
+        return Err(Error::DatabaseUnusable("integrity check failed".into()));
+    }
+    let found = version(&conn)?;
+    let known = steps.len() as i64;
+    if found > known {
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: known,
+        });
+    }
+    let mode = wal(&conn)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::DatabaseUnusable("cannot switch to WAL mode".into()));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    apply_steps(&mut conn, steps, known)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Switch to WAL. The switch needs an exclusive lock, and SQLite answers
+/// "busy" at once, without its busy handler, when two connections try it on
+/// a new file together: retry for up to the busy timeout.
+fn wal(conn: &Connection) -> Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
+            Ok(mode) => return Ok(mode),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(unusable(e)),
+        }
+    }
+}
+
+/// The database's schema version (`user_version`).
+pub fn version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+/// Apply `steps[i]` (version `i` to `i + 1`) for every version the database
+/// lacks, up to `target`, one immediate transaction per step, re-reading the
+/// version inside it. Refuses a database newer than `steps` knows.
+pub fn apply_steps(conn: &mut Connection, steps: &[Step], target: i64) -> Result<()> {
+    let known = steps.len() as i64;
+    for (i, step) in steps.iter().enumerate() {
+        let to = i as i64 + 1;
+        if to > target {
+            break;
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found = version(&tx)?;
+        if found > known {
+            return Err(Error::SchemaTooNew {
+                found,
+                supported: known,
+            });
+        }
+        if found >= to {
+            continue;
+        }
+        tx.execute_batch(step.sql)?;
+        if let Some(then) = step.then {
+            then(&tx)?;
+        }
+        let broken: Option<String> = {
+            let mut stmt = tx.prepare("PRAGMA foreign_key_check")?;
+            let mut rows = stmt.query([])?;
+            match rows.next()? {
+                Some(r) => Some(r.get(0)?),
+                None => None,
+            }
+        };
+        if broken.is_some() {
+            return Err(Error::DatabaseUnusable(
+                "a migration left a broken foreign key".into(),
+            ));
+        }
+        tx.pragma_update(None, "user_version", to)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! Files the office writes hold names, addresses and codes: they are private
+//! (0600), never written through a symlink, never overwrite an unsent SMS
+//! file, and are written before the office commits, so a failed write loses
+//! no SMS.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use handover_tests::*;
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// An office with one enrolled device and a bookings file; returns
+/// (office dir, device id, bookings path).
+fn office_with_device(root: &Path) -> (std::path::PathBuf, String, std::path::PathBuf) {
+    let office = root.join("office");
+    let key = ok(&["office", "init", "--dir", p(&office)]);
+    let device = root.join("device");
+    let out = ok(&[
+        "device",
+        "init",
+        "--dir",
+        p(&device),
+        "--office-key",
+        key.trim(),
+    ]);
+    let device_key = out.lines().next().unwrap().to_owned();
+    let id = ok(&[
+        "office",
+        "enroll",
+        "--dir",
+        p(&office),
+        "--device-key",
+        &device_key,
+        "--assignee",
+        "Postman 1",
+    ])
+    .trim()
+    .to_owned();
+    let bookings = root.join("bookings.csv");
+    std::fs::write(&bookings, post_csv(3)).unwrap();
+    (office, id, bookings)
+}
+
+fn issue(office: &Path, id: &str, bookings: &Path, out: &Path, sms: &Path) -> std::process::Output {
+    run(&[
+        "office",
+        "issue",
+        "--dir",
+        p(office),
+        "--device",
+        id,
+        "--programme",
+        "post",
+        "--bookings",
+        p(bookings),
+        "--out",
+        p(out),
+        "--sms-out",
+        p(sms),
+        "--policy",
+        "digits=6,tag_bits=64,iterations=10,max_attempts=3",
+    ])
+}
+
+#[test]
+fn manifest_and_sms_files_are_private_and_never_followed_through_a_symlink() {
+    let d = tempfile::tempdir().unwrap();
+    let (office, id, bookings) = office_with_device(d.path());
+    let victim = d.path().join("victim.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let link = d.path().join("beat.manifest");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let sms = d.path().join("sms.csv");
+    let _ = issue(&office, &id, &bookings, &link, &sms);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+
+    let out = d.path().join("real.manifest");
+    let sms2 = d.path().join("sms2.csv");
+    let o = issue(&office, &id, &bookings, &out, &sms2);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in [&out, &sms2] {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", f.display());
+    }
+}
+
+#[test]
+fn an_unsent_sms_file_is_never_overwritten() {
+    let d = tempfile::tempdir().unwrap();
+    let (office, id, bookings) = office_with_device(d.path());
+    let sms = d.path().join("sms.csv");
+    let first = issue(&office, &id, &bookings, &d.path().join("m1"), &sms);
+    assert!(first.status.success());
+    let before = std::fs::read_to_string(&sms).unwrap();
+    assert_eq!(before.lines().count(), 4);
+    // Issuing again, with a re-issue, to the same SMS path.
+    std::fs::write(&bookings, post_csv(4)).unwrap();
+    let _ = issue(&office, &id, &bookings, &d.path().join("m2"), &sms);
+    let after = std::fs::read_to_string(&sms).unwrap();
+    assert!(
+        after.starts_with(&before),
+        "the unsent SMS file was overwritten"
+    );
+}
+
+#[test]
+fn a_failed_sms_write_commits_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let (office, id, bookings) = office_with_device(d.path());
+    let nowhere = d.path().join("no-such-dir").join("sms.csv");
+    let failed = issue(&office, &id, &bookings, &d.path().join("m1"), &nowhere);
+    assert_eq!(failed.status.code(), Some(2));
+    let sms = d.path().join("sms.csv");
+    let o = issue(&office, &id, &bookings, &d.path().join("m2"), &sms);
+    assert!(o.status.success());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("revision 1"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&sms).unwrap().lines().count(), 4);
+}
