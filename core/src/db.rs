@@ -7,7 +7,10 @@
 //!    left exactly as it was. It may hold the only copy of a signed receipt.
 //! 3. A schema newer than this build is refused ([`Error::SchemaTooNew`]),
 //!    never downgraded.
-//! 4. WAL journal, `synchronous=FULL`: a committed outcome survives power loss.
+//! 4. WAL journal, `synchronous=FULL`: a committed outcome survives power
+//!    loss. `secure_delete`: what is deleted (a purged manifest's names and
+//!    addresses, a purged event's code) is overwritten, not left in free
+//!    pages.
 //! 5. Migrations, one [`Step`] per transaction, each re-reading
 //!    `user_version` inside its own transaction, so two processes opening a
 //!    new file at once do not both run a step. Foreign keys are off while
@@ -81,6 +84,7 @@ pub fn open(path: &Path, create: bool, steps: &[Step]) -> Result<Connection> {
         return Err(Error::DatabaseUnusable("cannot switch to WAL mode".into()));
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     apply_steps(&mut conn, steps, known)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -106,6 +110,14 @@ fn wal(conn: &Connection) -> Result<String> {
             Err(e) => return Err(unusable(e)),
         }
     }
+}
+
+/// Copy the WAL into the database and truncate it, so pages that held
+/// deleted data leave the WAL file too. Best effort: a reader holding the
+/// WAL makes it a partial checkpoint, completed by a later one.
+pub fn checkpoint(conn: &Connection) -> Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
 }
 
 /// The database's schema version (`user_version`).

@@ -343,6 +343,158 @@ fn revision_rules() {
 }
 
 #[test]
+fn a_revision_that_changes_a_verifier_without_a_new_code_version_is_refused() {
+    let d = dir();
+    let office = Office::new();
+    let device = Device::open(d.path().join("device.db")).unwrap();
+    device
+        .trust_office_key(office.key.public_key(), t0())
+        .unwrap();
+    let id = device.identity().device_id;
+    let p = fast_policy();
+    let (a, b) = (article(0), article(1));
+    let rev1 = office.manifest(
+        &id,
+        1,
+        vec![office.item(&a, 1, &p, None), office.item(&b, 1, &p, None)],
+    );
+    device
+        .import_manifest(&rev1.seal(&office.key).unwrap(), t0())
+        .unwrap();
+    let events = device.events().unwrap();
+    let items = device.items().unwrap();
+
+    // Another salt for the same code version: two tags of one code.
+    let mut resalted = office.manifest(&id, 2, rev1.items.clone());
+    resalted.items[0].verifier.salt[0] ^= 1;
+    // Another policy (here more tag bits) for the same code version.
+    let wider = handover_core::codes::Policy { tag_bits: 72, ..p };
+    let repoliced = office.manifest_with(&id, 2, vec![office.item(&a, 1, &wider, None)], wider);
+    // Other digits for the same code version.
+    let eight = handover_core::codes::Policy { digits: 8, ..p };
+    let redigited = office.manifest_with(&id, 2, vec![office.item(&a, 1, &eight, None)], eight);
+    for m in [resalted, repoliced, redigited] {
+        assert!(matches!(
+            device.import_manifest(&m.seal(&office.key).unwrap(), t0()),
+            Err(Error::VerifierChanged)
+        ));
+        // Nothing changed, no event written.
+        assert_eq!(device.events().unwrap(), events);
+        assert_eq!(device.items().unwrap(), items);
+    }
+    // The same item in another manifest (the next day's) is held to it too.
+    let mut other_day = office.manifest(&id, 1, vec![office.item(&a, 1, &p, None)]);
+    other_day.manifest_id = "beat-7-2026-11-24".into();
+    other_day.items[0].verifier.tag[0] ^= 0x80;
+    assert!(matches!(
+        device.import_manifest(&other_day.seal(&office.key).unwrap(), t0()),
+        Err(Error::VerifierChanged)
+    ));
+    // A new code version may bring a new verifier and a new policy.
+    let rev2 = office.manifest_with(&id, 2, vec![office.item(&a, 2, &eight, None)], eight);
+    device
+        .import_manifest(&rev2.seal(&office.key).unwrap(), t0())
+        .unwrap();
+    assert!(matches!(
+        device
+            .verify(&a, &office.code_with(&a, 2, 8), t0())
+            .unwrap(),
+        VerifyOutcome::Accepted { .. }
+    ));
+}
+
+#[test]
+fn a_purged_manifest_leaves_a_tombstone_that_keeps_every_outcome() {
+    let d = dir();
+    let office = Office::new();
+    let device = loaded_device(d.path(), &office, 3);
+    let id = device.identity().device_id;
+    let p = fast_policy();
+    let (done, locked, open) = (article(0), article(1), article(2));
+    device.verify(&done, &office.code(&done, 1), t0()).unwrap();
+    for _ in 0..3 {
+        device
+            .verify(&locked, &wrong_code(&office.code(&locked, 1)), t0())
+            .unwrap();
+    }
+    device
+        .verify(&open, &wrong_code(&office.code(&open, 1)), t0())
+        .unwrap();
+    let (seq, hash) = device.head().unwrap();
+    device
+        .apply_ack(&office.ack(&id, seq, hash, vec![]), t0())
+        .unwrap();
+    let later = t0() + Duration::days(30);
+    let purged = device.purge(Duration::days(1), later).unwrap();
+    assert_eq!(purged.manifests, 1);
+    assert!(device.items().unwrap().is_empty());
+    // No names or addresses are left in the file.
+    drop(device);
+    let bytes = std::fs::read(d.path().join("device.db")).unwrap();
+    let wal = std::fs::read(d.path().join("device.db-wal")).unwrap_or_default();
+    for hay in [&bytes, &wal] {
+        assert!(!hay.windows(10).any(|w| w == b"Asha Verma"));
+    }
+    let device = Device::open(d.path().join("device.db")).unwrap();
+    // The same revision again: nothing happens; an older or equal one with
+    // other bytes: refused. Nothing is reopened.
+    let rev1 = office
+        .manifest(
+            &id,
+            1,
+            (0..3)
+                .map(|i| office.item(&article(i), 1, &p, (i % 3 == 0).then_some(25_000)))
+                .collect(),
+        )
+        .seal(&office.key)
+        .unwrap();
+    let again = device.import_manifest(&rev1, later);
+    assert!(
+        matches!(
+            again,
+            Ok(ImportOutcome::Unchanged { .. }) | Err(Error::ManifestExpired)
+        ),
+        "{again:?}"
+    );
+    // A newer revision (valid again) finds every item as it was left.
+    let mut rev2 = office.manifest(
+        &id,
+        2,
+        (0..3)
+            .map(|i| office.item(&article(i), 1, &p, None))
+            .collect(),
+    );
+    rev2.valid_until = later + Duration::hours(8);
+    device
+        .import_manifest(&rev2.seal(&office.key).unwrap(), later)
+        .unwrap();
+    assert_eq!(
+        device.item(&done).unwrap().unwrap().state,
+        ItemState::HandedOver
+    );
+    assert_eq!(
+        device.item(&locked).unwrap().unwrap().state,
+        ItemState::Locked
+    );
+    assert_eq!(device.item(&open).unwrap().unwrap().attempts_left, 2);
+    assert_eq!(
+        device.verify(&done, &office.code(&done, 1), later).unwrap(),
+        VerifyOutcome::AlreadyDone
+    );
+    assert_eq!(
+        device
+            .verify(&locked, &office.code(&locked, 1), later)
+            .unwrap(),
+        VerifyOutcome::Locked
+    );
+    // A purge with the clock behind the high-water mark is refused.
+    assert!(matches!(
+        device.purge(Duration::days(1), t0()),
+        Err(Error::ClockBehind)
+    ));
+}
+
+#[test]
 fn validity_window_is_enforced_with_tolerance() {
     let d = dir();
     let office = Office::new();

@@ -213,6 +213,9 @@ impl Device {
             None
         };
         tx.commit()?;
+        if seq.is_some() {
+            crate::db::checkpoint(&conn)?;
+        }
         Ok(PurgeSummary {
             events,
             manifests,

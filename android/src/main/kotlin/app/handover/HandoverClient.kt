@@ -3,7 +3,7 @@ package app.handover
 import app.handover.ffi.AckResult
 import app.handover.ffi.DeviceIdentity
 import app.handover.ffi.EventRecord
-import app.handover.ffi.ExceptionReason
+import app.handover.core.ExceptionReason
 import app.handover.ffi.HandoverDevice
 import app.handover.ffi.ImportResult
 import app.handover.ffi.Item

@@ -1,9 +1,9 @@
 package app.handover
 
-import app.handover.ffi.ExceptionReason
+import app.handover.core.ExceptionReason
 import app.handover.ffi.HandoverDevice
 import app.handover.ffi.HandoverException
-import app.handover.ffi.ItemState
+import app.handover.core.ItemState
 import app.handover.ffi.VerifyResult
 import java.io.File
 import java.nio.file.Files
