@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Regenerate core/tests/vectors/*.json from an implementation independent of
-the Rust code: Python's hmac and hashlib, written from protocol.md alone.
+the Rust code: Python's hmac and hashlib, and the `cryptography` package's
+Ed25519, written from protocol.md and docs/design.md alone.
 
+    pip install cryptography   # for wire.json
     python3 scripts/gen-vectors.py
 """
 import hashlib
@@ -51,5 +53,141 @@ def main():
                    "verifiers": vcases}, f, indent=1)
 
 
+def salt(key, prog, ref, ver):
+    msg = b"handover/salt/v1\0" + prog.encode() + b"\0" + ref.encode() + b"\0" + struct.pack(">I", ver)
+    return hmac.new(key, msg, hashlib.sha256).digest()[:16]
+
+
+def short_hash(label, pk):
+    return hashlib.sha256(label + pk).digest()[:8].hex()
+
+
+def dumps(obj):
+    # serde_json's compact form: no spaces, fields in declaration order.
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+LABELS = {1: b"handover/manifest/v1", 2: b"handover/ack/v1"}
+
+
+def seal(kind, key, payload):
+    key_id = short_hash(b"handover/key-id/v1", pub(key)).encode()
+    framed = b"HOE1" + bytes([kind, len(key_id)]) + key_id + struct.pack(">I", len(payload)) + payload
+    return framed + key.sign(LABELS[kind] + b"\0" + framed)
+
+
+def pub(key):
+    from cryptography.hazmat.primitives import serialization
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def wire():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    # RFC 8032 section 7.1, TEST 1 and TEST 2 secret keys.
+    office_seed = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+    device_seed = bytes.fromhex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb")
+    office = Ed25519PrivateKey.from_private_bytes(office_seed)
+    device = Ed25519PrivateKey.from_private_bytes(device_seed)
+    code_key = bytes(range(32))
+    device_id = short_hash(b"handover/device-id/v1", pub(device))
+    ref = "RR287043775IN"
+    policy = {"digits": 6, "tag_bits": 11, "iterations": 1000, "max_attempts": 3}
+    pname = "d6-b11-i1000-a3"
+    the_code = code(code_key, "post", ref, 1, 6)
+    s = salt(code_key, "post", ref, 1)
+    manifest = {
+        "format": "handover/manifest/v1",
+        "manifest_id": "post-" + device_id + "-20261123",
+        "revision": 1,
+        "office_id": "PO-560001",
+        "device_id": device_id,
+        "assignee": "Postman R. Gowda",
+        "programme": "post",
+        "code_key_id": "k1",
+        "issued_at": "2026-11-23T03:00:00Z",
+        "valid_from": "2026-11-23T03:30:00Z",
+        "valid_until": "2026-11-23T15:30:00Z",
+        "policies": {pname: policy},
+        "items": [{
+            "reference": ref,
+            "code_version": 1,
+            "policy": pname,
+            "verifier": {"salt": s.hex(), "tag": tag(the_code, s, ref, 1000, 11)},
+            "details": {"programme": "post", "service": "registered", "addressee": "A. Kumar",
+                        "address": "12 MG Road, Bengaluru", "mobile_last_digits": "3210", "cod": None},
+        }],
+    }
+    sealed_manifest = seal(1, office, dumps(manifest).encode())
+    events, prev = [], bytes(32)
+    kinds = [
+        {"type": "manifest_imported", "manifest_id": manifest["manifest_id"], "revision": 1, "items": 1},
+        {"type": "handed_over", "manifest_id": manifest["manifest_id"], "revision": 1, "reference": ref,
+         "code_version": 1, "code": the_code},
+    ]
+    for i, kind in enumerate(kinds):
+        body = dumps({"device_id": device_id, "seq": i + 1, "time": "2026-11-23T05:0%d:00Z" % i,
+                      "counter": 1795410000000 + i * 60000, "clock_suspect": False, "kind": kind}).encode()
+        h = hashlib.sha256(b"handover/event/v1" + prev + body).digest()
+        events.append({"seq": i + 1, "prev_hash": prev.hex(), "body": body.decode(), "hash": h.hex(),
+                       "signature": device.sign(h).hex()})
+        prev = h
+    batch = dumps({"format": "handover/batch/v1", "device_id": device_id, "device_key": pub(device).hex(),
+                   "events": events})
+    ack = dumps({"format": "handover/ack/v1", "device_id": device_id, "through_seq": 2, "head_hash": prev.hex(),
+                 "verdicts": [{"seq": 1, "verdict": "recorded"}, {"seq": 2, "verdict": "verified"}]}).encode()
+    sealed_ack = seal(2, office, ack)
+
+    def flip(b, i, bit=1):
+        b = bytearray(b)
+        b[i] ^= bit
+        return bytes(b)
+
+    stranger = Ed25519PrivateKey.from_private_bytes(bytes([7] * 32))
+    key_id_len = sealed_ack[5]
+    negative = [
+        {"name": "ack signature changed", "what": "ack", "bytes": flip(sealed_ack, len(sealed_ack) - 1).hex(),
+         "error": "bad_signature"},
+        {"name": "ack payload changed", "what": "ack", "bytes": flip(sealed_ack, 6 + key_id_len + 4 + 3).hex(),
+         "error": "bad_signature"},
+        {"name": "ack sealed by an unpinned key", "what": "ack", "bytes": seal(2, stranger, ack).hex(),
+         "error": "untrusted_key"},
+        {"name": "manifest offered as an ack", "what": "ack", "bytes": sealed_manifest.hex(),
+         "error": "malformed"},
+        {"name": "ack cut short", "what": "ack", "bytes": sealed_ack[:-1].hex(), "error": "malformed"},
+        {"name": "magic changed", "what": "manifest", "bytes": flip(sealed_manifest, 0).hex(),
+         "error": "malformed"},
+        {"name": "manifest kind byte changed", "what": "manifest", "bytes": flip(sealed_manifest, 4, 3).hex(),
+         "error": "malformed"},
+        {"name": "event body changed", "what": "event",
+         "event": dict(events[1], body=events[1]["body"].replace(the_code, "000000" if the_code != "000000" else "111111")),
+         "error": "chain_broken"},
+        {"name": "event signature changed", "what": "event",
+         "event": dict(events[1], signature=flip(bytes.fromhex(events[1]["signature"]), 0).hex()),
+         "error": "bad_signature"},
+        {"name": "event chained onto another hash", "what": "event",
+         "event": dict(events[1], prev_hash=flip(bytes.fromhex(events[1]["prev_hash"]), 31).hex()),
+         "error": "chain_broken"},
+        {"name": "event signed by another key", "what": "event",
+         "event": dict(events[1], signature=stranger.sign(bytes.fromhex(events[1]["hash"])).hex()),
+         "error": "bad_signature"},
+    ]
+    return {
+        "source": "independent Python implementation (hashlib, hmac, cryptography's Ed25519) of protocol.md and docs/design.md; see scripts/gen-vectors.py",
+        "office_seed": office_seed.hex(), "office_public_key": pub(office).hex(),
+        "office_key_id": short_hash(b"handover/key-id/v1", pub(office)),
+        "device_seed": device_seed.hex(), "device_public_key": pub(device).hex(), "device_id": device_id,
+        "code_key": code_key.hex(),
+        "salts": [dict(programme=p, reference=r, code_version=v, salt=salt(code_key, p, r, v).hex())
+                  for (p, r) in [("post", ref), ("vaccination", "APPT-2026-000123")] for v in (1, 2)],
+        "manifest": {"payload": dumps(manifest), "sealed": sealed_manifest.hex()},
+        "events": events,
+        "batch": batch,
+        "ack": {"payload": ack.decode(), "sealed": sealed_ack.hex()},
+        "negative": negative,
+    }
+
+
 if __name__ == "__main__":
     main()
+    with open(os.path.join(OUT, "wire.json"), "w") as f:
+        json.dump(wire(), f, indent=1, ensure_ascii=False)

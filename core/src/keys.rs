@@ -34,6 +34,15 @@ pub fn fill_random(buf: &mut [u8]) -> Result<()> {
         .map_err(|_| Error::Crypto("random number generator failed"))
 }
 
+/// PKCS#8 v2 (RFC 5958) of an Ed25519 key: `SEQUENCE { version 1,
+/// AlgorithmIdentifier id-Ed25519, OCTET STRING { OCTET STRING seed },
+/// [1] public key }`, in the bytes before the seed and between it and the
+/// public key.
+const PKCS8_V2_PREFIX: [u8; 16] = [
+    0x30, 0x53, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+const PKCS8_V2_MIDDLE: [u8; 5] = [0xa1, 0x23, 0x03, 0x21, 0x00];
+
 /// An Ed25519 private key (office or device). `Debug` shows only the public
 /// half; the PKCS#8 bytes are wiped on drop.
 pub struct SigningKey {
@@ -47,6 +56,20 @@ impl SigningKey {
         let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map_err(|_| Error::Crypto("key generation failed"))?;
         SigningKey::from_pkcs8(doc.as_ref())
+    }
+
+    /// A key from its 32-byte RFC 8032 seed (test vectors; keys for use are
+    /// [`generate`](Self::generate)d). The PKCS#8 v2 document is built
+    /// around it, as ring itself lays it out.
+    pub fn from_seed(seed: &[u8; 32]) -> Result<SigningKey> {
+        let pair = Ed25519KeyPair::from_seed_unchecked(seed)
+            .map_err(|_| Error::malformed("private key", "not an Ed25519 seed"))?;
+        let mut doc = Zeroizing::new(Vec::with_capacity(85));
+        doc.extend_from_slice(&PKCS8_V2_PREFIX);
+        doc.extend_from_slice(seed);
+        doc.extend_from_slice(&PKCS8_V2_MIDDLE);
+        doc.extend_from_slice(pair.public_key().as_ref());
+        SigningKey::from_pkcs8(&doc)
     }
 
     /// A key from its PKCS#8 v2 document (as stored).
@@ -184,6 +207,26 @@ mod tests {
         let k2 = SigningKey::from_pkcs8(k.pkcs8()).unwrap();
         assert_eq!(k.public_key(), k2.public_key());
         assert!(SigningKey::from_pkcs8(&[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn rfc8032_test_1_seed_gives_its_public_key() {
+        let seed: [u8; 32] =
+            hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let k = SigningKey::from_seed(&seed).unwrap();
+        assert_eq!(
+            k.public_key().to_hex(),
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+        );
+        // RFC 8032, TEST 1: the empty message.
+        assert_eq!(
+            hex::encode(k.sign(b"")),
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+        );
+        assert_eq!(SigningKey::from_pkcs8(k.pkcs8()).unwrap().public_key(), k.public_key());
     }
 
     #[test]

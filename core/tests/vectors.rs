@@ -1,7 +1,12 @@
 //! Published test vectors, made by an independent implementation
 //! (`scripts/gen-vectors.py`), checked against the Rust code.
 
-use handover_core::codes::{derive_code, Code, CodeKey, Policy, Programme};
+use handover_core::codes::{derive_code, derive_salt, Code, CodeKey, Policy, Programme};
+use handover_core::envelope::{self, Kind};
+use handover_core::event::{verify_chain, ChainCursor, Event, EventBody, GENESIS};
+use handover_core::keys::SigningKey;
+use handover_core::manifest::Manifest;
+use handover_core::sync::{Ack, Batch};
 use handover_core::verifier::Verifier;
 use serde_json::Value;
 
@@ -49,5 +54,120 @@ fn verifier_vectors() {
         let ver = Verifier::with_salt(&code, reference, &policy, salt).unwrap();
         assert_eq!(hex::encode(&ver.tag), c["tag"].as_str().unwrap(), "{c}");
         assert!(ver.check(&code, reference, &policy));
+    }
+}
+
+fn bytes(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().unwrap()).unwrap()
+}
+
+fn seed(v: &Value) -> [u8; 32] {
+    bytes(v).try_into().unwrap()
+}
+
+/// The class of an error, as the negative vectors name it.
+fn class(e: &handover_core::Error) -> &'static str {
+    use handover_core::Error as E;
+    match e {
+        E::BadSignature(_) => "bad_signature",
+        E::UntrustedKey => "untrusted_key",
+        E::Malformed { .. } => "malformed",
+        E::ChainBroken(_) => "chain_broken",
+        _ => "other",
+    }
+}
+
+fn event(v: &Value) -> Event {
+    Event {
+        seq: v["seq"].as_u64().unwrap(),
+        prev_hash: bytes(&v["prev_hash"]).try_into().unwrap(),
+        body: v["body"].as_str().unwrap().as_bytes().to_vec(),
+        hash: bytes(&v["hash"]).try_into().unwrap(),
+        signature: bytes(&v["signature"]).try_into().unwrap(),
+    }
+}
+
+/// Keys, ids, salts, the envelope of a manifest and an ack, a chain of two
+/// events and a batch, byte for byte as an independent implementation
+/// wrote them from the docs; then the negative vectors, each refused with
+/// the error it names.
+#[test]
+fn wire_vectors() {
+    let v = load("wire.json");
+    let office = SigningKey::from_seed(&seed(&v["office_seed"])).unwrap();
+    let device = SigningKey::from_seed(&seed(&v["device_seed"])).unwrap();
+    assert_eq!(office.public_key().to_hex(), v["office_public_key"].as_str().unwrap());
+    assert_eq!(office.public_key().key_id(), v["office_key_id"].as_str().unwrap());
+    assert_eq!(device.public_key().to_hex(), v["device_public_key"].as_str().unwrap());
+    assert_eq!(device.public_key().device_id(), v["device_id"].as_str().unwrap());
+    let code_key = CodeKey::new("k1", seed(&v["code_key"]));
+    for s in v["salts"].as_array().unwrap() {
+        let salt = derive_salt(
+            &code_key,
+            s["programme"].as_str().unwrap().parse().unwrap(),
+            s["reference"].as_str().unwrap(),
+            s["code_version"].as_u64().unwrap() as u32,
+        )
+        .unwrap();
+        assert_eq!(hex::encode(salt), s["salt"].as_str().unwrap());
+    }
+    let trusted = [office.public_key()];
+
+    // The manifest: sealed bytes, payload, and the verifier derived again.
+    let payload = v["manifest"]["payload"].as_str().unwrap();
+    let sealed = bytes(&v["manifest"]["sealed"]);
+    assert_eq!(envelope::seal(Kind::Manifest, &office, payload.as_bytes()).unwrap(), sealed);
+    let manifest = Manifest::open(&sealed, &trusted).unwrap();
+    assert_eq!(serde_json::to_string(&manifest).unwrap(), payload);
+    assert_eq!(manifest.seal(&office).unwrap(), sealed);
+    let item = &manifest.items[0];
+    let policy = item.policy_in(&manifest).unwrap();
+    assert_eq!(policy.name(), item.policy);
+    let code = derive_code(&code_key, Programme::Post, &item.reference, 1, policy.digits).unwrap();
+    assert_eq!(
+        Verifier::derive(&code_key, Programme::Post, &item.reference, 1, &code, policy).unwrap(),
+        item.verifier
+    );
+
+    // Events: the body as serde_json writes it, its hash and signature.
+    let events: Vec<Event> = v["events"].as_array().unwrap().iter().map(event).collect();
+    let mut cursor = ChainCursor::genesis();
+    for e in &events {
+        let body: EventBody = serde_json::from_slice(&e.body).unwrap();
+        let made = cursor.append(&body, &device).unwrap();
+        assert_eq!(&made, e);
+    }
+    verify_chain(&events, 1, GENESIS, &device.public_key()).unwrap();
+    let batch = v["batch"].as_str().unwrap();
+    let parsed = Batch::from_bytes(batch.as_bytes()).unwrap();
+    assert_eq!(parsed.events, events);
+    assert_eq!(parsed.to_bytes().unwrap(), batch.as_bytes());
+
+    // The ack.
+    let ack_payload = v["ack"]["payload"].as_str().unwrap();
+    let sealed_ack = bytes(&v["ack"]["sealed"]);
+    let ack = Ack::open(&sealed_ack, &trusted).unwrap();
+    assert_eq!(serde_json::to_string(&ack).unwrap(), ack_payload);
+    assert_eq!(ack.seal(&office).unwrap(), sealed_ack);
+    assert_eq!(ack.head_hash, events[1].hash);
+
+    // Negative vectors: each refused, with the error class it names.
+    let negative = v["negative"].as_array().unwrap();
+    assert!(negative.len() >= 10);
+    for n in negative {
+        let want = n["error"].as_str().unwrap();
+        let got = match n["what"].as_str().unwrap() {
+            "ack" => Ack::open(&bytes(&n["bytes"]), &trusted).map(|_| ()),
+            "manifest" => Manifest::open(&bytes(&n["bytes"]), &trusted).map(|_| ()),
+            "event" => {
+                let e = event(&n["event"]);
+                ChainCursor::at(1, events[0].hash)
+                    .accept(&e, &device.public_key())
+                    .map(|_| ())
+            }
+            other => panic!("unknown vector kind {other}"),
+        };
+        let err = got.expect_err(n["name"].as_str().unwrap());
+        assert_eq!(class(&err), want, "{}: {err}", n["name"]);
     }
 }
