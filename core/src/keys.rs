@@ -226,7 +226,10 @@ mod tests {
             hex::encode(k.sign(b"")),
             "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
         );
-        assert_eq!(SigningKey::from_pkcs8(k.pkcs8()).unwrap().public_key(), k.public_key());
+        assert_eq!(
+            SigningKey::from_pkcs8(k.pkcs8()).unwrap().public_key(),
+            k.public_key()
+        );
     }
 
     #[test]

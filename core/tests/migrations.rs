@@ -88,7 +88,16 @@ fn every_earlier_version_migrates_with_its_data() {
         let device = Device::open(&old).unwrap();
         let conn = Connection::open(&old).unwrap();
         assert_eq!(schema::version(&conn).unwrap(), VERSION);
+        let sealed: Vec<u8> = conn
+            .query_row("SELECT sealed FROM manifests", [], |r| r.get(0))
+            .unwrap();
         drop(conn);
+        // Version 3's manifest hash was computed for the rows it found: the
+        // same manifest again is recognised, not imported twice.
+        assert!(matches!(
+            device.import_manifest(&sealed, t0()).unwrap(),
+            handover_core::device::ImportOutcome::Unchanged { .. }
+        ));
         assert_eq!(device.identity(), identity);
         assert_eq!(device.events().unwrap(), events);
         verify_chain(&events, 1, GENESIS, &identity.public_key).unwrap();

@@ -96,10 +96,22 @@ fn wire_vectors() {
     let v = load("wire.json");
     let office = SigningKey::from_seed(&seed(&v["office_seed"])).unwrap();
     let device = SigningKey::from_seed(&seed(&v["device_seed"])).unwrap();
-    assert_eq!(office.public_key().to_hex(), v["office_public_key"].as_str().unwrap());
-    assert_eq!(office.public_key().key_id(), v["office_key_id"].as_str().unwrap());
-    assert_eq!(device.public_key().to_hex(), v["device_public_key"].as_str().unwrap());
-    assert_eq!(device.public_key().device_id(), v["device_id"].as_str().unwrap());
+    assert_eq!(
+        office.public_key().to_hex(),
+        v["office_public_key"].as_str().unwrap()
+    );
+    assert_eq!(
+        office.public_key().key_id(),
+        v["office_key_id"].as_str().unwrap()
+    );
+    assert_eq!(
+        device.public_key().to_hex(),
+        v["device_public_key"].as_str().unwrap()
+    );
+    assert_eq!(
+        device.public_key().device_id(),
+        v["device_id"].as_str().unwrap()
+    );
     let code_key = CodeKey::new("k1", seed(&v["code_key"]));
     for s in v["salts"].as_array().unwrap() {
         let salt = derive_salt(
@@ -116,16 +128,34 @@ fn wire_vectors() {
     // The manifest: sealed bytes, payload, and the verifier derived again.
     let payload = v["manifest"]["payload"].as_str().unwrap();
     let sealed = bytes(&v["manifest"]["sealed"]);
-    assert_eq!(envelope::seal(Kind::Manifest, &office, payload.as_bytes()).unwrap(), sealed);
+    assert_eq!(
+        envelope::seal(Kind::Manifest, &office, payload.as_bytes()).unwrap(),
+        sealed
+    );
     let manifest = Manifest::open(&sealed, &trusted).unwrap();
     assert_eq!(serde_json::to_string(&manifest).unwrap(), payload);
     assert_eq!(manifest.seal(&office).unwrap(), sealed);
     let item = &manifest.items[0];
     let policy = item.policy_in(&manifest).unwrap();
     assert_eq!(policy.name(), item.policy);
-    let code = derive_code(&code_key, Programme::Post, &item.reference, 1, policy.digits).unwrap();
+    let code = derive_code(
+        &code_key,
+        Programme::Post,
+        &item.reference,
+        1,
+        policy.digits,
+    )
+    .unwrap();
     assert_eq!(
-        Verifier::derive(&code_key, Programme::Post, &item.reference, 1, &code, policy).unwrap(),
+        Verifier::derive(
+            &code_key,
+            Programme::Post,
+            &item.reference,
+            1,
+            &code,
+            policy
+        )
+        .unwrap(),
         item.verifier
     );
 

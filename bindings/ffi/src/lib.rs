@@ -494,6 +494,21 @@ mod tests {
             d.verify("X".into(), "1".into(), i64::MAX),
             Err(HandoverError::InvalidInput { .. })
         ));
+        // Extreme times and retentions are typed errors, never panics (a
+        // panic would reach Kotlin as an undocumented InternalException).
+        for now_ms in [i64::MIN, i64::MAX, -1, 0, 8_210_266_876_799_999] {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                (
+                    d.purge(u32::MAX, now_ms).is_err(),
+                    d.verify("X".into(), "1234".into(), now_ms),
+                )
+            }));
+            assert!(r.is_ok(), "panicked at now_ms {now_ms}");
+        }
+        assert!(matches!(
+            d.purge(u32::MAX, 0),
+            Err(HandoverError::InvalidInput { .. })
+        ));
         drop(d);
         std::fs::write(dir.join("junk.db"), b"not a database, not at all, no").unwrap();
         let junk = dir.join("junk.db").to_string_lossy().into_owned();

@@ -1,0 +1,109 @@
+//! An office database made by every earlier schema version upgrades to the
+//! current one with its data intact: the report is the same, and the office
+//! carries on ingesting.
+//!
+//! A database "made by version v" is built from the migration steps up to v
+//! (exactly the DDL that version ran), then filled with the rows a real
+//! office wrote, restricted to the columns version v had.
+
+use chrono::Utc;
+use handover_core::db;
+use handover_core::event::{ExceptionReason, PaymentMethod};
+use handover_office::schema::{STEPS, VERSION};
+use handover_office::Office;
+use handover_tests::*;
+use rusqlite::Connection;
+
+fn names(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(sql).unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn every_earlier_office_schema_upgrades_with_its_data() {
+    for old_version in 1..VERSION {
+        let mut day = Day::new(6, test_policy());
+        let now = Utc::now();
+        // A day's work with every kind of row: handovers, a wrong code,
+        // an exception, a payment.
+        for (i, b) in day.rows.clone().iter().enumerate() {
+            let code = day.code(&b.reference);
+            match i {
+                0 => {
+                    day.device
+                        .record_payment(&b.reference, PaymentMethod::Cash, now)
+                        .unwrap();
+                    day.device.verify(&b.reference, &code, now).unwrap();
+                }
+                1 => {
+                    day.device
+                        .record_exception(&b.reference, ExceptionReason::NotHome, now)
+                        .unwrap();
+                }
+                2 => {
+                    day.device.verify(&b.reference, "000000", now).unwrap();
+                }
+                _ => {
+                    day.device.verify(&b.reference, &code, now).unwrap();
+                }
+            }
+        }
+        let batch = day.device.export_batch(100).unwrap().to_bytes().unwrap();
+        day.office.ingest(&batch, now).unwrap();
+        let report = day.office.report().unwrap();
+        let office_dir = day.office.dir().to_owned();
+        let r = day.rows[2].reference.clone();
+        let code = day.code(&r);
+
+        // The same rows in a database as `old_version` made it.
+        let old = office_dir.join("old.db");
+        let mut conn = Connection::open(&old).unwrap();
+        db::apply_steps(&mut conn, STEPS, old_version).unwrap();
+        conn.execute(
+            "ATTACH ?1 AS src",
+            [office_dir.join("office.db").to_str().unwrap()],
+        )
+        .unwrap();
+        for table in names(
+            &conn,
+            "SELECT name FROM main.sqlite_master WHERE type = 'table'",
+        ) {
+            let cols = names(
+                &conn,
+                &format!("SELECT name FROM pragma_table_info('{table}', 'main')"),
+            )
+            .join(", ");
+            conn.execute_batch(&format!(
+                "INSERT INTO main.{table} ({cols}) SELECT {cols} FROM src.{table}"
+            ))
+            .unwrap();
+        }
+        conn.execute("DETACH src", []).unwrap();
+        drop(conn);
+        drop(day.office);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(office_dir.join(format!("office.db{suffix}")));
+        }
+        std::fs::rename(&old, office_dir.join("office.db")).unwrap();
+
+        // The current version opens it, upgrades it, reports the same day,
+        // and carries on.
+        let mut office = Office::open(&office_dir).unwrap();
+        assert_eq!(
+            office.report().unwrap(),
+            report,
+            "from version {old_version}"
+        );
+        day.device.verify(&r, &code, now).unwrap();
+        let batch = day.device.export_batch(100).unwrap().to_bytes().unwrap();
+        let s = office.ingest(&batch, now).unwrap().summary;
+        assert_eq!(
+            (s.new, s.verdicts.get("verified")),
+            (1, Some(&(report.verified + 1)))
+        );
+        assert_eq!(office.report().unwrap().verified, report.verified + 1);
+    }
+}
