@@ -65,8 +65,7 @@ fn main() {
     // One verify at the door vs one raw PBKDF2.
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let now = Utc::now();
-    let mut office =
-        Office::init(&dir.path().join("office"), "PO-1").unwrap_or_else(|e| panic!("{e}"));
+    let office = Office::init(&dir.path().join("office"), "PO-1").unwrap_or_else(|e| panic!("{e}"));
     let device = Device::open(dir.path().join("d.db")).unwrap_or_else(|e| panic!("{e}"));
     device
         .trust_office_key(office.public_key(), now)

@@ -402,7 +402,7 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             valid_until,
             reissue,
         } => {
-            let mut office = Office::open(&d.dir)?;
+            let office = Office::open(&d.dir)?;
             let programme = match programme {
                 ProgrammeArg::Post => Programme::Post,
                 ProgrammeArg::Vaccination => Programme::Vaccination,
@@ -471,7 +471,7 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             ack_out,
             json: as_json,
         } => {
-            let mut office = Office::open(&d.dir)?;
+            let office = Office::open(&d.dir)?;
             let ingested = office.ingest(&read(&batch)?, now)?;
             write(&ack_out, &ingested.ack)?;
             let s = &ingested.summary;

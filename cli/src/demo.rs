@@ -215,7 +215,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
         root.display()
     ));
     say("1. Morning at the office: keys, enrolment, bookings, manifests, SMS");
-    let mut office = Office::init(&root.join("office"), "PO-560001")?;
+    let office = Office::init(&root.join("office"), "PO-560001")?;
     let postman = Device::open(root.join("postman.db"))?;
     let vaccinator = Device::open(root.join("vaccinator.db"))?;
     let mut issued: Vec<(&Device, Programme, Issued, Vec<Booking>)> = Vec::new();

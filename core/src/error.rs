@@ -87,6 +87,14 @@ pub enum Error {
         /// Highest version this build knows.
         supported: i64,
     },
+    /// The office answered a sync request with an error.
+    #[error("the office answered {status} ({code})")]
+    Office {
+        /// HTTP status.
+        status: u16,
+        /// The error code of its answer (`docs/sync-api.md`).
+        code: String,
+    },
     /// SQLite reported an error.
     #[error("storage error: {0}")]
     Sqlite(#[from] rusqlite::Error),

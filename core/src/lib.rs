@@ -20,6 +20,7 @@
 //! | [`db`] | opening a SQLite database: integrity check first, WAL, migrations |
 //! | [`event`] | outbox events, the hash chain, device signatures |
 //! | [`sync`] | batch and ack formats |
+//! | [`api`] | the office sync API over HTTP: tokens, signed requests, bodies |
 //! | [`device`] | the SQLite device store and its API |
 //! | [`error`] | the error type |
 //!
@@ -45,6 +46,7 @@
 #[cfg(feature = "uniffi")]
 uniffi::setup_scaffolding!();
 
+pub mod api;
 pub mod codes;
 pub mod db;
 pub mod device;

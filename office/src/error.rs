@@ -70,6 +70,27 @@ pub enum Error {
         /// What failed.
         why: String,
     },
+    /// No enrolment token with that id (or not one this office made).
+    #[error("unknown enrolment token")]
+    UnknownToken,
+    /// The enrolment token was already used by another device.
+    #[error("this enrolment token was already used")]
+    TokenUsed,
+    /// The enrolment token has expired.
+    #[error("this enrolment token has expired")]
+    TokenExpired,
+    /// A token's validity must be positive and at most 30 days.
+    #[error("a token must be valid for more than nothing and at most 30 days")]
+    TokenValidity,
+    /// A signed request's time is too far from the office's clock.
+    #[error("the request's time is more than five minutes from the office's clock")]
+    StaleRequest {
+        /// The office's clock, milliseconds since the epoch.
+        server_time_ms: i64,
+    },
+    /// A signed request's nonce was seen before.
+    #[error("this request was already received (replayed nonce)")]
+    ReplayedRequest,
     /// A manifest's window must start before it ends.
     #[error("the validity window must start before it ends")]
     InvalidWindow,

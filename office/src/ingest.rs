@@ -61,7 +61,7 @@ use handover_core::keys::PublicKey;
 use handover_core::manifest::ItemDetails;
 use handover_core::rules::{clock_tolerance, constant_time_eq, earlier, later};
 use handover_core::sync::{Ack, Batch, EventVerdict, Verdict, ACK_FORMAT};
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -108,6 +108,12 @@ enum Refusal {
     Other(Error),
 }
 
+impl From<handover_core::Error> for Refusal {
+    fn from(e: handover_core::Error) -> Self {
+        Refusal::Other(e.into())
+    }
+}
+
 impl From<Error> for Refusal {
     fn from(e: Error) -> Self {
         Refusal::Other(e)
@@ -122,45 +128,44 @@ impl From<rusqlite::Error> for Refusal {
 
 impl Office {
     /// Ingest a batch (see the module docs).
-    pub fn ingest(&mut self, batch_bytes: &[u8], now: DateTime<Utc>) -> Result<Ingested> {
+    pub fn ingest(&self, batch_bytes: &[u8], now: DateTime<Utc>) -> Result<Ingested> {
         let batch = Batch::from_bytes(batch_bytes)?;
         let device_id = batch.device_id.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let head = device_head(&tx, &device_id)?;
-        if head.key != batch.device_key {
-            return Err(Error::UnknownDevice(device_id));
-        }
-        match ingest_events(&tx, &self.code_key, &device_id, head, &batch.events, now) {
-            Ok(new) => {
-                let (ack, counts) = ack_for(&tx, &device_id, &batch.events)?;
-                tx.commit()?;
-                let through_seq = ack.through_seq;
-                let ack = ack.seal(&self.signing)?;
-                let received = batch.events.len() as u64;
-                Ok(Ingested {
-                    ack,
-                    summary: IngestSummary {
-                        through_seq,
-                        device_id,
-                        received,
-                        new,
-                        already_held: received - new,
-                        verdicts: counts,
-                    },
-                })
+        let stored = self.store.write(|tx| {
+            let head = device_head(tx, &device_id)?;
+            if head.key != batch.device_key {
+                return Err(Refusal::Other(Error::UnknownDevice(device_id.clone())));
             }
-            Err(Refusal::Other(e)) => Err(e),
+            let new = ingest_events(tx, &self.code_key, &device_id, head, &batch.events, now)?;
+            Ok((new, ack_for(tx, &device_id, &batch.events)?))
+        });
+        let (new, (ack, counts)) = match stored {
+            Ok(stored) => stored,
+            Err(Refusal::Other(e)) => return Err(e),
             Err(Refusal::Fork { seq, event }) => {
-                drop(tx);
-                record_fork(&mut self.conn, &device_id, &event, now)?;
-                Err(Error::Fork {
+                // Rolled back; the flag and the evidence go in on their own.
+                self.store
+                    .write(|tx| record_fork(tx, &device_id, &event, now))?;
+                return Err(Error::Fork {
                     device: device_id,
                     seq,
-                })
+                });
             }
-        }
+        };
+        let through_seq = ack.through_seq;
+        let ack = ack.seal(&self.signing)?;
+        let received = batch.events.len() as u64;
+        Ok(Ingested {
+            ack,
+            summary: IngestSummary {
+                through_seq,
+                device_id,
+                received,
+                new,
+                already_held: received - new,
+                verdicts: counts,
+            },
+        })
     }
 }
 
@@ -579,14 +584,13 @@ fn store_event(
 }
 
 /// A fork: flag the device (never overwriting an earlier flag) and keep the
-/// second signed event as evidence, in a transaction of its own.
+/// second signed event as evidence.
 fn record_fork(
-    conn: &mut rusqlite::Connection,
+    tx: &Transaction<'_>,
     device_id: &str,
     event: &Event,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
         "UPDATE devices SET flagged = 'fork' WHERE device_id = ?1 AND flagged IS NULL",
         [device_id],
@@ -604,7 +608,6 @@ fn record_fork(
             ms(now)
         ],
     )?;
-    tx.commit()?;
     Ok(())
 }
 

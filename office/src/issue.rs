@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use handover_core::codes::{derive_code, Code, Policy, Programme};
 use handover_core::manifest::{Item, Manifest, MANIFEST_FORMAT};
 use handover_core::verifier::Verifier;
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use crate::bookings::Booking;
@@ -160,7 +160,7 @@ impl Office {
     /// (write the manifest and SMS files there) and the issue is committed
     /// only if it returns `Ok`.
     pub fn issue(
-        &mut self,
+        &self,
         req: &IssueRequest<'_>,
         progress: &(dyn Fn() + Sync),
         deliver: impl FnOnce(&Issued) -> Result<()>,
@@ -187,9 +187,7 @@ impl Office {
         {
             return Err(Error::ReissueNotBooked((*r).to_owned()));
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.store.write(|tx| {
         let held: Option<i64> = tx
             .query_row(
                 "SELECT revision FROM manifests WHERE manifest_id = ?1",
@@ -330,8 +328,8 @@ impl Office {
             policy_changed: plan.iter().filter(|p| p.policy_changed).count(),
         };
         deliver(&issued)?;
-        tx.commit()?;
         Ok(issued)
+        })
     }
 }
 

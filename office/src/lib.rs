@@ -14,7 +14,10 @@
 //! | `schema.rs` | the office database |
 //! | `keystore.rs` | key files (0600) |
 //! | `bookings.rs` | bookings CSV |
+//! | `store.rs` | the database: one writer, readers beside it |
 //! | `files.rs` | private files (0600, never through a symlink) |
+//! | `enrol.rs` | enrolment tokens, enrolment, signed-request checks |
+//! | `serve.rs` | what the sync service reads: a device's manifests |
 //! | `issue.rs` | manifests and SMS |
 //! | `ingest.rs` | batches, verdicts, acks, confirmations |
 //! | `report.rs` | the day's report |
@@ -37,9 +40,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use handover_core::codes::CodeKey;
 use handover_core::keys::{PublicKey, SigningKey};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
 pub mod bookings;
+pub mod enrol;
 pub mod error;
 pub mod files;
 pub mod ingest;
@@ -47,16 +51,20 @@ pub mod issue;
 mod keystore;
 pub mod report;
 pub mod schema;
+pub mod serve;
+mod store;
 
 pub use error::{Error, Result};
 
 const DB_FILE: &str = "office.db";
 const CODE_KEY_ID: &str = "k1";
 
-/// An office: its directory, database and keys.
+/// An office: its directory, database and keys. Every method takes `&self`:
+/// an `Office` is shared by the threads of a server (writes queue on one
+/// writer connection, reads go to readers beside it).
 pub struct Office {
     dir: PathBuf,
-    conn: Connection,
+    store: store::Store,
     signing: SigningKey,
     code_key: CodeKey,
     office_id: String,
@@ -87,10 +95,6 @@ pub struct DeviceRecord {
     pub head_seq: u64,
 }
 
-fn open_db(path: &Path, create: bool) -> Result<Connection> {
-    Ok(handover_core::db::open(path, create, schema::STEPS)?)
-}
-
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -115,19 +119,22 @@ impl Office {
         }
         files::private_dir(dir)?;
         keystore::create(dir, CODE_KEY_ID)?;
-        let conn = open_db(&dir.join(DB_FILE), true)?;
-        for (k, v) in [
-            ("office_id", office_id),
-            ("code_key_id", CODE_KEY_ID),
-            ("cod_upi", &cod.upi),
-            ("cod_name", &cod.name),
-        ] {
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
-                params![k, v],
-            )?;
-        }
-        drop(conn);
+        let store = store::Store::open(&dir.join(DB_FILE), true)?;
+        store.write(|tx| {
+            for (k, v) in [
+                ("office_id", office_id),
+                ("code_key_id", CODE_KEY_ID),
+                ("cod_upi", &cod.upi),
+                ("cod_name", &cod.name),
+            ] {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                    params![k, v],
+                )?;
+            }
+            Ok::<_, Error>(())
+        })?;
+        drop(store);
         Office::open(dir)
     }
 
@@ -137,11 +144,13 @@ impl Office {
         if !db.exists() {
             return Err(Error::NotInitialised(dir.to_owned()));
         }
-        let conn = open_db(&db, false)?;
+        let store = store::Store::open(&db, false)?;
         let meta = |k: &str| -> Result<String> {
-            conn.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
-                .optional()?
-                .ok_or_else(|| Error::NotInitialised(dir.to_owned()))
+            store.read(|tx| {
+                tx.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+                    .optional()?
+                    .ok_or_else(|| Error::NotInitialised(dir.to_owned()))
+            })
         };
         let office_id = meta("office_id")?;
         let code_key = keystore::code_key(dir, &meta("code_key_id")?)?;
@@ -152,7 +161,7 @@ impl Office {
         let signing = keystore::signing_key(dir)?;
         Ok(Office {
             dir: dir.to_owned(),
-            conn,
+            store,
             signing,
             code_key,
             office_id,
@@ -194,44 +203,53 @@ impl Office {
             handover_core::rules::limits::ASSIGNEE,
         )?;
         let device_id = device_key.device_id();
-        self.conn.execute(
-            "INSERT INTO devices (device_id, public_key, assignee, enrolled_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(device_id) DO NOTHING",
-            params![device_id, &device_key.0[..], assignee, ms(now)],
-        )?;
+        self.store.write(|tx| {
+            tx.execute(
+                "INSERT INTO devices (device_id, public_key, assignee, enrolled_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(device_id) DO NOTHING",
+                params![device_id, &device_key.0[..], assignee, ms(now)],
+            )?;
+            Ok::<_, Error>(())
+        })?;
         Ok(device_id)
     }
 
     /// Revoke a device: its later batches are refused.
     pub fn revoke(&self, device_id: &str, now: DateTime<Utc>) -> Result<()> {
-        let n = self.conn.execute(
-            "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?2) WHERE device_id = ?1",
-            params![device_id, ms(now)],
-        )?;
-        if n == 0 {
-            return Err(Error::UnknownDevice(device_id.to_owned()));
-        }
-        Ok(())
+        self.store.write(|tx| {
+            let n = tx.execute(
+                "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?2) WHERE device_id = ?1",
+                params![device_id, ms(now)],
+            )?;
+            if n == 0 {
+                return Err(Error::UnknownDevice(device_id.to_owned()));
+            }
+            Ok(())
+        })
     }
 
     /// An enrolled device.
     pub fn device(&self, device_id: &str) -> Result<DeviceRecord> {
-        self.conn
-            .query_row(
-                "SELECT device_id, assignee, revoked_at IS NOT NULL, flagged, head_seq
-                 FROM devices WHERE device_id = ?1",
-                [device_id],
-                |r| {
-                    Ok(DeviceRecord {
-                        device_id: r.get(0)?,
-                        assignee: r.get(1)?,
-                        revoked: r.get(2)?,
-                        flagged: r.get(3)?,
-                        head_seq: r.get::<_, i64>(4)? as u64,
-                    })
-                },
-            )
-            .optional()?
-            .ok_or_else(|| Error::UnknownDevice(device_id.to_owned()))
+        self.store.read(|tx| device_record(tx, device_id))
     }
+}
+
+/// The device row, read in `tx`.
+pub(crate) fn device_record(tx: &rusqlite::Connection, device_id: &str) -> Result<DeviceRecord> {
+    tx.query_row(
+        "SELECT device_id, assignee, revoked_at IS NOT NULL AS revoked, flagged, head_seq
+         FROM devices WHERE device_id = ?1",
+        [device_id],
+        |r| {
+            Ok(DeviceRecord {
+                device_id: r.get("device_id")?,
+                assignee: r.get("assignee")?,
+                revoked: r.get("revoked")?,
+                flagged: r.get("flagged")?,
+                head_seq: r.get::<_, i64>("head_seq")?.max(0) as u64,
+            })
+        },
+    )
+    .optional()?
+    .ok_or_else(|| Error::UnknownDevice(device_id.to_owned()))
 }

@@ -95,7 +95,25 @@ pub struct PolicyRisk {
 impl Office {
     /// Build the report.
     pub fn report(&self) -> Result<Report> {
-        let c = &self.conn;
+        self.store.read(|c| report(c, &self.office_id))
+    }
+
+    /// The confirmation SMS queued so far: `(mobile, reference, message)`.
+    pub fn confirmations(&self) -> Result<Vec<(String, String, String)>> {
+        self.store.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT recipient, reference, message FROM confirmations WHERE channel = 'sms' ORDER BY device_id, seq",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get("recipient")?, r.get("reference")?, r.get("message")?))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+}
+
+fn report(c: &rusqlite::Connection, office_id: &str) -> Result<Report> {
+    {
         let count =
             |sql: &str| -> Result<u64> { Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
         let verdict = |v: &str| -> Result<u64> {
@@ -162,7 +180,7 @@ impl Office {
             }
         }
         Ok(Report {
-            office_id: self.office_id.clone(),
+            office_id: office_id.to_owned(),
             devices: count("SELECT COUNT(*) FROM devices")?,
             revoked: count("SELECT COUNT(*) FROM devices WHERE revoked_at IS NOT NULL")?,
             flagged,
@@ -200,15 +218,6 @@ impl Office {
             )?,
             policies,
         })
-    }
-
-    /// The confirmation SMS queued so far: `(mobile, reference, message)`.
-    pub fn confirmations(&self) -> Result<Vec<(String, String, String)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT recipient, reference, message FROM confirmations WHERE channel = 'sms' ORDER BY device_id, seq",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
 

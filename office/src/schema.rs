@@ -13,6 +13,9 @@
 //!   `revision`, `amount_paise` and the office's own `clock_suspect`; the
 //!   device's clock high-water mark; `fork_evidence`, the second validly
 //!   signed event at a held seq that flagged a device.
+//! * **3** — the sync service: `enrol_tokens` (single-use, expiring; the
+//!   office keeps the token's proof key, never the token) and
+//!   `request_nonces` (signed requests seen recently, to refuse replays).
 
 use handover_core::db::Step;
 use handover_core::event::{Event, EventBody, EventKind, PaymentMethod};
@@ -26,10 +29,11 @@ pub const STEPS: &[Step] = &[
         sql: V2,
         then: Some(backfill_v2),
     },
+    Step::sql(V3),
 ];
 
 /// Schema version this build writes.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -127,6 +131,25 @@ CREATE TABLE fork_evidence (
     PRIMARY KEY (device_id, seq, hash)
 ) STRICT;
 CREATE INDEX events_by_item ON events(device_id, reference, code_version, kind);
+";
+
+const V3: &str = "
+CREATE TABLE enrol_tokens (
+    token_id    TEXT PRIMARY KEY,
+    proof_key   BLOB NOT NULL,
+    assignee    TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER,
+    device_id   TEXT REFERENCES devices(device_id)
+) STRICT;
+CREATE TABLE request_nonces (
+    device_id TEXT NOT NULL,
+    nonce     BLOB NOT NULL,
+    seen_at   INTEGER NOT NULL,
+    PRIMARY KEY (device_id, nonce)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX request_nonces_by_time ON request_nonces(seen_at);
 ";
 
 /// Version 2's per-event columns for events stored by version 1, read from

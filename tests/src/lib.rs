@@ -98,7 +98,7 @@ impl Day {
     pub fn new(n: u32, policy: Policy) -> Day {
         let dir = tempfile::tempdir().expect("tempdir");
         let now = Utc::now();
-        let mut office = Office::init(&dir.path().join("office"), "PO-411001").expect("init");
+        let office = Office::init(&dir.path().join("office"), "PO-411001").expect("init");
         let device = Device::open(dir.path().join("device.db")).expect("device");
         device
             .trust_office_key(office.public_key(), now)

@@ -81,7 +81,7 @@ fn rogue_day(
 ) {
     let dir = tempfile::tempdir().unwrap();
     let now = Utc::now();
-    let mut office = handover_office::Office::init(&dir.path().join("office"), "PO-1").unwrap();
+    let office = handover_office::Office::init(&dir.path().join("office"), "PO-1").unwrap();
     let rogue = Rogue::new();
     office
         .enroll(rogue.key.public_key(), "Postman 9", now)
@@ -267,7 +267,7 @@ fn a_clock_walked_back_in_small_steps_is_caught_by_device_and_office() {
     );
     // The office derives it from the signed bodies alone: a modified app
     // that never raises the flag is caught too.
-    let (_d, mut office, mut rogue, refs, _) = rogue_day(4, test_policy());
+    let (_d, office, mut rogue, refs, _) = rogue_day(4, test_policy());
     let mut batch = vec![];
     for (i, r) in refs.iter().enumerate() {
         let at = t - Duration::minutes(4 * i as i64);
@@ -292,7 +292,7 @@ fn a_clock_walked_back_in_small_steps_is_caught_by_device_and_office() {
 // 5. A stale ack clears clock suspicion.
 #[test]
 fn a_stale_ack_does_not_clear_clock_suspicion() {
-    let mut day = Day::new(3, test_policy());
+    let day = Day::new(3, test_policy());
     let t = Utc::now();
     let bytes = day.device.export_batch(100).unwrap().to_bytes().unwrap();
     let stale = day.office.ingest(&bytes, t).unwrap().ack;
@@ -317,7 +317,7 @@ fn a_stale_ack_does_not_clear_clock_suspicion() {
 // 6. Purge, then re-import.
 #[test]
 fn purge_then_reimport_resets_no_lockout_and_reopens_no_handover() {
-    let mut day = Day::new(3, test_policy());
+    let day = Day::new(3, test_policy());
     let t = Utc::now();
     let (done, locked) = (day.rows[0].reference.clone(), day.rows[1].reference.clone());
     let code = day.code(&done);
@@ -352,7 +352,7 @@ fn purge_then_reimport_resets_no_lockout_and_reopens_no_handover() {
 
 #[test]
 fn the_office_flags_reimports_attempts_beyond_the_limit_and_handovers_after_a_lock() {
-    let (_d, mut office, mut rogue, refs, issued) = rogue_day(3, test_policy());
+    let (_d, office, mut rogue, refs, issued) = rogue_day(3, test_policy());
     let t = Utc::now();
     let m = &issued.manifest_id;
     let imported = EventKind::ManifestImported {
@@ -427,7 +427,7 @@ fn a_forged_copy_of_a_batch_never_flags_the_honest_device() {
         ("prev_hash", |e| e.prev_hash[31] ^= 0x80),
     ];
     for (field, flip) in flips {
-        let mut day = Day::new(2, test_policy());
+        let day = Day::new(2, test_policy());
         let r = day.rows[0].reference.clone();
         let code = day.code(&r);
         day.device.verify(&r, &code, Utc::now()).unwrap();
@@ -467,7 +467,7 @@ fn a_forged_copy_of_a_batch_never_flags_the_honest_device() {
 
 #[test]
 fn a_genuine_fork_is_flagged_with_its_evidence_and_the_flag_is_never_overwritten() {
-    let (_d, mut office, mut rogue, refs, _) = rogue_day(2, test_policy());
+    let (_d, office, mut rogue, refs, _) = rogue_day(2, test_policy());
     let t = Utc::now();
     let first = rogue.push(
         t,
@@ -522,7 +522,7 @@ fn a_genuine_fork_is_flagged_with_its_evidence_and_the_flag_is_never_overwritten
 #[test]
 fn payments_are_checked_against_the_items_cash_on_delivery() {
     // post_csv gives cash on delivery (49900 paise) to every third item.
-    let (_d, mut office, mut rogue, refs, issued) = rogue_day(3, test_policy());
+    let (_d, office, mut rogue, refs, issued) = rogue_day(3, test_policy());
     let t = Utc::now();
     let m = issued.manifest_id.clone();
     let pay = |reference: &str, amount: u64, method: PaymentMethod| EventKind::Payment {

@@ -49,7 +49,7 @@ fn an_insiders_brute_forced_candidate_is_flagged_code_mismatch() {
         iterations: 10,
         max_attempts: 3,
     };
-    let mut day = Day::new(3, policy);
+    let day = Day::new(3, policy);
     let reference = day.rows[1].reference.clone();
     let right = day.code(&reference);
     let manifest = Manifest::open(&day.issued.sealed, &[day.office.public_key()]).unwrap();
@@ -122,7 +122,7 @@ fn an_insiders_brute_forced_candidate_is_flagged_code_mismatch() {
 
 #[test]
 fn a_replayed_batch_changes_nothing_and_returns_the_same_ack() {
-    let mut day = Day::new(4, test_policy());
+    let day = Day::new(4, test_policy());
     for b in day.rows.clone() {
         let code = day.code(&b.reference);
         day.device.verify(&b.reference, &code, Utc::now()).unwrap();
@@ -139,7 +139,7 @@ fn a_replayed_batch_changes_nothing_and_returns_the_same_ack() {
 
 #[test]
 fn a_fork_is_refused_and_the_device_flagged() {
-    let mut day = Day::new(3, test_policy());
+    let day = Day::new(3, test_policy());
     let (a, b) = (day.rows[0].reference.clone(), day.rows[1].reference.clone());
     let code_a = day.code(&a);
     day.device.verify(&a, &code_a, Utc::now()).unwrap();
@@ -187,7 +187,7 @@ fn a_fork_is_refused_and_the_device_flagged() {
 
 #[test]
 fn a_revoked_device_is_refused() {
-    let mut day = Day::new(2, test_policy());
+    let day = Day::new(2, test_policy());
     let r = day.rows[0].reference.clone();
     let code = day.code(&r);
     day.device.verify(&r, &code, Utc::now()).unwrap();
@@ -202,7 +202,7 @@ fn a_revoked_device_is_refused() {
 
 #[test]
 fn tampered_events_and_gaps_are_refused_without_flagging() {
-    let mut day = Day::new(2, test_policy());
+    let day = Day::new(2, test_policy());
     let r = day.rows[0].reference.clone();
     let code = day.code(&r);
     day.device.verify(&r, &code, Utc::now()).unwrap();
@@ -243,7 +243,7 @@ fn tampered_events_and_gaps_are_refused_without_flagging() {
 
 #[test]
 fn a_tampered_ack_is_refused_by_the_device() {
-    let mut day = Day::new(2, test_policy());
+    let day = Day::new(2, test_policy());
     let bytes = day.device.export_batch(100).unwrap().to_bytes().unwrap();
     let ack = day.office.ingest(&bytes, Utc::now()).unwrap().ack;
     for i in (0..ack.len()).step_by(3) {
@@ -258,7 +258,7 @@ fn a_tampered_ack_is_refused_by_the_device() {
 
 #[test]
 fn reissue_unlocks_a_locked_item_with_a_new_code() {
-    let mut day = Day::new(2, test_policy());
+    let day = Day::new(2, test_policy());
     let r = day.rows[0].reference.clone();
     let old = day.code(&r);
     let wrong = if old == "000000" { "111111" } else { "000000" };

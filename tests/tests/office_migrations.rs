@@ -25,7 +25,7 @@ fn names(conn: &Connection, sql: &str) -> Vec<String> {
 #[test]
 fn every_earlier_office_schema_upgrades_with_its_data() {
     for old_version in 1..VERSION {
-        let mut day = Day::new(6, test_policy());
+        let day = Day::new(6, test_policy());
         let now = Utc::now();
         // A day's work with every kind of row: handovers, a wrong code,
         // an exception, a payment.
@@ -91,7 +91,7 @@ fn every_earlier_office_schema_upgrades_with_its_data() {
 
         // The current version opens it, upgrades it, reports the same day,
         // and carries on.
-        let mut office = Office::open(&office_dir).unwrap();
+        let office = Office::open(&office_dir).unwrap();
         assert_eq!(
             office.report().unwrap(),
             report,

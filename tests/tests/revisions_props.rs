@@ -66,7 +66,7 @@ proptest! {
     #[test]
     fn revisions_never_narrow_an_insiders_candidates(ops in proptest::collection::vec(op(), 1..4)) {
         let [p0, p1] = policies();
-        let mut day = Day::new(3, p0);
+        let day = Day::new(3, p0);
         let all_rows = day.rows.clone();
         let mut manifests = vec![Manifest::open(&day.issued.sealed, &[day.office.public_key()]).unwrap()];
         let mut policy = p0;

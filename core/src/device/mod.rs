@@ -16,6 +16,7 @@
 //! | `doorstep.rs` | verify, exceptions, payments, UPI requests |
 //! | `sync.rs` | export, ack, purge |
 //! | `outbox.rs` | appending to the chain, clock checks |
+//! | `client.rs` | the sync API from the device's side: enrolment, signed requests, the sync session |
 //!
 //! ```
 //! use handover_core::device::Device;
@@ -40,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::keys::{PublicKey, SigningKey};
 
+mod client;
 mod doorstep;
 mod import;
 mod items;
@@ -47,6 +49,7 @@ mod outbox;
 pub mod schema;
 mod sync;
 
+pub use client::{HttpRequest, HttpResponse, SyncSession, SyncSummary};
 pub use doorstep::{Receipt, VerifyOutcome};
 pub use import::ImportOutcome;
 pub use items::{ItemState, ItemView};

@@ -1,0 +1,318 @@
+//! The device's side of the office sync API, without I/O: it makes the
+//! requests and takes the responses, and the caller moves the bytes (the
+//! CLI with its HTTP client, an Android app with its own). Every request is
+//! signed with the device key ([`crate::api::sign_request`]).
+//!
+//! A sync, step by step ([`SyncSession`]):
+//!
+//! 1. **Pull**: `POST /v1/manifests` with the manifests held; every newer
+//!    revision that comes back is imported (a refused one is counted, and
+//!    does not stop the sync).
+//! 2. **Push**: while events wait, `POST /v1/batches` with the next batch;
+//!    the answer is the sealed ack, applied only after its signature and
+//!    chain check out. A batch is exported again from the outbox for every
+//!    attempt, so a retry after a lost response is harmless.
+//! 3. **Done** when nothing waits, or when an ack brings no progress.
+//!
+//! A `stale_request` answer (the device clock far from the office's) is
+//! retried once with the office's time for the signature only; the events
+//! keep the device's own clock.
+//!
+//! Enrolment is two calls: [`Device::enrol_request`] and
+//! [`Device::finish_enrolment`], which checks that the office key it is
+//! given is the key the token binds before pinning it.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::Device;
+use crate::api::{self, ApiError, EnrolRequest, EnrolResponse, EnrolToken, Held, ManifestsRequest};
+use crate::error::{Error, Result};
+
+/// A request to send: method, path, headers, body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// Path under the office's base URL, e.g. `/v1/batches`.
+    pub path: &'static str,
+    /// Headers to send, the content type among them.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response received: status and body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// An error body, or a stand-in when the body is not one.
+fn office_error(resp: &HttpResponse) -> (ApiError, Error) {
+    let body: ApiError = serde_json::from_slice(&resp.body).unwrap_or(ApiError {
+        error: "unexpected_response".into(),
+        message: String::new(),
+        server_time_ms: None,
+    });
+    let err = Error::Office {
+        status: resp.status,
+        code: body.error.chars().take(64).collect(),
+    };
+    (body, err)
+}
+
+impl Device {
+    /// The signed request `method path` with `body`, at `time_ms`.
+    pub fn signed_request(
+        &self,
+        method: &'static str,
+        path: &'static str,
+        body: Vec<u8>,
+        content_type: &'static str,
+        time_ms: i64,
+    ) -> Result<HttpRequest> {
+        let mut nonce = [0u8; 16];
+        crate::keys::fill_random(&mut nonce)?;
+        let mut headers = api::sign_request(&self.key, method, path, &body, time_ms, nonce);
+        headers.push(("content-type", content_type.to_owned()));
+        Ok(HttpRequest {
+            method,
+            path,
+            headers,
+            body,
+        })
+    }
+
+    /// The enrolment request for `token` (`POST /v1/enrol`).
+    pub fn enrol_request(&self, token: &EnrolToken, now: DateTime<Utc>) -> Result<HttpRequest> {
+        let req = EnrolRequest::new(token, &self.key, now.timestamp_millis());
+        Ok(HttpRequest {
+            method: "POST",
+            path: api::ENROL,
+            headers: vec![("content-type", "application/json".to_owned())],
+            body: serde_json::to_vec(&req).map_err(|_| Error::Encoding("enrolment request"))?,
+        })
+    }
+
+    /// Check the office's answer to [`enrol_request`](Self::enrol_request):
+    /// the office key must be the one `token` binds and the office must have
+    /// known the token. Then pin the key.
+    pub fn finish_enrolment(
+        &self,
+        token: &EnrolToken,
+        response: &HttpResponse,
+        now: DateTime<Utc>,
+    ) -> Result<EnrolResponse> {
+        if response.status != 200 {
+            return Err(office_error(response).1);
+        }
+        let answer: EnrolResponse = serde_json::from_slice(&response.body)
+            .map_err(|_| Error::malformed("enrolment response", "not the expected JSON"))?;
+        answer.verify(token, &self.key.public_key())?;
+        self.trust_office_key(answer.office_key, now)?;
+        Ok(answer)
+    }
+
+    /// The manifests held (tombstones included), with their revisions.
+    pub fn held_manifests(&self) -> Result<Vec<Held>> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare("SELECT manifest_id, revision FROM manifests ORDER BY manifest_id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>("manifest_id")?,
+                r.get::<_, i64>("revision")?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (manifest_id, revision) = r?;
+            Ok(Held {
+                manifest_id,
+                revision: u32::try_from(revision).map_err(|_| {
+                    Error::DatabaseUnusable("a manifest revision is out of range".into())
+                })?,
+            })
+        })
+        .collect()
+    }
+}
+
+/// What a sync did. Its JSON (`handover device sync --json`) is a stable
+/// interface: fields are only ever added.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SyncSummary {
+    /// Manifest revisions imported.
+    pub manifests_imported: u64,
+    /// Manifests the office offered that this device refused (expired,
+    /// changed verifiers, …); the sync went on.
+    pub manifests_refused: u64,
+    /// Events the office acknowledged in this sync.
+    pub events_sent: u64,
+    /// The office holds everything up to this seq.
+    pub acknowledged_through: u64,
+    /// Events the office flagged (anything but verified or recorded).
+    pub flagged: u64,
+    /// Events still waiting.
+    pub pending: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Pull,
+    Push,
+    Done,
+}
+
+/// One sync with the office (see the module docs). Drive it with
+/// [`next_request`](Self::next_request) and
+/// [`handle_response`](Self::handle_response) until there is no request.
+#[derive(Debug)]
+pub struct SyncSession {
+    phase: Phase,
+    max_events: u64,
+    offset_ms: i64,
+    stale_retried: bool,
+    in_flight: u64,
+    summary: SyncSummary,
+}
+
+impl SyncSession {
+    /// A sync that sends at most `max_events` per batch.
+    pub fn new(max_events: u64) -> SyncSession {
+        SyncSession {
+            phase: Phase::Pull,
+            max_events: max_events.clamp(1, crate::sync::MAX_BATCH_EVENTS as u64),
+            offset_ms: 0,
+            stale_retried: false,
+            in_flight: 0,
+            summary: SyncSummary::default(),
+        }
+    }
+
+    /// What the sync has done so far.
+    pub fn summary(&self) -> &SyncSummary {
+        &self.summary
+    }
+
+    /// The next request to send, or `None` when the sync is done. Asking
+    /// again without a response (after a network failure) gives a freshly
+    /// signed request for the same step.
+    pub fn next_request(
+        &mut self,
+        device: &Device,
+        now: DateTime<Utc>,
+    ) -> Result<Option<HttpRequest>> {
+        let time_ms = now.timestamp_millis().saturating_add(self.offset_ms);
+        match self.phase {
+            Phase::Done => Ok(None),
+            Phase::Pull => {
+                let body = serde_json::to_vec(&ManifestsRequest {
+                    held: device.held_manifests()?,
+                })
+                .map_err(|_| Error::Encoding("manifest request"))?;
+                Ok(Some(device.signed_request(
+                    "POST",
+                    api::MANIFESTS,
+                    body,
+                    "application/json",
+                    time_ms,
+                )?))
+            }
+            Phase::Push => {
+                if device.pending_count()? == 0 {
+                    self.phase = Phase::Done;
+                    self.summary.pending = 0;
+                    return Ok(None);
+                }
+                let batch = device.export_batch(self.max_events)?;
+                self.in_flight = batch.events.len() as u64;
+                Ok(Some(device.signed_request(
+                    "POST",
+                    api::BATCHES,
+                    batch.to_bytes()?,
+                    "application/json",
+                    time_ms,
+                )?))
+            }
+        }
+    }
+
+    /// Take the office's answer to the last request. An error leaves the
+    /// step to be tried again; nothing is lost.
+    pub fn handle_response(
+        &mut self,
+        device: &Device,
+        response: &HttpResponse,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if response.status != 200 {
+            let (body, err) = office_error(response);
+            if body.error == "stale_request" && !self.stale_retried {
+                if let Some(server) = body.server_time_ms {
+                    // Sign with the office's clock from now on; events keep ours.
+                    self.offset_ms = server.saturating_sub(now.timestamp_millis());
+                    self.stale_retried = true;
+                    return Ok(());
+                }
+            }
+            return Err(err);
+        }
+        match self.phase {
+            Phase::Done => {}
+            Phase::Pull => {
+                let answer: api::ManifestsResponse = serde_json::from_slice(&response.body)
+                    .map_err(|_| Error::malformed("manifest response", "not the expected JSON"))?;
+                for m in &answer.manifests {
+                    let imported = api::from_base64(&m.sealed)
+                        .and_then(|sealed| device.import_manifest(&sealed, now));
+                    match imported {
+                        Ok(super::ImportOutcome::Imported { .. }) => {
+                            self.summary.manifests_imported += 1
+                        }
+                        Ok(_) => {}
+                        Err(Error::Sqlite(e)) => return Err(Error::Sqlite(e)),
+                        Err(_) => self.summary.manifests_refused += 1,
+                    }
+                }
+                self.phase = Phase::Push;
+            }
+            Phase::Push => {
+                let before = self.summary.acknowledged_through;
+                let applied = device.apply_ack(&response.body, now)?;
+                self.summary.events_sent += applied.newly_acked;
+                self.summary.acknowledged_through = applied.through_seq;
+                self.summary.flagged += applied.flagged;
+                if applied.newly_acked == 0 && applied.through_seq <= before {
+                    // The office acknowledges nothing new: stop, try later.
+                    self.phase = Phase::Done;
+                }
+                self.in_flight = 0;
+            }
+        }
+        self.summary.pending = device.pending_count()?;
+        Ok(())
+    }
+}
