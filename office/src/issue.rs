@@ -204,7 +204,7 @@ impl Office {
         let mut plan = Vec::with_capacity(req.bookings.len());
         for b in req.bookings {
             plan.push(plan_item(
-                &tx,
+                tx,
                 req.programme,
                 &manifest_id,
                 b,
