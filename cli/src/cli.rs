@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use chrono::{DateTime, Datelike, Duration, Utc};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use handover_core::codes::{Policy, Programme};
 use handover_core::device::{Device, VerifyOutcome};
 use handover_core::event::{ExceptionReason, PaymentMethod};
@@ -20,8 +20,8 @@ use handover_core::sync::Batch;
 use handover_office::issue::{write_sms_csv, IssueRequest};
 use handover_office::{bookings, files, report, Office};
 
-use crate::demo;
 use crate::error::{io, Error, Result};
+use crate::{client, demo};
 
 /// handover: offline proof of handover for doorstep delivery and vaccination.
 #[derive(Debug, Parser)]
@@ -104,7 +104,7 @@ enum OfficeCommand {
         device: String,
         /// The programme of the bookings.
         #[arg(long, value_enum)]
-        programme: ProgrammeArg,
+        programme: Programme,
         /// Bookings CSV (see the README for the columns).
         #[arg(long)]
         bookings: PathBuf,
@@ -149,6 +149,33 @@ enum OfficeCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Run the sync service devices reach over HTTP(S), until SIGTERM.
+    Serve {
+        #[command(flatten)]
+        d: DirArg,
+        /// Address and port to listen on. Plain HTTP only on loopback
+        /// (behind a reverse proxy); give --tls-cert and --tls-key otherwise.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// TLS certificate chain (PEM).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Make a single-use enrolment token for a new device; prints it, and
+    /// draws it as a QR code.
+    EnrolToken {
+        #[command(flatten)]
+        d: DirArg,
+        /// The postman or vaccinator who will carry the device.
+        #[arg(long)]
+        assignee: String,
+        /// How long the token stays valid: e.g. 30m, 24h, 7d (at most 30d).
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        valid_for: Duration,
     },
 }
 
@@ -199,7 +226,7 @@ enum DeviceCommand {
         reference: String,
         /// Why.
         #[arg(long, value_enum)]
-        reason: ReasonArg,
+        reason: ExceptionReason,
     },
     /// Record a cash-on-delivery payment.
     Pay {
@@ -242,20 +269,56 @@ enum DeviceCommand {
         #[arg(long)]
         ack: PathBuf,
     },
+    /// Enrol at the office with a one-time token: creates the device's key
+    /// if needed, checks and pins the office key. Prints the device id.
+    Enrol {
+        #[command(flatten)]
+        d: DirArg,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The token from `handover office enrol-token`.
+        #[arg(long)]
+        token: String,
+    },
+    /// Sync with the office: pull new manifests, push the outbox until it is
+    /// drained, apply the acks.
+    Sync {
+        #[command(flatten)]
+        d: DirArg,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ProgrammeArg {
-    Post,
-    Vaccination,
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// The office's sync service, e.g. https://office.example:8443.
+    #[arg(long)]
+    server: String,
+    /// A CA certificate (PEM) to trust for the office, beside the system's.
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ReasonArg {
-    NotHome,
-    Refused,
-    AddressNotFound,
-    CodeNotReceived,
+/// `30m`, `24h`, `7d`, `90s`.
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let split = text.len().saturating_sub(1);
+    let (n, unit) = text.split_at(split);
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("expected a number and a unit (s, m, h, d), e.g. 24h; got {text}"))?;
+    match unit {
+        "s" => Duration::try_seconds(n),
+        "m" => Duration::try_minutes(n),
+        "h" => Duration::try_hours(n),
+        "d" => Duration::try_days(n),
+        _ => None,
+    }
+    .ok_or_else(|| format!("expected a number and a unit (s, m, h, d), e.g. 24h; got {text}"))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -403,10 +466,6 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             reissue,
         } => {
             let office = Office::open(&d.dir)?;
-            let programme = match programme {
-                ProgrammeArg::Post => Programme::Post,
-                ProgrammeArg::Vaccination => Programme::Vaccination,
-            };
             let policy = policy.map(|p| p.parse::<Policy>()).transpose()?;
             let from = time_arg("--valid-from", valid_from.as_deref())?.unwrap_or(now);
             let until = time_arg("--valid-until", valid_until.as_deref())?
@@ -491,6 +550,62 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                     println!("  {k:<18} {v}");
                 }
             }
+        }
+        OfficeCommand::Serve {
+            d,
+            listen,
+            tls_cert,
+            tls_key,
+        } => {
+            let office = std::sync::Arc::new(Office::open(&d.dir)?);
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(handover_server::tls_config(&cert, &key)?),
+                _ => None,
+            };
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            handover_server::run(
+                office,
+                listen,
+                tls,
+                handover_server::Limits::default(),
+                |addr| {
+                    println!("listening on {scheme}://{addr}");
+                    eprintln!(
+                        "office sync service for {}; stop with Ctrl-C or SIGTERM",
+                        d.dir.display()
+                    );
+                },
+            )?;
+        }
+        OfficeCommand::EnrolToken {
+            d,
+            assignee,
+            valid_for,
+        } => {
+            let office = Office::open(&d.dir)?;
+            let issued = office.create_enrol_token(&assignee, valid_for, now)?;
+            let text = issued.token.to_string();
+            println!("{text}");
+            let qr =
+                qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
+                    .map_err(|_| handover_office::Error::Encoding("QR code"))?;
+            let width = qr.width();
+            let modules = qr
+                .into_colors()
+                .into_iter()
+                .map(|c| c == qrcode::Color::Dark)
+                .collect();
+            print!(
+                "{}",
+                draw_qr(&handover_core::upi::QrModules { width, modules })
+            );
+            eprintln!(
+                "one-time token for {} (device enrol --token), valid until {}",
+                issued.assignee,
+                issued
+                    .expires_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
         }
         OfficeCommand::Report { d, json: as_json } => {
             let r = Office::open(&d.dir)?.report()?;
@@ -584,12 +699,6 @@ fn device(cmd: DeviceCommand, now: DateTime<Utc>) -> Result<ExitCode> {
             reference,
             reason,
         } => {
-            let reason = match reason {
-                ReasonArg::NotHome => ExceptionReason::NotHome,
-                ReasonArg::Refused => ExceptionReason::Refused,
-                ReasonArg::AddressNotFound => ExceptionReason::AddressNotFound,
-                ReasonArg::CodeNotReceived => ExceptionReason::CodeNotReceived,
-            };
             let e = device_store(&d.dir)?.record_exception(&reference, reason, now)?;
             println!("recorded {} (seq {})", reason.as_str(), e.seq);
         }
@@ -629,6 +738,41 @@ fn device(cmd: DeviceCommand, now: DateTime<Utc>) -> Result<ExitCode> {
                     out.display()
                 ),
                 _ => println!("nothing to send; wrote an empty batch -> {}", out.display()),
+            }
+        }
+        DeviceCommand::Enrol { d, server, token } => {
+            let token: handover_core::api::EnrolToken = token.parse()?;
+            let link = client::OfficeLink::new(&server.server, server.ca_cert.as_deref())?;
+            files::private_dir(&d.dir)?;
+            let device = Device::open(d.dir.join("device.db"))?;
+            let enrolled = client::enrol(&device, &link, &token)?;
+            println!("{}", enrolled.device_id);
+            eprintln!(
+                "enrolled at office {} for {}; its key {} is pinned",
+                enrolled.office_id, enrolled.assignee, enrolled.office_key
+            );
+        }
+        DeviceCommand::Sync {
+            d,
+            server,
+            json: as_json,
+        } => {
+            let link = client::OfficeLink::new(&server.server, server.ca_cert.as_deref())?;
+            let device = device_store(&d.dir)?;
+            let s = client::sync(&device, &link)?;
+            if as_json {
+                println!("{}", json(&s)?);
+            } else {
+                println!(
+                    "{} manifests imported; {} events sent, acknowledged through seq {}; {} flagged; {} waiting",
+                    s.manifests_imported, s.events_sent, s.acknowledged_through, s.flagged, s.pending
+                );
+                if s.manifests_refused > 0 {
+                    println!(
+                        "  {} manifests from the office were refused",
+                        s.manifests_refused
+                    );
+                }
             }
         }
         DeviceCommand::Ack { d, ack } => {

@@ -1,10 +1,12 @@
 //! `handover demo`: a whole working day on one machine.
 //!
-//! An office, a postman's device and a vaccinator's device; N bookings each;
-//! manifests and the SMS outbox; a round at the doors, all offline, with
-//! right codes, typos, impostors who exhaust their attempts, not-at-homes,
-//! cash-on-delivery payments, and one dishonest insider who brute-forces a
-//! verifier and submits a candidate; then the evening sync and the report.
+//! An office running its sync service on a loopback port; a postman's
+//! device and a vaccinator's device that enrol by token and pull their
+//! manifests over HTTP; N bookings each, and the SMS; a round at the doors,
+//! all offline, with right codes, typos, impostors who exhaust their
+//! attempts, not-at-homes, cash-on-delivery payments, and one dishonest
+//! insider who brute-forces a verifier and submits a candidate; then the
+//! evening sync over HTTP and the report.
 //!
 //! The demo keeps its own tally of what it did ([`Tally`]) so that tests can
 //! check the office's report against it.
@@ -26,6 +28,9 @@ use handover_office::issue::{write_sms_csv, IssueRequest, Issued};
 use handover_office::report::Report;
 use handover_office::Office;
 
+use handover_server::Limits;
+
+use crate::client::{self, OfficeLink};
 use crate::error::{io, Result};
 
 /// What the demo should do.
@@ -63,6 +68,8 @@ pub struct Tally {
     pub items_issued: u64,
     /// Codes sent by SMS.
     pub sms_sent: u64,
+    /// Whether the dishonest insider marked an absent beneficiary vaccinated.
+    pub insider_acted: bool,
 }
 
 /// The demo's result.
@@ -214,8 +221,15 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
         "handover demo: a working day in {}",
         root.display()
     ));
-    say("1. Morning at the office: keys, enrolment, bookings, manifests, SMS");
-    let office = Office::init(&root.join("office"), "PO-560001")?;
+    say("1. Morning: the office starts its sync service; each device enrols by token and pulls its manifest");
+    let office = std::sync::Arc::new(Office::init(&root.join("office"), "PO-560001")?);
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = handover_server::spawn(office.clone(), loopback, None, Limits::default())?;
+    let link = OfficeLink::new(&format!("http://{}", server.addr()), None)?;
+    say(&format!(
+        "   office sync service on http://{}",
+        server.addr()
+    ));
     let postman = Device::open(root.join("postman.db"))?;
     let vaccinator = Device::open(root.join("vaccinator.db"))?;
     let mut issued: Vec<(&Device, Programme, Issued, Vec<Booking>)> = Vec::new();
@@ -227,8 +241,8 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
             Programme::Vaccination,
         ),
     ] {
-        device.trust_office_key(office.public_key(), now)?;
-        let id = office.enroll(device.identity().public_key, assignee, now)?;
+        let token = office.create_enrol_token(assignee, Duration::hours(1), now)?;
+        let id = client::enrol(device, &link, &token.token)?.device_id;
         let csv = match programme {
             Programme::Post => post_csv(&mut rng, cfg.items),
             Programme::Vaccination => vaccination_csv(&mut rng, cfg.items, now.year()),
@@ -241,6 +255,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
             rows.len() as u64,
             "issuing codes and verifiers",
         );
+        let sms_path = root.join(format!("sms-{programme}.csv"));
         let out = office.issue(
             &IssueRequest {
                 device_id: &id,
@@ -253,17 +268,15 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
                 now,
             },
             &|| pb.inc(1),
-            |_| Ok(()),
+            |issued| write_sms_csv(&sms_path, &issued.sms),
         )?;
         pb.finish_and_clear();
-        write_sms_csv(&root.join(format!("sms-{programme}.csv")), &out.sms)?;
-        let m_path = root.join(format!("manifest-{programme}.bin"));
-        std::fs::write(&m_path, &out.sealed).map_err(io(&m_path))?;
-        device.import_manifest(&out.sealed, now)?;
+        let pulled = client::sync(device, &link)?;
         tally.items_issued += out.items as u64;
         tally.sms_sent += out.sms.len() as u64;
         say(&format!(
-            "   {programme:<12} device {id}: {} items, {} SMS, policy {}",
+            "   {programme:<12} device {id} enrolled by token, pulled {} manifest over HTTP: {} items, {} SMS, policy {}",
+            pulled.manifests_imported,
             out.items,
             out.sms.len(),
             out.policy
@@ -393,7 +406,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
                 .items
                 .iter()
                 .find(|i| i.reference == target.reference);
-            let policy = manifest.policies.get("default");
+            let policy = item.and_then(|i| i.policy_in(&manifest).ok());
             if let (Some(item), Some(policy)) = (item, policy) {
                 let right = out
                     .sms
@@ -414,6 +427,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
                         device.verify(&item.reference, &c, Utc::now())?
                     {
                         tally.handed_over += 1;
+                        tally.insider_acted = true;
                         if wrong {
                             tally.accepted_wrong_code += 1;
                         }
@@ -435,24 +449,15 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
         tally.payments.values().sum::<u64>()
     ));
 
-    say("3. Evening sync: export, ingest (every code re-derived), ack");
+    say("3. Evening: back in coverage, each device syncs over HTTP (every code re-derived at the office)");
     for (device, programme, ..) in &issued {
-        let batch = device.export_batch(100_000)?;
-        let bytes = batch.to_bytes()?;
-        let b_path = root.join(format!("batch-{programme}.json"));
-        std::fs::write(&b_path, &bytes).map_err(io(&b_path))?;
-        let ingested = office.ingest(&bytes, Utc::now())?;
-        let a_path = root.join(format!("ack-{programme}.bin"));
-        std::fs::write(&a_path, &ingested.ack).map_err(io(&a_path))?;
-        let applied = device.apply_ack(&ingested.ack, Utc::now())?;
+        let s = client::sync(device, &link)?;
         say(&format!(
-            "   {programme:<12} {} events in, acked through {}, {} flagged, {} left to send",
-            ingested.summary.received,
-            applied.through_seq,
-            applied.flagged,
-            device.pending_count()?
+            "   {programme:<12} {} events sent, acknowledged through {}, {} flagged, {} left to send",
+            s.events_sent, s.acknowledged_through, s.flagged, s.pending
         ));
     }
+    server.stop()?;
     let report = office.report()?;
     let mismatches = compare(&tally, &report);
     if cfg.verbose {

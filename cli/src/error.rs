@@ -16,6 +16,17 @@ pub enum Error {
     /// The device store or a protocol check refused or failed.
     #[error(transparent)]
     Core(#[from] handover_core::Error),
+    /// The office could not be reached (or kept answering "later").
+    #[error("cannot reach the office at {url}: {why}")]
+    Unreachable {
+        /// The office's URL.
+        url: String,
+        /// The last failure.
+        why: String,
+    },
+    /// The sync service could not start.
+    #[error(transparent)]
+    Serve(#[from] handover_server::ServeError),
     /// A command-line value is wrong.
     #[error("{0}")]
     Usage(String),
@@ -61,6 +72,16 @@ impl Error {
             })
         };
         Some(match self {
+            Error::Unreachable { .. } => {
+                "nothing was lost: every event stays queued; sync again when there is coverage"
+                    .into()
+            }
+            Error::Core(C::Office { code, .. }) if code == "revoked" => {
+                "this device is revoked at the office; ask the office".into()
+            }
+            Error::Core(C::Office { code, .. }) if code == "unknown_device" => {
+                "enrol the device first with `handover device enrol`".into()
+            }
             Error::Office(O::Core(e)) | Error::Core(e) => return core(e),
             Error::Office(O::NotInitialised(p)) => {
                 format!("run `handover office init --dir {}` first", p.display())

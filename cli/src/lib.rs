@@ -9,6 +9,7 @@
 //! | `main.rs` | the binary |
 //! | `cli.rs` | commands, flags, output; a contract other tools depend on |
 //! | `error.rs` | the CLI's error and its advice |
+//! | `client.rs` | the device's HTTP client: enrolment and sync with retries |
 //! | `demo.rs` | `handover demo` |
 
 #![deny(missing_docs)]
@@ -16,6 +17,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod cli;
+pub mod client;
 pub mod demo;
 pub mod error;
 

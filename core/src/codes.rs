@@ -51,6 +51,7 @@ pub const MAX_ATTEMPTS: u32 = 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Programme {
     /// Doorstep postal delivery (registered, speed post, parcel).
     Post,
@@ -79,7 +80,7 @@ impl Programme {
 
 impl fmt::Display for Programme {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

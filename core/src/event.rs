@@ -51,6 +51,7 @@ pub const MAX_BODY: usize = 8 * 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ExceptionReason {
     /// Nobody at home.
     NotHome,

@@ -129,7 +129,11 @@ impl From<rusqlite::Error> for Refusal {
 impl Office {
     /// Ingest a batch (see the module docs).
     pub fn ingest(&self, batch_bytes: &[u8], now: DateTime<Utc>) -> Result<Ingested> {
-        let batch = Batch::from_bytes(batch_bytes)?;
+        self.ingest_batch(&Batch::from_bytes(batch_bytes)?, now)
+    }
+
+    /// Ingest a parsed batch (see the module docs).
+    pub fn ingest_batch(&self, batch: &Batch, now: DateTime<Utc>) -> Result<Ingested> {
         let device_id = batch.device_id.clone();
         let stored = self.store.write(|tx| {
             let head = device_head(tx, &device_id)?;

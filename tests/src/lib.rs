@@ -151,3 +151,101 @@ impl Day {
         handover_cli::demo::code_from_sms(&sms.message).expect("a code in the SMS")
     }
 }
+
+/// An office with its sync service running on a loopback port.
+pub struct Service {
+    /// Keeps the office's files.
+    pub dir: tempfile::TempDir,
+    /// The office, shared with the service.
+    pub office: std::sync::Arc<Office>,
+    /// The running service.
+    pub server: handover_server::Running,
+}
+
+impl Service {
+    /// A new office (`PO-1`) serving on `127.0.0.1:0` with `limits`.
+    pub fn start(limits: handover_server::Limits) -> Service {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let office =
+            std::sync::Arc::new(Office::init(&dir.path().join("office"), "PO-1").expect("init"));
+        let server = handover_server::spawn(
+            office.clone(),
+            "127.0.0.1:0".parse().expect("addr"),
+            None,
+            limits,
+        )
+        .expect("serve");
+        Service {
+            dir,
+            office,
+            server,
+        }
+    }
+
+    /// The service's base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.server.addr())
+    }
+
+    /// A link to the service, retrying quickly.
+    pub fn link(&self) -> handover_cli::client::OfficeLink {
+        handover_cli::client::OfficeLink::new(&self.url(), None)
+            .expect("link")
+            .with_backoff(std::time::Duration::from_millis(20))
+    }
+
+    /// A new device at `path`, enrolled by token for `assignee`.
+    pub fn enrolled_device(&self, path: &Path, assignee: &str) -> Device {
+        let device = Device::open(path).expect("device");
+        let token = self
+            .office
+            .create_enrol_token(assignee, Duration::hours(1), Utc::now())
+            .expect("token");
+        handover_cli::client::enrol(&device, &self.link(), &token.token).expect("enrol");
+        device
+    }
+
+    /// Issue `n` post items to `device` (a cheap policy); returns the codes by reference.
+    pub fn issue_post(&self, device: &Device, n: u32, first: u32) -> Vec<(String, String)> {
+        let mut csv = String::from("reference,service,addressee,address,mobile,cod_paise\n");
+        for i in first..first + n {
+            let r = handover_core::s10::make("EE", 30_000_000 + i, "IN").expect("valid");
+            csv.push_str(&format!(
+                "{r},parcel,Resident {i},{i} Hill Road,97{i:08},\n"
+            ));
+        }
+        let rows = bookings::parse(
+            Programme::Post,
+            csv.as_bytes(),
+            self.office.cod_payee(),
+            2026,
+        )
+        .expect("bookings");
+        let now = Utc::now();
+        let issued = self
+            .office
+            .issue(
+                &IssueRequest {
+                    device_id: &device.identity().device_id,
+                    programme: Programme::Post,
+                    bookings: &rows,
+                    policy: Some(test_policy()),
+                    valid_from: now - Duration::hours(1),
+                    valid_until: now + Duration::hours(8),
+                    reissue: &[],
+                    now,
+                },
+                &|| {},
+                |_| Ok(()),
+            )
+            .expect("issue");
+        issued
+            .sms
+            .iter()
+            .map(|s| {
+                let code = handover_cli::demo::code_from_sms(&s.message).expect("code");
+                (s.reference.clone(), code)
+            })
+            .collect()
+    }
+}

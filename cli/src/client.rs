@@ -1,0 +1,160 @@
+//! The device's HTTP client: it moves the bytes of the sans-IO sync session
+//! of `handover_core::device` over HTTPS (or HTTP on loopback), with
+//! retries and backoff. Nothing is lost when the office cannot be reached:
+//! the outbox stays as it was, every event still queued.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::Utc;
+use handover_core::api::{EnrolResponse, EnrolToken};
+use handover_core::device::{Device, HttpRequest, HttpResponse, SyncSession, SyncSummary};
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+use crate::error::{Error, Result};
+
+/// Largest answer taken from the office (a day's manifests).
+const MAX_RESPONSE: u64 = 64 * 1024 * 1024;
+/// Events per batch.
+pub const BATCH_EVENTS: u64 = 500;
+/// Attempts of one request before the office counts as unreachable.
+const ATTEMPTS: u32 = 5;
+
+/// The office, as a device reaches it.
+pub struct OfficeLink {
+    agent: ureq::Agent,
+    base: String,
+    backoff: Duration,
+}
+
+impl OfficeLink {
+    /// The office at `server` (`https://…`, or `http://` for loopback),
+    /// trusting `ca` in addition to the system's roots when given.
+    pub fn new(server: &str, ca: Option<&Path>) -> Result<OfficeLink> {
+        let base = server.trim_end_matches('/').to_owned();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(Error::Usage(format!(
+                "--server: expected an http:// or https:// URL, got {base}"
+            )));
+        }
+        let mut tls = TlsConfig::builder();
+        if let Some(ca) = ca {
+            let pem = std::fs::read(ca).map_err(crate::error::io(ca))?;
+            let cert = Certificate::from_pem(&pem).map_err(|_| {
+                Error::Usage(format!(
+                    "--ca-cert: {} is not a PEM certificate",
+                    ca.display()
+                ))
+            })?;
+            tls = tls.root_certs(RootCerts::new_with_certs(&[cert]));
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(Duration::from_secs(120)))
+            .tls_config(tls.build())
+            .build()
+            .into();
+        Ok(OfficeLink {
+            agent,
+            base,
+            backoff: Duration::from_millis(250),
+        })
+    }
+
+    /// The same link with another first backoff (tests).
+    pub fn with_backoff(mut self, first: Duration) -> OfficeLink {
+        self.backoff = first;
+        self
+    }
+
+    /// The office's base URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// Send one request once. `Err` is a transport failure (no answer).
+    pub fn send(&self, req: &HttpRequest) -> std::result::Result<HttpResponse, String> {
+        let url = format!("{}{}", self.base, req.path);
+        let mut builder = match req.method {
+            "GET" => {
+                let mut b = self.agent.get(&url);
+                for (k, v) in &req.headers {
+                    b = b.header(*k, v);
+                }
+                return read(b.call());
+            }
+            _ => self.agent.post(&url),
+        };
+        for (k, v) in &req.headers {
+            builder = builder.header(*k, v);
+        }
+        read(builder.send(&req.body[..]))
+    }
+
+    /// Send, retrying transport failures and the statuses that say "later"
+    /// (408, 429, 500, 502, 503, 504) with doubling waits; `make` signs a
+    /// fresh request for every attempt.
+    fn send_with_retries(
+        &self,
+        mut make: impl FnMut() -> Result<Option<HttpRequest>>,
+    ) -> Result<Option<HttpResponse>> {
+        let mut wait = self.backoff;
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(8));
+            }
+            let Some(req) = make()? else {
+                return Ok(None);
+            };
+            match self.send(&req) {
+                Ok(resp) if matches!(resp.status, 408 | 429 | 500 | 502 | 503 | 504) => {
+                    last = format!("the office answered {}", resp.status);
+                }
+                Ok(resp) => return Ok(Some(resp)),
+                Err(e) => last = e,
+            }
+        }
+        Err(Error::Unreachable {
+            url: self.base.clone(),
+            why: last,
+        })
+    }
+}
+
+fn read(
+    result: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> std::result::Result<HttpResponse, String> {
+    let mut resp = result.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_RESPONSE)
+        .read_to_vec()
+        .map_err(|e| e.to_string())?;
+    Ok(HttpResponse { status, body })
+}
+
+/// Enrol `device` at the office with `token`; pins the office key.
+pub fn enrol(device: &Device, link: &OfficeLink, token: &EnrolToken) -> Result<EnrolResponse> {
+    let resp = link
+        .send_with_retries(|| Ok(Some(device.enrol_request(token, Utc::now())?)))?
+        .ok_or(Error::Usage("nothing to send".into()))?;
+    Ok(device.finish_enrolment(token, &resp, Utc::now())?)
+}
+
+/// Pull new manifests, then push the outbox until it is drained, applying
+/// every ack. On an error everything not acknowledged stays queued.
+pub fn sync(device: &Device, link: &OfficeLink) -> Result<SyncSummary> {
+    let mut session = SyncSession::new(BATCH_EVENTS);
+    loop {
+        let resp = link.send_with_retries(|| Ok(session.next_request(device, Utc::now())?))?;
+        let Some(resp) = resp else {
+            return Ok(session.summary().clone());
+        };
+        session.handle_response(device, &resp, Utc::now())?;
+    }
+}

@@ -1,0 +1,449 @@
+//! The sync commands through the real `handover` binary: `office serve`,
+//! `office enrol-token`, `device enrol`, `device sync`; an office killed in
+//! the middle of a batch and restarted; SIGTERM draining; TLS.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_handover")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "handover {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `handover office serve` as a child process, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(office: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(bin())
+            .args([
+                "office",
+                "serve",
+                "--dir",
+                p(office),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Server { child, url }
+    }
+
+    fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An office in `root/office`, a device enrolled by token in `root/phone`,
+/// and three post items issued to it. Returns the device id.
+fn office_and_device(root: &Path, server: &Server) -> String {
+    let office = root.join("office");
+    let token = ok(&[
+        "office",
+        "enrol-token",
+        "--dir",
+        p(&office),
+        "--assignee",
+        "Postman 1",
+    ]);
+    let token = token.lines().next().unwrap();
+    let device = root.join("phone");
+    let id = ok(&[
+        "device",
+        "enrol",
+        "--dir",
+        p(&device),
+        "--server",
+        &server.url,
+        "--token",
+        token,
+    ]);
+    let id = id.trim().to_owned();
+    assert_eq!(id.len(), 16);
+    let bookings = root.join("bookings.csv");
+    std::fs::write(
+        &bookings,
+        "reference,service,addressee,address,mobile,cod_paise\n\
+         EE123456785IN,parcel,A. Kumar,12 MG Road,9876543210,\n\
+         RR287043775IN,registered,B. Das,5 Park Street,9876543211,\n\
+         CP000000080IN,speed_post,C. Iyer,7 Lake View,9876543212,\n",
+    )
+    .unwrap();
+    ok(&[
+        "office",
+        "issue",
+        "--dir",
+        p(&office),
+        "--device",
+        &id,
+        "--programme",
+        "post",
+        "--bookings",
+        p(&bookings),
+        "--out",
+        p(&root.join("m.bin")),
+        "--sms-out",
+        p(&root.join("sms.csv")),
+        "--policy",
+        "digits=6,tag_bits=64,iterations=10,max_attempts=3",
+    ]);
+    id
+}
+
+fn sync_json(root: &Path, url: &str) -> Value {
+    let out = ok(&[
+        "device",
+        "sync",
+        "--dir",
+        p(&root.join("phone")),
+        "--server",
+        url,
+        "--json",
+    ]);
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn enrol_pull_work_and_sync_through_the_binary() {
+    let d = tempfile::tempdir().unwrap();
+    let office = d.path().join("office");
+    ok(&["office", "init", "--dir", p(&office), "--office-id", "PO-1"]);
+    let server = Server::start(&office, &[]);
+    assert!(server.url.starts_with("http://127.0.0.1:"));
+    let out = ok(&[
+        "office",
+        "enrol-token",
+        "--dir",
+        p(&office),
+        "--assignee",
+        "Vaccinator 1",
+    ]);
+    let token = out.lines().next().unwrap();
+    assert_eq!(token.len(), 43, "{token}");
+    assert!(
+        out.lines().count() > 10,
+        "the token is drawn as a QR code too"
+    );
+    let id = office_and_device(d.path(), &server);
+    // The token of the first enrolment cannot enrol a second device.
+    let used = run(&[
+        "device",
+        "enrol",
+        "--dir",
+        p(&d.path().join("b")),
+        "--server",
+        &server.url,
+        "--token",
+        token,
+    ]);
+    assert!(used.status.success(), "a fresh token enrols");
+    let again = run(&[
+        "device",
+        "enrol",
+        "--dir",
+        p(&d.path().join("c")),
+        "--server",
+        &server.url,
+        "--token",
+        token,
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("token_used"));
+
+    let morning = sync_json(d.path(), &server.url);
+    assert_eq!(morning["manifests_imported"], 1);
+    for key in [
+        "manifests_imported",
+        "events_sent",
+        "acknowledged_through",
+        "flagged",
+        "pending",
+    ] {
+        assert!(morning.get(key).is_some(), "{key} missing from {morning}");
+    }
+    let sms = std::fs::read_to_string(d.path().join("sms.csv")).unwrap();
+    let line = sms.lines().find(|l| l.contains("EE123456785IN")).unwrap();
+    let code: String = line.split(" is ").nth(1).unwrap().chars().take(6).collect();
+    let phone = d.path().join("phone");
+    ok(&[
+        "device",
+        "verify",
+        "--dir",
+        p(&phone),
+        "--reference",
+        "EE123456785IN",
+        "--code",
+        &code,
+    ]);
+    let evening = sync_json(d.path(), &server.url);
+    assert_eq!(
+        (evening["events_sent"].as_u64(), evening["pending"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let report: Value =
+        serde_json::from_str(&ok(&["office", "report", "--dir", p(&office), "--json"])).unwrap();
+    assert_eq!(report["verified"], 1);
+    assert_eq!(report["devices"], 2);
+    let _ = id;
+}
+
+#[test]
+fn an_unreachable_office_is_one_line_and_exit_2_with_everything_queued() {
+    let d = tempfile::tempdir().unwrap();
+    let office = d.path().join("office");
+    ok(&["office", "init", "--dir", p(&office)]);
+    let server = Server::start(&office, &[]);
+    office_and_device(d.path(), &server);
+    drop(server);
+    let phone = d.path().join("phone");
+    let out = run(&[
+        "device",
+        "sync",
+        "--dir",
+        p(&phone),
+        "--server",
+        "http://127.0.0.1:9",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot reach the office at http://127.0.0.1:9"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was lost"), "{err}");
+}
+
+/// Many events waiting on the device: exceptions can be recorded again and again.
+fn many_events(root: &Path, n: usize) {
+    let phone = root.join("phone");
+    let device = handover_core::device::Device::open(phone.join("device.db")).unwrap();
+    for i in 0..n {
+        let r = ["EE123456785IN", "RR287043775IN", "CP000000080IN"][i % 3];
+        device
+            .record_exception(
+                r,
+                handover_core::event::ExceptionReason::NotHome,
+                chrono::Utc::now(),
+            )
+            .unwrap();
+    }
+}
+
+fn converged(root: &Path, id: &str) {
+    let device = handover_core::device::Device::open(root.join("phone").join("device.db")).unwrap();
+    let (head, _) = device.head().unwrap();
+    assert_eq!(device.pending_count().unwrap(), 0);
+    let office = handover_office::Office::open(&root.join("office")).unwrap();
+    assert_eq!(office.device(id).unwrap().head_seq, head);
+    let report = office.report().unwrap();
+    let exceptions: u64 = report.exceptions.values().sum();
+    let recorded = device
+        .events()
+        .unwrap()
+        .iter()
+        .filter(|e| e.parse_body().unwrap().kind.type_name() == "exception")
+        .count() as u64;
+    assert_eq!(
+        exceptions, recorded,
+        "every event exactly once at the office"
+    );
+    assert!(report.flagged.is_empty());
+}
+
+#[test]
+fn an_office_killed_mid_batch_and_restarted_converges() {
+    let d = tempfile::tempdir().unwrap();
+    let office = d.path().join("office");
+    ok(&["office", "init", "--dir", p(&office)]);
+    let server = Server::start(&office, &[]);
+    let id = office_and_device(d.path(), &server);
+    sync_json(d.path(), &server.url);
+    many_events(d.path(), 3000);
+    let phone = d.path().join("phone");
+    for kill_after_ms in [40u64, 120] {
+        let server = Server::start(&office, &[]);
+        let sync = Command::new(bin())
+            .args([
+                "device",
+                "sync",
+                "--dir",
+                p(&phone),
+                "--server",
+                &server.url,
+                "--json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(kill_after_ms));
+        server.signal("-KILL");
+        let out = sync.wait_with_output().unwrap();
+        assert!(matches!(out.status.code(), Some(0) | Some(2)), "{out:?}");
+    }
+    let server = Server::start(&office, &[]);
+    let last = sync_json(d.path(), &server.url);
+    assert_eq!(last["pending"], 0);
+    drop(server);
+    converged(d.path(), &id);
+}
+
+#[test]
+fn sigterm_drains_requests_in_flight_and_exits_cleanly() {
+    let d = tempfile::tempdir().unwrap();
+    let office = d.path().join("office");
+    ok(&["office", "init", "--dir", p(&office)]);
+    let server = Server::start(&office, &[]);
+    let id = office_and_device(d.path(), &server);
+    sync_json(d.path(), &server.url);
+    many_events(d.path(), 2000);
+    let phone = d.path().join("phone");
+    let mut server = Server::start(&office, &[]);
+    let sync = Command::new(bin())
+        .args([
+            "device",
+            "sync",
+            "--dir",
+            p(&phone),
+            "--server",
+            &server.url,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    server.signal("-TERM");
+    let status = server.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the service exits 0 after SIGTERM: {status:?}"
+    );
+    let mut err = String::new();
+    std::io::Read::read_to_string(server.child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("shutting down"), "{err}");
+    let out = sync.wait_with_output().unwrap();
+    assert!(matches!(out.status.code(), Some(0) | Some(2)), "{out:?}");
+    let server = Server::start(&office, &[]);
+    sync_json(d.path(), &server.url);
+    drop(server);
+    converged(d.path(), &id);
+}
+
+#[test]
+fn tls_with_a_pinned_ca_and_no_plain_http_off_loopback() {
+    let d = tempfile::tempdir().unwrap();
+    let office = d.path().join("office");
+    ok(&["office", "init", "--dir", p(&office)]);
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert_pem, key_pem) = (d.path().join("cert.pem"), d.path().join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.signing_key.serialize_pem()).unwrap();
+    let server = Server::start(
+        &office,
+        &["--tls-cert", p(&cert_pem), "--tls-key", p(&key_pem)],
+    );
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    let url = server.url.replace("127.0.0.1", "localhost");
+    let out = ok(&[
+        "office",
+        "enrol-token",
+        "--dir",
+        p(&office),
+        "--assignee",
+        "Postman 1",
+    ]);
+    let token = out.lines().next().unwrap();
+    // Without the CA the office's certificate is not trusted.
+    let refused = run(&[
+        "device",
+        "enrol",
+        "--dir",
+        p(&d.path().join("x")),
+        "--server",
+        &url,
+        "--token",
+        token,
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    let enrolled = run(&[
+        "device",
+        "enrol",
+        "--dir",
+        p(&d.path().join("phone")),
+        "--server",
+        &url,
+        "--token",
+        token,
+        "--ca-cert",
+        p(&cert_pem),
+    ]);
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
+    // Plain HTTP on an address others can reach is refused.
+    let open = run(&[
+        "office",
+        "serve",
+        "--dir",
+        p(&office),
+        "--listen",
+        "0.0.0.0:0",
+    ]);
+    assert_eq!(open.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&open.stderr).contains("plain HTTP only on a loopback address"));
+}

@@ -1,0 +1,113 @@
+//! Every refusal of the service as an HTTP status and a JSON body with a
+//! stable code (`docs/sync-api.md` lists them), mapped from the office's
+//! errors in one place. Messages are the office's one-line messages, which
+//! carry no codes, keys or personal data; internal failures say only
+//! `internal`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use handover_core::api::ApiError;
+use handover_office::Error as Office;
+
+/// A refused or failed request.
+#[derive(Debug)]
+pub struct Failure {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    server_time_ms: Option<i64>,
+    retry_after: Option<u64>,
+}
+
+impl Failure {
+    /// A failure with `status`, a stable `code` and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            code,
+            message: message.into(),
+            server_time_ms: None,
+            retry_after: None,
+        }
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// 429, to try again after `seconds`.
+    pub fn rate_limited(seconds: u64) -> Failure {
+        Failure {
+            retry_after: Some(seconds),
+            ..Failure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this device; try again shortly",
+            )
+        }
+    }
+
+    /// 500 for a failure of the service itself; the detail goes to the
+    /// service's log (it names no person or code), not to the client.
+    pub fn internal(e: impl std::fmt::Display) -> Failure {
+        eprintln!("handover-server: internal error: {e}");
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the office could not complete the request; try again later",
+        )
+    }
+}
+
+impl From<Office> for Failure {
+    fn from(e: Office) -> Failure {
+        use handover_core::Error as C;
+        let message = e.to_string();
+        let (status, code) = match &e {
+            Office::Core(C::BadSignature(_)) => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            Office::Core(C::WrongDevice) => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            Office::Core(
+                C::Malformed { .. }
+                | C::Invalid { .. }
+                | C::InvalidPolicy(_)
+                | C::InvalidS10(_)
+                | C::ChainBroken(_),
+            ) => (StatusCode::BAD_REQUEST, "malformed"),
+            Office::UnknownDevice(_) => (StatusCode::UNAUTHORIZED, "unknown_device"),
+            Office::DeviceRevoked(_) => (StatusCode::FORBIDDEN, "revoked"),
+            Office::StaleRequest { server_time_ms } => {
+                return Failure {
+                    server_time_ms: Some(*server_time_ms),
+                    ..Failure::new(StatusCode::UNAUTHORIZED, "stale_request", message)
+                }
+            }
+            Office::ReplayedRequest => (StatusCode::UNAUTHORIZED, "replayed_request"),
+            Office::UnknownToken => (StatusCode::UNAUTHORIZED, "unknown_token"),
+            Office::TokenUsed => (StatusCode::CONFLICT, "token_used"),
+            Office::TokenExpired => (StatusCode::GONE, "token_expired"),
+            Office::Fork { .. } => (StatusCode::CONFLICT, "fork"),
+            Office::Gap { .. } => (StatusCode::CONFLICT, "gap"),
+            Office::BadEvent { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "bad_event"),
+            _ => return Failure::internal(&e),
+        };
+        Failure::new(status, code, message)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let body = ApiError {
+            error: self.code.to_owned(),
+            message: self.message,
+            server_time_ms: self.server_time_ms,
+        };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(s) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}

@@ -1,0 +1,273 @@
+//! # handover-server
+//!
+//! The office sync service: field devices enrol by token, pull their
+//! manifests and push their outbox over HTTP(S) when they are back in
+//! coverage. It is a thin layer over `handover-office`; the API is
+//! `docs/sync-api.md`, its types and signatures are `handover_core::api`.
+//!
+//! A request's life:
+//!
+//! 1. The body is read, up to a limit per route (413 beyond it), within the
+//!    request timeout (408).
+//! 2. A signed request's headers are checked against the device's enrolled
+//!    key, the office's clock and the nonces seen (401, or 403 for a revoked
+//!    device); then the device's rate (429).
+//! 3. The office does the work on a blocking thread: one writer for the
+//!    database, readers beside it. A batch's answer is the sealed ack, the
+//!    same bytes however often the batch is sent.
+//! 4. The answer is counted in `/metrics` by route, status and latency.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `lib.rs` | routes and handlers |
+//! | `run.rs` | listening, TLS, graceful shutdown |
+//! | `error.rs` | refusals as statuses and JSON bodies |
+//! | `limits.rs` | body sizes, timeouts, per-device rate |
+//! | `metrics.rs` | Prometheus text |
+
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use handover_core::api::{self, EnrolRequest, ManifestsRequest, SignedRequest};
+use handover_core::sync::Batch;
+use handover_office::Office;
+
+pub mod error;
+pub mod limits;
+pub mod metrics;
+mod run;
+
+pub use error::Failure;
+pub use limits::Limits;
+pub use run::{run, spawn, tls_config, Running, ServeError};
+
+/// What the handlers share.
+pub struct Service {
+    office: Arc<Office>,
+    metrics: metrics::Metrics,
+    limiter: limits::RateLimiter,
+    limits: Limits,
+}
+
+impl Service {
+    /// A service over `office` with `limits`.
+    pub fn new(office: Arc<Office>, limits: Limits) -> Arc<Service> {
+        Arc::new(Service {
+            limiter: limits::RateLimiter::new(
+                limits.per_device_per_second,
+                limits.per_device_burst,
+            ),
+            office,
+            metrics: metrics::Metrics::default(),
+            limits,
+        })
+    }
+
+    /// The office behind the service.
+    pub fn office(&self) -> &Arc<Office> {
+        &self.office
+    }
+}
+
+type Shared = Arc<Service>;
+
+/// The service's routes.
+pub fn router(service: Shared) -> Router {
+    let small = DefaultBodyLimit::max(service.limits.small_bytes);
+    let large = DefaultBodyLimit::max(service.limits.batch_bytes);
+    Router::new()
+        .route(api::HEALTH, get(health))
+        .route(api::METRICS, get(metrics_text))
+        .route(api::ENROL, post(enrol).layer(small))
+        .route(api::MANIFESTS, post(manifests).layer(small))
+        .route(api::BATCHES, post(batches).layer(large))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(service.clone(), observe))
+        .with_state(service)
+}
+
+/// Every route's name in the metrics: a fixed set, never a raw path.
+fn route_name(path: Option<&str>) -> &'static str {
+    [
+        api::HEALTH,
+        api::METRICS,
+        api::ENROL,
+        api::MANIFESTS,
+        api::BATCHES,
+    ]
+    .into_iter()
+    .find(|r| Some(*r) == path)
+    .unwrap_or("other")
+}
+
+/// The timeout, and the metrics of every answer.
+async fn observe(State(svc): State<Shared>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = route_name(req.extensions().get::<MatchedPath>().map(|p| p.as_str()));
+    let resp = match tokio::time::timeout(svc.limits.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => Failure::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the request took too long; try again",
+        )
+        .into_response(),
+    };
+    svc.metrics
+        .record(route, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+/// Run office work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> handover_office::Result<T> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(Failure::internal)?
+        .map_err(Failure::from)
+}
+
+/// The body, or 413 / 400 as JSON.
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Failure> {
+    body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Failure::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the body is larger than this route takes",
+            )
+        } else {
+            Failure::new(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                "the body could not be read",
+            )
+        }
+    })
+}
+
+fn malformed(what: &str) -> Failure {
+    Failure::new(
+        StatusCode::BAD_REQUEST,
+        "malformed",
+        format!("the body is not {what}"),
+    )
+}
+
+/// Check a signed request and the device's rate; returns the device id.
+async fn authenticated(
+    svc: &Shared,
+    headers: &HeaderMap,
+    path: &'static str,
+    body: &Bytes,
+) -> Result<String, Failure> {
+    let signed = SignedRequest::from_headers(|h| headers.get(h).and_then(|v| v.to_str().ok()))
+        .map_err(|e| Failure::new(StatusCode::UNAUTHORIZED, "missing_signature", e.to_string()))?;
+    let office = svc.office.clone();
+    let body = body.clone();
+    let device =
+        blocking(move || office.authenticate("POST", path, &body, &signed, Utc::now())).await?;
+    svc.limiter
+        .check(&device, Instant::now())
+        .map_err(Failure::rate_limited)?;
+    Ok(device)
+}
+
+async fn health(State(svc): State<Shared>) -> Response {
+    Json(serde_json::json!({
+        "status": "ok",
+        "office_id": svc.office.office_id(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
+}
+
+async fn metrics_text(State(svc): State<Shared>) -> Result<Response, Failure> {
+    let office = svc.office.clone();
+    let figures = blocking(move || office.store_figures()).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        svc.metrics.render(&figures),
+    )
+        .into_response())
+}
+
+async fn enrol(
+    State(svc): State<Shared>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<api::EnrolResponse>, Failure> {
+    let raw = body(raw)?;
+    let req: EnrolRequest =
+        serde_json::from_slice(&raw).map_err(|_| malformed("an enrolment request"))?;
+    let office = svc.office.clone();
+    let resp = blocking(move || office.enrol_by_token(&req, Utc::now()))
+        .await
+        .map_err(|f| match f.status() {
+            // A proof that does not check out: the token is not the caller's.
+            StatusCode::UNAUTHORIZED => Failure::new(
+                StatusCode::UNAUTHORIZED,
+                "unknown_token",
+                "unknown enrolment token",
+            ),
+            _ => f,
+        })?;
+    Ok(Json(resp))
+}
+
+async fn manifests(
+    State(svc): State<Shared>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<api::ManifestsResponse>, Failure> {
+    let raw = body(raw)?;
+    let device = authenticated(&svc, &headers, api::MANIFESTS, &raw).await?;
+    let req: ManifestsRequest =
+        serde_json::from_slice(&raw).map_err(|_| malformed("a manifest request"))?;
+    let office = svc.office.clone();
+    let resp = blocking(move || office.manifests_for(&device, &req.held, Utc::now())).await?;
+    Ok(Json(resp))
+}
+
+async fn batches(
+    State(svc): State<Shared>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, Failure> {
+    let raw = body(raw)?;
+    let device = authenticated(&svc, &headers, api::BATCHES, &raw).await?;
+    let batch = Batch::from_bytes(&raw).map_err(|_| malformed("a v1 batch"))?;
+    if batch.device_id != device {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "wrong_device",
+            "a device may send only its own batches",
+        ));
+    }
+    svc.metrics.events_received(batch.events.len() as u64);
+    let office = svc.office.clone();
+    let ingested = blocking(move || office.ingest_batch(&batch, Utc::now())).await?;
+    let mut resp = Response::new(Body::from(ingested.ack));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(resp)
+}
+
+async fn not_found() -> Failure {
+    Failure::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}

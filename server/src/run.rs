@@ -1,0 +1,220 @@
+//! Listening: plain HTTP on loopback (behind a reverse proxy that
+//! terminates TLS), or HTTPS with rustls on any address; graceful shutdown
+//! on SIGTERM or Ctrl-C that lets requests in flight finish.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::tls_rustls::RustlsConfig;
+use axum_server::Handle;
+use handover_office::Office;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::{router, Limits, Service};
+
+/// How long requests in flight may take to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The address could not be bound, or the runtime could not start.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The certificate or key could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Plain HTTP was asked for on an address other machines can reach.
+    #[error("plain HTTP only on a loopback address ({0} is not); give a TLS certificate and key, or listen on 127.0.0.1 behind a reverse proxy")]
+    PlainHttpOffLoopback(SocketAddr),
+    /// The service stopped with an error.
+    #[error("the service stopped: {0}")]
+    Stopped(std::io::Error),
+}
+
+/// A rustls configuration from a PEM certificate chain and a PEM key.
+pub fn tls_config(cert: &Path, key: &Path) -> Result<RustlsConfig, ServeError> {
+    let tls = |what: &str, e: &dyn std::fmt::Display| ServeError::Tls(format!("{what}: {e}"));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| tls("certificate", &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| tls("certificate", &e))?;
+    if certs.is_empty() {
+        return Err(ServeError::Tls(
+            "the certificate file holds no certificate".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| tls("key", &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls("protocol versions", &e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| tls("certificate and key", &e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(Arc::new(config)))
+}
+
+/// A service running on its own thread (the demo, tests).
+pub struct Running {
+    addr: SocketAddr,
+    handle: Handle<SocketAddr>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
+}
+
+impl Running {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop accepting, let requests in flight finish, and wait.
+    pub fn stop(mut self) -> Result<(), ServeError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), ServeError> {
+        self.handle.graceful_shutdown(Some(DRAIN));
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| {
+                Err(ServeError::Stopped(std::io::Error::other(
+                    "the service thread panicked",
+                )))
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+fn bind(listen: SocketAddr, tls: bool) -> Result<TcpListener, ServeError> {
+    if !tls && !listen.ip().is_loopback() {
+        return Err(ServeError::PlainHttpOffLoopback(listen));
+    }
+    let listener = TcpListener::bind(listen).map_err(|source| ServeError::Listen {
+        addr: listen,
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServeError::Listen {
+            addr: listen,
+            source,
+        })?;
+    Ok(listener)
+}
+
+async fn serve(
+    service: Arc<Service>,
+    listener: TcpListener,
+    tls: Option<RustlsConfig>,
+    handle: Handle<SocketAddr>,
+) -> Result<(), ServeError> {
+    let app = router(service).into_make_service();
+    let result = match tls {
+        Some(config) => {
+            axum_server::from_tcp_rustls(listener, config)
+                .map_err(ServeError::Stopped)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+        None => {
+            axum_server::from_tcp(listener)
+                .map_err(ServeError::Stopped)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+    };
+    result.map_err(ServeError::Stopped)
+}
+
+fn runtime(addr: SocketAddr) -> Result<tokio::runtime::Runtime, ServeError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("handover-server")
+        .build()
+        .map_err(|source| ServeError::Listen { addr, source })
+}
+
+/// Start the service on its own thread; it runs until [`Running::stop`].
+pub fn spawn(
+    office: Arc<Office>,
+    listen: SocketAddr,
+    tls: Option<RustlsConfig>,
+    limits: Limits,
+) -> Result<Running, ServeError> {
+    let listener = bind(listen, tls.is_some())?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: listen,
+        source,
+    })?;
+    let rt = runtime(addr)?;
+    let handle = Handle::new();
+    let h = handle.clone();
+    let thread = std::thread::Builder::new()
+        .name("handover-server".into())
+        .spawn(move || rt.block_on(serve(Service::new(office, limits), listener, tls, h)))
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    Ok(Running {
+        addr,
+        handle,
+        thread: Some(thread),
+    })
+}
+
+/// Run the service in this thread until SIGTERM or Ctrl-C, then drain the
+/// requests in flight. `on_ready` gets the bound address (port 0 picks one).
+pub fn run(
+    office: Arc<Office>,
+    listen: SocketAddr,
+    tls: Option<RustlsConfig>,
+    limits: Limits,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let listener = bind(listen, tls.is_some())?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: listen,
+        source,
+    })?;
+    let rt = runtime(addr)?;
+    let handle = Handle::new();
+    on_ready(addr);
+    rt.block_on(async move {
+        let signals = {
+            let handle = handle.clone();
+            async move {
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    };
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                eprintln!("handover-server: shutting down; letting requests in flight finish");
+                handle.graceful_shutdown(Some(DRAIN));
+            }
+        };
+        tokio::spawn(signals);
+        serve(Service::new(office, limits), listener, tls, handle).await
+    })
+}
