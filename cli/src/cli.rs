@@ -21,7 +21,7 @@ use handover_office::issue::{write_sms_csv, IssueRequest};
 use handover_office::{bookings, files, report, Office};
 
 use crate::error::{io, Error, Result};
-use crate::{client, demo};
+use crate::{client, demo, load};
 
 /// handover: offline proof of handover for doorstep delivery and vaccination.
 #[derive(Debug, Parser)]
@@ -45,9 +45,39 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// The office: keys, enrolment, manifests, ingest, reports.
+    /// The office: keys, enrolment, manifests, ingest, reports, the sync service.
     #[command(subcommand)]
     Office(OfficeCommand),
+    /// Load the sync service: enrol simulated devices, drive their batches
+    /// through HTTP concurrently, report events/s and batch latency, then
+    /// check what the office holds against what was sent.
+    Load {
+        /// The service(s), comma-separated: devices are spread over them.
+        #[arg(long, value_delimiter = ',', required = true)]
+        server: Vec<String>,
+        /// Simulated devices.
+        #[arg(long, default_value_t = 50)]
+        devices: u64,
+        /// Events in all.
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        /// The office directory (tokens and manifests for the simulated
+        /// devices are made there, and what it holds is checked).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Events per batch.
+        #[arg(long, default_value_t = 100)]
+        batch: u64,
+        /// Share of answers dropped on purpose (0 to 1), so devices resend.
+        #[arg(long, default_value_t = 0.0)]
+        drop: f64,
+        /// A CA certificate (PEM) to trust for the office.
+        #[arg(long)]
+        ca_cert: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// A field device (postman's or vaccinator's handheld), offline.
     #[command(subcommand)]
     Device(DeviceCommand),
@@ -416,6 +446,45 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("\ndone in {:.1} s", started.elapsed().as_secs_f64());
         }
         Command::Office(cmd) => office(cmd, now)?,
+        Command::Load {
+            server,
+            devices,
+            events,
+            dir,
+            batch,
+            drop,
+            ca_cert,
+            json: as_json,
+        } => {
+            if !(0.0..1.0).contains(&drop) {
+                return Err(Error::Usage("--drop: a share from 0 to below 1".into()));
+            }
+            let office = Office::open(&dir)?;
+            let links = server
+                .iter()
+                .map(|s| client::OfficeLink::new(s, ca_cert.as_deref()))
+                .collect::<Result<Vec<_>>>()?;
+            eprintln!("preparing {devices} devices and {events} events…");
+            let sims = load::prepare(&office, &links[0], devices, events, batch)?;
+            let mut report = load::drive(&links, &sims, drop)?;
+            report.batch_events = batch;
+            load::check(&office, &sims, &mut report)?;
+            if as_json {
+                println!("{}", json(&report)?);
+            } else {
+                println!(
+                    "{} devices, {} events in batches of {}: {:.0} events/s; batch latency p50 {:.1} ms, p99 {:.1} ms; {} resent; lost {}, duplicated {}",
+                    report.devices, report.events, batch, report.events_per_second, report.p50_ms,
+                    report.p99_ms, report.resent, report.lost, report.duplicated
+                );
+            }
+            if report.lost > 0 || report.duplicated > 0 {
+                return Err(Error::Usage(format!(
+                    "the office holds other than what was sent: {} lost, {} duplicated",
+                    report.lost, report.duplicated
+                )));
+            }
+        }
         Command::Device(cmd) => return device(cmd, now),
     }
     Ok(ExitCode::SUCCESS)

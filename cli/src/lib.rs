@@ -11,6 +11,7 @@
 //! | `error.rs` | the CLI's error and its advice |
 //! | `client.rs` | the device's HTTP client: enrolment and sync with retries |
 //! | `demo.rs` | `handover demo` |
+//! | `load.rs` | `handover load`: a load generator for the sync service |
 
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
@@ -20,5 +21,6 @@ pub mod cli;
 pub mod client;
 pub mod demo;
 pub mod error;
+pub mod load;
 
 pub use error::{Error, Result};

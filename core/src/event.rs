@@ -346,10 +346,39 @@ impl Event {
         Ok(body)
     }
 
+    /// [`verify`](Self::verify), keeping the event with its body.
+    pub fn verified(&self, device_key: &PublicKey) -> Result<Verified<'_>> {
+        Ok(Verified {
+            body: self.verify(device_key)?,
+            event: self,
+        })
+    }
+
     /// Parse the body without checking anything (for the device's own events).
     pub fn parse_body(&self) -> Result<EventBody> {
         serde_json::from_slice(&self.body)
             .map_err(|_| Error::malformed("event", "body is not a v1 event"))
+    }
+}
+
+/// An event whose hash, signature and body checked out against a device
+/// key ([`Event::verified`]); its place in a chain is still to be checked
+/// ([`ChainCursor::link`]).
+#[derive(Debug)]
+pub struct Verified<'a> {
+    event: &'a Event,
+    body: EventBody,
+}
+
+impl<'a> Verified<'a> {
+    /// The event.
+    pub fn event(&self) -> &'a Event {
+        self.event
+    }
+
+    /// Its parsed body.
+    pub fn body(&self) -> &EventBody {
+        &self.body
     }
 }
 
@@ -417,16 +446,35 @@ impl ChainCursor {
     /// that its hash matches its body and that `device_key` signed it; then
     /// move past it and return its body.
     pub fn accept(&mut self, event: &Event, device_key: &PublicKey) -> Result<EventBody> {
+        self.check_link(event)?;
+        let body = event.verify(device_key)?;
+        self.advance(event);
+        Ok(body)
+    }
+
+    /// [`accept`](Self::accept) for an event whose hash, signature and body
+    /// were already checked by [`Event::verify`] (the office verifies a
+    /// batch's signatures before it takes its writer lock): only its place
+    /// in the chain is checked here.
+    pub fn link(&mut self, verified: &Verified<'_>) -> Result<()> {
+        self.check_link(verified.event)?;
+        self.advance(verified.event);
+        Ok(())
+    }
+
+    fn check_link(&self, event: &Event) -> Result<()> {
         if event.seq != self.next_seq() {
             return Err(Error::ChainBroken("seq is not contiguous"));
         }
         if event.prev_hash != self.hash {
             return Err(Error::ChainBroken("prev_hash does not continue the chain"));
         }
-        let body = event.verify(device_key)?;
+        Ok(())
+    }
+
+    fn advance(&mut self, event: &Event) {
         self.seq = event.seq;
         self.hash = event.hash;
-        Ok(body)
     }
 
     /// Seal `body`, which must carry the next seq, as the next event, signed

@@ -56,7 +56,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use handover_core::codes::{derive_code, Policy, Programme};
-use handover_core::event::{ChainCursor, Event, EventBody, EventKind, PaymentMethod, GENESIS};
+use handover_core::event::{
+    ChainCursor, Event, EventBody, EventKind, PaymentMethod, Verified, GENESIS,
+};
 use handover_core::keys::PublicKey;
 use handover_core::manifest::ItemDetails;
 use handover_core::rules::{clock_tolerance, constant_time_eq, earlier, later};
@@ -135,12 +137,19 @@ impl Office {
     /// Ingest a parsed batch (see the module docs).
     pub fn ingest_batch(&self, batch: &Batch, now: DateTime<Utc>) -> Result<Ingested> {
         let device_id = batch.device_id.clone();
+        // Signatures and hashes are checked before the writer is taken, so
+        // concurrent batches share the cores; the chain is checked inside.
+        let checked: Vec<(&Event, handover_core::Result<Verified<'_>>)> = batch
+            .events
+            .iter()
+            .map(|e| (e, e.verified(&batch.device_key)))
+            .collect();
         let stored = self.store.write(|tx| {
             let head = device_head(tx, &device_id)?;
             if head.key != batch.device_key {
                 return Err(Refusal::Other(Error::UnknownDevice(device_id.clone())));
             }
-            let new = ingest_events(tx, &self.code_key, &device_id, head, &batch.events, now)?;
+            let new = ingest_events(tx, &self.code_key, &device_id, head, &checked, now)?;
             Ok((new, ack_for(tx, &device_id, &batch.events)?))
         });
         let (new, (ack, counts)) = match stored {
@@ -171,6 +180,26 @@ impl Office {
             },
         })
     }
+}
+
+/// One row of a statement prepared once per connection (ingest runs the
+/// same few statements for every event).
+fn one<T, P: rusqlite::Params>(
+    tx: &rusqlite::Connection,
+    sql: &str,
+    params: P,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    tx.prepare_cached(sql)?.query_row(params, f)
+}
+
+/// Execute a statement prepared once per connection.
+fn exec<P: rusqlite::Params>(
+    tx: &rusqlite::Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
 }
 
 /// A stored 32-byte value that is not 32 bytes: damage, not input.
@@ -259,7 +288,7 @@ fn ingest_events(
     code_key: &handover_core::codes::CodeKey,
     device_id: &str,
     mut head: DeviceHead,
-    events: &[Event],
+    checked: &[(&Event, handover_core::Result<Verified<'_>>)],
     now: DateTime<Utc>,
 ) -> std::result::Result<u64, Refusal> {
     let refuse = |seq: u64, why: String| {
@@ -270,14 +299,15 @@ fn ingest_events(
         })
     };
     let mut new = 0;
-    for event in events {
+    for (event, verified) in checked {
+        let event = *event;
         if event.seq <= head.cursor.seq() {
             let held = held_event(tx, device_id, event.seq)?
                 .ok_or(Error::Store("an event below the head is missing"))?;
             if held == *event {
                 continue;
             }
-            let before = match event.seq {
+            let mut before = match event.seq {
                 1 => ChainCursor::genesis(),
                 s => {
                     let prev = held_event(tx, device_id, s - 1)?
@@ -285,12 +315,15 @@ fn ingest_events(
                     ChainCursor::at(prev.seq, prev.hash)
                 }
             };
-            let mut cursor = before;
-            return Err(match cursor.accept(event, &head.key) {
-                Ok(_) => Refusal::Fork {
+            return Err(match verified {
+                Ok(v) if before.link(v).is_ok() => Refusal::Fork {
                     seq: event.seq,
                     event: Box::new(event.clone()),
                 },
+                Ok(_) => refuse(
+                    event.seq,
+                    "differs from the event held at its seq and does not continue the chain".into(),
+                ),
                 Err(e) => refuse(
                     event.seq,
                     format!("differs from the event held at its seq and {e}"),
@@ -304,23 +337,27 @@ fn ingest_events(
                 head: head.cursor.seq(),
             }));
         }
-        let body = head
-            .cursor
-            .accept(event, &head.key)
+        let verified = verified
+            .as_ref()
             .map_err(|e| refuse(event.seq, e.to_string()))?;
-        let suspect = clock_suspicion(&body, head.clock_mark, now);
+        head.cursor
+            .link(verified)
+            .map_err(|e| refuse(event.seq, e.to_string()))?;
+        let body = verified.body();
+        let suspect = clock_suspicion(body, head.clock_mark, now);
         head.clock_mark = Some(
             head.clock_mark
                 .map_or(body.counter, |m| m.max(body.counter)),
         );
-        let verdict = judge(tx, code_key, device_id, &body, suspect)?;
-        store_event(tx, device_id, event, &body, verdict, suspect, now)?;
+        let verdict = judge(tx, code_key, device_id, body, suspect)?;
+        store_event(tx, device_id, event, body, verdict, suspect, now)?;
         if verdict == Verdict::Verified {
-            confirm(tx, device_id, event.seq, &body, now)?;
+            confirm(tx, device_id, event.seq, body, now)?;
         }
         new += 1;
     }
-    tx.execute(
+    exec(
+        tx,
         "UPDATE devices SET head_seq = ?2, head_hash = ?3, clock_mark = ?4 WHERE device_id = ?1",
         params![
             device_id,
@@ -411,7 +448,9 @@ fn code_version(
 }
 
 fn exists(tx: &Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
-    Ok(tx.query_row(&format!("SELECT EXISTS ({sql})"), params, |r| r.get(0))?)
+    Ok(one(tx, &format!("SELECT EXISTS ({sql})"), params, |r| {
+        r.get(0)
+    })?)
 }
 
 fn judge(
@@ -449,7 +488,8 @@ fn judge(
             {
                 return Ok(Verdict::OutsideValidity);
             }
-            let latest: Option<i64> = tx.query_row(
+            let latest: Option<i64> = one(
+                tx,
                 "SELECT MAX(code_version) FROM codes WHERE programme = ?1 AND reference = ?2",
                 params![item.programme.as_str(), reference],
                 |r| r.get(0),
@@ -492,7 +532,8 @@ fn judge(
             let Some((policy, _)) = code_version(tx, item.programme, reference, *version)? else {
                 return Ok(Verdict::Recorded);
             };
-            let before: i64 = tx.query_row(
+            let before: i64 = one(
+                tx,
                 "SELECT COUNT(*) FROM events WHERE device_id = ?1 AND reference = ?2
                  AND code_version = ?3 AND kind = 'attempt_failed'",
                 params![device_id, reference, version],
@@ -559,7 +600,8 @@ fn store_event(
 ) -> Result<()> {
     let (manifest_id, reference) = body.kind.subject();
     let c = Columns::of(body);
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO events (device_id, seq, prev_hash, hash, body, signature, kind, manifest_id,
              reference, detail, verdict, device_time, received_at, code_version, revision,
              amount_paise, clock_suspect)
@@ -595,11 +637,13 @@ fn record_fork(
     event: &Event,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "UPDATE devices SET flagged = 'fork' WHERE device_id = ?1 AND flagged IS NULL",
         [device_id],
     )?;
-    tx.execute(
+    exec(
+        tx,
         "INSERT OR IGNORE INTO fork_evidence (device_id, seq, prev_hash, hash, body, signature,
              received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -622,7 +666,8 @@ fn ack_for(
     device_id: &str,
     events: &[Event],
 ) -> Result<(Ack, BTreeMap<String, u64>)> {
-    let head: i64 = tx.query_row(
+    let head: i64 = one(
+        tx,
         "SELECT head_seq FROM devices WHERE device_id = ?1",
         [device_id],
         |r| r.get(0),
@@ -638,7 +683,8 @@ fn ack_for(
     let mut verdicts = Vec::with_capacity(events.len());
     let mut counts = BTreeMap::new();
     for e in events {
-        let v: String = tx.query_row(
+        let v: String = one(
+            tx,
             "SELECT verdict FROM events WHERE device_id = ?1 AND seq = ?2",
             params![device_id, e.seq as i64],
             |r| r.get(0),
@@ -679,7 +725,8 @@ fn confirm(
     else {
         return Ok(());
     };
-    let (mobile, details): (String, String) = tx.query_row(
+    let (mobile, details): (String, String) = one(
+        tx,
         "SELECT mobile, details FROM items WHERE manifest_id = ?1 AND reference = ?2",
         params![manifest_id, reference],
         |r| Ok((r.get("mobile")?, r.get("details")?)),
@@ -716,7 +763,8 @@ fn confirm(
         }
     }
     for (channel, recipient, message) in rows {
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO confirmations (device_id, seq, channel, reference, recipient, message, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
             params![device_id, seq as i64, channel, reference, recipient, message, ms(now)],

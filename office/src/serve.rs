@@ -70,6 +70,18 @@ impl Office {
         })
     }
 
+    /// Events held from `device_id`.
+    pub fn event_count(&self, device_id: &str) -> Result<u64> {
+        self.store.read(|tx| {
+            let n: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM events WHERE device_id = ?1",
+                [device_id],
+                |r| r.get(0),
+            )?;
+            Ok(n.max(0) as u64)
+        })
+    }
+
     /// Figures for the service's metrics.
     pub fn store_figures(&self) -> Result<StoreFigures> {
         self.store.read(|tx| {

@@ -1,0 +1,127 @@
+//! Sync throughput through HTTP into the SQLite store, against in-process
+//! ingest of the same kind of batches measured in the same run.
+//! `cargo bench -p handover-cli --bench sync`
+//!
+//! * 50 simulated devices, 20,000 events in batches of 100 (a handover per
+//!   item with its right code, an exception before every tenth), all
+//!   devices at once: events/s and batch latency under that load; then the
+//!   office holds exactly what was sent.
+//! * The same load ingested in-process, 50 threads calling the office
+//!   library directly: the raw baseline. The ratio is HTTP / in-process.
+//! * One device alone sending 100-event batches one after another: the
+//!   latency of a batch without contention.
+//!
+//! Target: at least 5,000 events/s through HTTP on this 2-core machine (the
+//! generator, the service and SQLite all on it). CoWIN's national peak was
+//! about 700 doses a second. The bench exits non-zero below the target.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use handover_cli::client::OfficeLink;
+use handover_cli::load;
+use handover_office::Office;
+use handover_server::Limits;
+
+const DEVICES: u64 = 50;
+const EVENTS: u64 = 20_000;
+const BATCH: u64 = 100;
+const TARGET_EVENTS_PER_SECOND: f64 = 5_000.0;
+
+fn fail(what: &str, e: impl std::fmt::Display) -> ! {
+    eprintln!("sync bench: {what}: {e}");
+    std::process::exit(1)
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| fail("tempdir", e));
+    let office = Arc::new(
+        Office::init(&dir.path().join("office"), "PO-BENCH").unwrap_or_else(|e| fail("init", e)),
+    );
+    let limits = Limits {
+        per_device_per_second: 1e6,
+        per_device_burst: 1e6,
+        ..Limits::default()
+    };
+    let server = handover_server::spawn(
+        office.clone(),
+        "127.0.0.1:0".parse().unwrap_or_else(|e| fail("addr", e)),
+        None,
+        limits,
+    )
+    .unwrap_or_else(|e| fail("serve", e));
+    let url = format!("http://{}", server.addr());
+    let link = OfficeLink::new(&url, None).unwrap_or_else(|e| fail("link", e));
+
+    // The raw baseline: the office library, in-process, 50 threads.
+    let sims = load::prepare(&office, &link, DEVICES, EVENTS, BATCH)
+        .unwrap_or_else(|e| fail("prepare", e));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for sim in &sims {
+            let office = &office;
+            s.spawn(move || {
+                for batch in sim.batches() {
+                    if let Err(e) = office.ingest(batch, Utc::now()) {
+                        fail("in-process ingest", e);
+                    }
+                }
+            });
+        }
+    });
+    let events_in_process: u64 = sims
+        .iter()
+        .map(|s| office.event_count(s.device_id()).unwrap_or(0))
+        .sum();
+    let in_process_rate = events_in_process as f64 / started.elapsed().as_secs_f64();
+
+    // Through HTTP: new devices, the same load.
+    let sims = load::prepare(&office, &link, DEVICES, EVENTS, BATCH)
+        .unwrap_or_else(|e| fail("prepare", e));
+    let links: Vec<OfficeLink> = (0..4)
+        .map(|_| OfficeLink::new(&url, None).unwrap_or_else(|e| fail("link", e)))
+        .collect();
+    let mut report = load::drive(&links, &sims, 0.0).unwrap_or_else(|e| fail("drive", e));
+    load::check(&office, &sims, &mut report).unwrap_or_else(|e| fail("check", e));
+
+    // One device alone: a 100-event batch without contention.
+    let alone =
+        load::prepare(&office, &link, 1, 20 * BATCH, BATCH).unwrap_or_else(|e| fail("prepare", e));
+    let single =
+        load::drive(std::slice::from_ref(&link), &alone, 0.0).unwrap_or_else(|e| fail("drive", e));
+    server.stop().unwrap_or_else(|e| fail("stop", e));
+
+    println!(
+        "sync over HTTP: {:.0} events/s ({} devices at once, {} events in batches of {}); batch latency p50 {:.1} ms, p99 {:.1} ms; lost {}, duplicated {}",
+        report.events_per_second, report.devices, report.events, BATCH, report.p50_ms, report.p99_ms,
+        report.lost, report.duplicated
+    );
+    println!(
+        "in-process ingest (raw baseline, same load): {:.0} events/s; ratio HTTP / in-process {:.2}",
+        in_process_rate,
+        report.events_per_second / in_process_rate
+    );
+    println!(
+        "one device alone: a {}-event batch in p50 {:.1} ms, p99 {:.1} ms ({:.0} events/s)",
+        BATCH, single.p50_ms, single.p99_ms, single.events_per_second
+    );
+    println!(
+        "target {:.0} events/s: {}",
+        TARGET_EVENTS_PER_SECOND,
+        if report.events_per_second >= TARGET_EVENTS_PER_SECOND {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    if report.lost > 0 || report.duplicated > 0 {
+        fail(
+            "check",
+            format!("{} lost, {} duplicated", report.lost, report.duplicated),
+        );
+    }
+    if report.events_per_second < TARGET_EVENTS_PER_SECOND {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,353 @@
+//! `handover load`: a load generator for the sync service.
+//!
+//! 1. **Prepare**: enrol N simulated devices by token over HTTP, issue each
+//!    a manifest (cheap verifiers: the load is on the service, not PBKDF2),
+//!    and build every device's signed, chained events ahead of time, cut
+//!    into batches: a manifest import, a handover per item with its right
+//!    code, and an exception before every tenth handover.
+//! 2. **Drive**: every device sends its batches in order, all devices at
+//!    once, spread over the servers given; each request is signed when it
+//!    is sent. A share of answers can be dropped on purpose, so that the
+//!    device sends the batch again, as after a lost response.
+//! 3. **Check** what the office holds against what was sent: per device,
+//!    the head and the number of events (`lost`, `duplicated`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{Duration, Utc};
+use handover_core::api::{self, EnrolRequest, EnrolResponse};
+use handover_core::codes::{Code, Policy, Programme};
+use handover_core::device::HttpRequest;
+use handover_core::event::{ChainCursor, Event, EventBody, EventKind, ExceptionReason};
+use handover_core::keys::SigningKey;
+use handover_core::sync::{Batch, BATCH_FORMAT};
+use handover_office::issue::IssueRequest;
+use handover_office::{bookings, Office};
+use serde::Serialize;
+
+use crate::client::OfficeLink;
+use crate::error::{Error, Result};
+
+/// What the load generator reports. Its JSON (`handover load --json`) is a
+/// stable interface: fields are only ever added.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LoadReport {
+    /// Simulated devices.
+    pub devices: u64,
+    /// Events sent (each counted once, however often it was resent).
+    pub events: u64,
+    /// Events per second over the drive phase.
+    pub events_per_second: f64,
+    /// Median time to answer one batch, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile, milliseconds.
+    pub p99_ms: f64,
+    /// Events sent that the office does not hold.
+    pub lost: u64,
+    /// Events the office holds more than once, or beyond what was sent.
+    pub duplicated: u64,
+    /// Batches sent again after a dropped answer.
+    pub resent: u64,
+    /// Events per batch.
+    pub batch_events: u64,
+    /// Seconds the drive phase took.
+    pub seconds: f64,
+}
+
+/// One simulated device: its key and its batches, built ahead of time.
+pub struct SimDevice {
+    key: SigningKey,
+    device_id: String,
+    batches: Vec<Vec<u8>>,
+    events: u64,
+}
+
+impl SimDevice {
+    /// The device id.
+    pub fn device_id(&self) -> &str {
+        &self.device_id
+    }
+
+    /// Its batches' bodies, in order.
+    pub fn batches(&self) -> &[Vec<u8>] {
+        &self.batches
+    }
+}
+
+fn load_policy() -> Policy {
+    Policy {
+        digits: 6,
+        tag_bits: 16,
+        iterations: 1,
+        max_attempts: 3,
+    }
+}
+
+/// Enrol `devices` simulated devices through `link` and build their
+/// batches: `events` in all, `batch_events` per batch.
+pub fn prepare(
+    office: &Office,
+    link: &OfficeLink,
+    devices: u64,
+    events: u64,
+    batch_events: u64,
+) -> Result<Vec<SimDevice>> {
+    let devices = devices.max(1);
+    let per_device = (events / devices).max(2);
+    // 1 import + k handovers + k/10 exceptions ≈ per_device.
+    let items = ((per_device - 1) * 10 / 11).max(1);
+    let now = Utc::now();
+    let run = now.timestamp_millis().unsigned_abs() % 1_000_000;
+    let mut out = Vec::with_capacity(devices as usize);
+    for d in 0..devices {
+        let key = SigningKey::generate()?;
+        let token =
+            office.create_enrol_token(&format!("Load device {d}"), Duration::hours(1), now)?;
+        let req = EnrolRequest::new(&token.token, &key, now.timestamp_millis());
+        let resp = link
+            .send(&HttpRequest {
+                method: "POST",
+                path: api::ENROL,
+                headers: vec![("content-type", "application/json".to_owned())],
+                body: serde_json::to_vec(&req).map_err(|_| Error::Usage("encoding".into()))?,
+            })
+            .map_err(|why| Error::Unreachable {
+                url: link.url().to_owned(),
+                why,
+            })?;
+        let enrolled: EnrolResponse = serde_json::from_slice(&resp.body)
+            .map_err(|_| Error::Usage(format!("enrolment refused: {}", resp.status)))?;
+        enrolled.verify(&token.token, &key.public_key())?;
+        let mut csv = String::from("reference,service,addressee,address,mobile,cod_paise\n");
+        for i in 0..items {
+            // Serial numbers unique per run and device.
+            let serial = ((run * 97 + d * 100_003 + i) % 100_000_000) as u32;
+            let r = handover_core::s10::make("LD", serial, "IN")?;
+            csv.push_str(&format!(
+                "{r},parcel,Load {d}/{i},{i} Load Street,9{:09},\n",
+                i
+            ));
+        }
+        let rows = bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026)?;
+        let issued = office.issue(
+            &IssueRequest {
+                device_id: &enrolled.device_id,
+                programme: Programme::Post,
+                bookings: &rows,
+                policy: Some(load_policy()),
+                valid_from: now - Duration::hours(1),
+                valid_until: now + Duration::hours(8),
+                reissue: &[],
+                now,
+            },
+            &|| {},
+            |_| Ok(()),
+        )?;
+        let codes: BTreeMap<&str, String> = issued
+            .sms
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s.reference.as_str(),
+                    crate::demo::code_from_sms(&s.message)?,
+                ))
+            })
+            .collect();
+        let mut cursor = ChainCursor::genesis();
+        let mut counter = now.timestamp_millis();
+        let mut chain: Vec<Event> = Vec::new();
+        let mut push = |kind: EventKind| -> Result<()> {
+            counter += 1;
+            let body = EventBody {
+                device_id: enrolled.device_id.clone(),
+                seq: cursor.next_seq(),
+                time: now,
+                counter,
+                clock_suspect: false,
+                kind,
+            };
+            chain.push(cursor.append(&body, &key)?);
+            Ok(())
+        };
+        push(EventKind::ManifestImported {
+            manifest_id: issued.manifest_id.clone(),
+            revision: issued.revision,
+            items: issued.items as u32,
+        })?;
+        for (i, b) in rows.iter().enumerate() {
+            if i % 10 == 9 {
+                push(EventKind::Exception {
+                    manifest_id: issued.manifest_id.clone(),
+                    reference: b.reference.clone(),
+                    reason: ExceptionReason::NotHome,
+                })?;
+            }
+            let code = codes
+                .get(b.reference.as_str())
+                .ok_or(Error::Usage("a code is missing".into()))?;
+            push(EventKind::HandedOver {
+                manifest_id: issued.manifest_id.clone(),
+                revision: issued.revision,
+                reference: b.reference.clone(),
+                code_version: 1,
+                code: Code::parse(code, 6)?,
+            })?;
+        }
+        let batches = chain
+            .chunks(batch_events.max(1) as usize)
+            .map(|events| {
+                Batch {
+                    format: BATCH_FORMAT.into(),
+                    device_id: enrolled.device_id.clone(),
+                    device_key: key.public_key(),
+                    events: events.to_vec(),
+                }
+                .to_bytes()
+            })
+            .collect::<handover_core::Result<_>>()?;
+        out.push(SimDevice {
+            events: chain.len() as u64,
+            key,
+            device_id: enrolled.device_id,
+            batches,
+        });
+    }
+    Ok(out)
+}
+
+/// Send every device's batches, all devices at once over `links` (device
+/// `i` uses link `i % links.len()`), dropping a `drop_share` of answers.
+/// Fills every field of the report except `lost` and `duplicated`.
+pub fn drive(links: &[OfficeLink], sims: &[SimDevice], drop_share: f64) -> Result<LoadReport> {
+    let latencies = Mutex::new(Vec::new());
+    let resent = AtomicU64::new(0);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for (i, sim) in sims.iter().enumerate() {
+            let link = &links[i % links.len()];
+            let (latencies, resent, failure) = (&latencies, &resent, &failure);
+            s.spawn(move || {
+                let mut rng = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                let mut roll = move || {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    (rng % 10_000) as f64 / 10_000.0
+                };
+                for body in &sim.batches {
+                    let mut attempts = 0;
+                    loop {
+                        attempts += 1;
+                        let mut nonce = [0u8; 16];
+                        let _ = handover_core::keys::fill_random(&mut nonce);
+                        let mut headers = api::sign_request(
+                            &sim.key,
+                            "POST",
+                            api::BATCHES,
+                            body,
+                            Utc::now().timestamp_millis(),
+                            nonce,
+                        );
+                        headers.push(("content-type", "application/json".into()));
+                        let req = HttpRequest {
+                            method: "POST",
+                            path: api::BATCHES,
+                            headers,
+                            body: body.clone(),
+                        };
+                        let t = Instant::now();
+                        let resp = link.send(&req);
+                        let took = t.elapsed();
+                        match resp {
+                            Ok(r) if r.status == 200 => {
+                                if roll() < drop_share && attempts < 5 {
+                                    // The answer is lost on the way: send again.
+                                    resent.fetch_add(1, Ordering::Relaxed);
+                                    continue;
+                                }
+                                latencies
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .push(took);
+                                break;
+                            }
+                            Ok(r) if matches!(r.status, 429 | 503) && attempts < 20 => {
+                                std::thread::sleep(StdDuration::from_millis(20 * attempts));
+                            }
+                            Ok(r) => {
+                                let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
+                                f.get_or_insert(Error::Usage(format!(
+                                    "the office answered {}: {}",
+                                    r.status,
+                                    String::from_utf8_lossy(&r.body)
+                                )));
+                                return;
+                            }
+                            Err(why) if attempts < 5 => {
+                                let _ = why;
+                                std::thread::sleep(StdDuration::from_millis(50 * attempts));
+                            }
+                            Err(why) => {
+                                let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
+                                f.get_or_insert(Error::Unreachable {
+                                    url: link.url().to_owned(),
+                                    why,
+                                });
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let mut lat: Vec<f64> = latencies
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|d| d.as_secs_f64() * 1e3)
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
+        lat[i.min(lat.len() - 1)]
+    };
+    let events: u64 = sims.iter().map(|s| s.events).sum();
+    Ok(LoadReport {
+        devices: sims.len() as u64,
+        events,
+        events_per_second: events as f64 / seconds.max(1e-9),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        lost: 0,
+        duplicated: 0,
+        resent: resent.load(Ordering::Relaxed),
+        batch_events: 0,
+        seconds,
+    })
+}
+
+/// Compare what the office holds with what the devices sent.
+pub fn check(office: &Office, sims: &[SimDevice], report: &mut LoadReport) -> Result<()> {
+    let (mut lost, mut duplicated) = (0, 0);
+    for sim in sims {
+        let held = office.event_count(&sim.device_id)?;
+        let head = office.device(&sim.device_id)?.head_seq;
+        lost += sim.events.saturating_sub(held.min(head));
+        duplicated += held.saturating_sub(sim.events);
+    }
+    report.lost = lost;
+    report.duplicated = duplicated;
+    Ok(())
+}
