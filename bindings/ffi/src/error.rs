@@ -57,7 +57,8 @@ impl From<Core> for HandoverError {
             | Core::StaleRevision { .. }
             | Core::VerifierChanged
             | Core::ChainBroken(_)
-            | Core::AckMismatch(_) => HandoverError::Refused { reason },
+            | Core::AckMismatch(_)
+            | Core::Office { .. } => HandoverError::Refused { reason },
             Core::UnknownItem => HandoverError::UnknownItem,
             Core::NotAllowed(_) | Core::ClockBehind => HandoverError::NotAllowed { reason },
             Core::DatabaseUnusable(_)

@@ -19,6 +19,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use handover_core::api::EnrolToken;
 use handover_core::codes::Programme;
 use handover_core::device::{self, Device, ItemState};
 use handover_core::event::{self, ExceptionReason, PaymentMethod};
@@ -304,6 +305,136 @@ pub struct AckResult {
     pub flagged: u64,
 }
 
+/// One header of a request.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct HttpHeader {
+    /// Name (lowercase).
+    pub name: String,
+    /// Value.
+    pub value: String,
+}
+
+/// A request for the app's HTTP client to send to the office: POST `path`
+/// (under the office's base URL) with these headers and body.
+#[derive(Clone, uniffi::Record)]
+pub struct OfficeRequest {
+    /// `POST` (or `GET`).
+    pub method: String,
+    /// e.g. `/v1/batches`.
+    pub path: String,
+    /// Headers, the signature's among them.
+    pub headers: Vec<HttpHeader>,
+    /// The body (a batch holds entered codes: never log it).
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for OfficeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfficeRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<device::HttpRequest> for OfficeRequest {
+    fn from(r: device::HttpRequest) -> Self {
+        OfficeRequest {
+            method: r.method.to_owned(),
+            path: r.path.to_owned(),
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(name, value)| HttpHeader {
+                    name: name.to_owned(),
+                    value,
+                })
+                .collect(),
+            body: r.body,
+        }
+    }
+}
+
+/// Who the device was enrolled as.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Enrolment {
+    /// The device id at the office.
+    pub device_id: String,
+    /// Who carries it.
+    pub assignee: String,
+    /// The office.
+    pub office_id: String,
+    /// The office key now pinned, hex.
+    pub office_key_hex: String,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SyncProgress {
+    /// Manifest revisions imported.
+    pub manifests_imported: i64,
+    /// Manifests offered and refused.
+    pub manifests_refused: i64,
+    /// Events the office acknowledged in this sync.
+    pub events_sent: i64,
+    /// The office holds everything up to this seq.
+    pub acknowledged_through: i64,
+    /// Events flagged by the office.
+    pub flagged: i64,
+    /// Events still waiting.
+    pub pending: i64,
+}
+
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// One sync with the office, driven by the app's HTTP client: ask for the
+/// next request, send it, hand back the answer; until there is no request.
+#[derive(uniffi::Object)]
+pub struct SyncSession {
+    device: Arc<HandoverDevice>,
+    inner: std::sync::Mutex<device::SyncSession>,
+}
+
+#[uniffi::export]
+impl SyncSession {
+    /// The next request to send, or null when the sync is done. Asking
+    /// again without an answer (a network failure) signs the same step anew.
+    pub fn next_request(&self, now_ms: i64) -> Result<Option<OfficeRequest>> {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(s.next_request(&self.device.inner, time(now_ms)?)?
+            .map(OfficeRequest::from))
+    }
+
+    /// The office's answer to the last request.
+    pub fn handle_response(&self, status: i32, body: Vec<u8>, now_ms: i64) -> Result<()> {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let response = device::HttpResponse {
+            status: u16::try_from(status).map_err(|_| HandoverError::InvalidInput {
+                reason: "HTTP status out of range".into(),
+            })?,
+            body,
+        };
+        Ok(s.handle_response(&self.device.inner, &response, time(now_ms)?)?)
+    }
+
+    /// What the sync has done so far.
+    pub fn progress(&self) -> SyncProgress {
+        let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let p = s.summary();
+        SyncProgress {
+            manifests_imported: signed(p.manifests_imported),
+            manifests_refused: signed(p.manifests_refused),
+            events_sent: signed(p.events_sent),
+            acknowledged_through: signed(p.acknowledged_through),
+            flagged: signed(p.flagged),
+            pending: signed(p.pending),
+        }
+    }
+}
+
 /// The device store, for one app process. Calls are serialised inside;
 /// call from a background dispatcher (they touch the disk).
 #[derive(uniffi::Object)]
@@ -442,6 +573,49 @@ impl HandoverDevice {
             newly_acked: s.newly_acked,
             verified: s.verified,
             flagged: s.flagged,
+        })
+    }
+
+    /// The enrolment request for a token from `handover office enrol-token`.
+    pub fn enrol_request(&self, token: String, now_ms: i64) -> Result<OfficeRequest> {
+        let token: EnrolToken = token.parse()?;
+        Ok(self.inner.enrol_request(&token, time(now_ms)?)?.into())
+    }
+
+    /// Check the office's answer to the enrolment request (the office key
+    /// must be the one the token binds) and pin the key.
+    pub fn finish_enrolment(
+        &self,
+        token: String,
+        status: i32,
+        body: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<Enrolment> {
+        let token: EnrolToken = token.parse()?;
+        let response = device::HttpResponse {
+            status: u16::try_from(status).map_err(|_| HandoverError::InvalidInput {
+                reason: "HTTP status out of range".into(),
+            })?,
+            body,
+        };
+        let e = self
+            .inner
+            .finish_enrolment(&token, &response, time(now_ms)?)?;
+        Ok(Enrolment {
+            device_id: e.device_id,
+            assignee: e.assignee,
+            office_id: e.office_id,
+            office_key_hex: e.office_key.to_hex(),
+        })
+    }
+
+    /// A sync with the office, at most `max_events` per batch.
+    pub fn sync_session(self: Arc<Self>, max_events: i32) -> Arc<SyncSession> {
+        Arc::new(SyncSession {
+            inner: std::sync::Mutex::new(device::SyncSession::new(
+                u64::try_from(max_events.max(1)).unwrap_or(1),
+            )),
+            device: self,
         })
     }
 
