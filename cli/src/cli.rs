@@ -17,8 +17,8 @@ use handover_core::event::{ExceptionReason, PaymentMethod};
 use handover_core::keys::PublicKey;
 use handover_core::sync::Batch;
 
-use handover_office::issue::{write_sms_csv, IssueRequest};
-use handover_office::{bookings, files, report, Office};
+use handover_office::issue::IssueRequest;
+use handover_office::{bookings, files, report, sms, Office};
 
 use crate::error::{io, Error, Result};
 use crate::{client, demo, load};
@@ -141,8 +141,9 @@ enum OfficeCommand {
         /// Where to write the signed manifest.
         #[arg(long)]
         out: PathBuf,
-        /// Where to write the SMS file (mobile,reference,message), the only
-        /// place codes are written (default: <out>.sms.csv).
+        /// Send this issue's code SMS now to this CSV file
+        /// (mobile,reference,message; appended, 0600). Without it they wait
+        /// in the outbox for `handover office sms send` (or the service).
         #[arg(long)]
         sms_out: Option<PathBuf>,
         /// Policy: `strict`, or `digits=6,tag_bits=11,iterations=20000,max_attempts=3`.
@@ -195,6 +196,9 @@ enum OfficeCommand {
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
     },
+    /// The SMS outbox: list, send, resend.
+    #[command(subcommand)]
+    Sms(SmsCommand),
     /// Make a single-use enrolment token for a new device; prints it, and
     /// draws it as a QR code.
     EnrolToken {
@@ -320,6 +324,37 @@ enum DeviceCommand {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SmsCommand {
+    /// List the messages owed and what became of them (numbers masked, no texts).
+    List {
+        #[command(flatten)]
+        d: DirArg,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send every queued message with the configured sender (office.toml).
+    Send {
+        #[command(flatten)]
+        d: DirArg,
+        /// Queue the failed messages again first.
+        #[arg(long)]
+        retry_failed: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send the current code of one item again (the recipient did not get it).
+    Resend {
+        #[command(flatten)]
+        d: DirArg,
+        /// The item.
+        #[arg(long)]
+        reference: String,
     },
 }
 
@@ -541,13 +576,9 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                 .unwrap_or(from + Duration::hours(12));
             let rows =
                 bookings::parse(programme, &read(&csv_path)?, office.cod_payee(), now.year())?;
-            let sms_path = sms_out.unwrap_or_else(|| {
-                let mut p = out.clone().into_os_string();
-                p.push(".sms.csv");
-                PathBuf::from(p)
-            });
-            // Both files are written before the office commits: a failed
-            // write issues nothing and loses no SMS.
+            // The manifest is written before the office commits: a failed
+            // write issues nothing. The SMS wait in the outbox, so a failed
+            // send loses none of them.
             let issued = office.issue(
                 &IssueRequest {
                     device_id: &device,
@@ -560,10 +591,7 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                     now,
                 },
                 &|| {},
-                |issued| {
-                    write_sms_csv(&sms_path, &issued.sms)?;
-                    files::replace_private(&out, &issued.sealed)
-                },
+                |issued| files::replace_private(&out, &issued.sealed),
             )?;
             let r = issued.policy.risk();
             println!(
@@ -574,10 +602,27 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                 out.display()
             );
             println!(
-                "SMS: {} codes appended to {} (send, then delete it)",
-                issued.sms.len(),
-                sms_path.display()
+                "SMS: {} code messages queued, {} segments",
+                issued.sms_ids.len(),
+                issued.sms_segments
             );
+            match &sms_out {
+                Some(path) => {
+                    let sender = sms::FileSender::new(path.clone());
+                    let sent = office.sms_send_some(&sender, Some(&issued.sms_ids), now)?;
+                    if sent.failed > 0 {
+                        return Err(Error::SmsFailed {
+                            failed: sent.failed,
+                            why: format!("they could not be written to {}", path.display()),
+                        });
+                    }
+                    println!("  sent to {} (send them, then delete the file)", path.display());
+                }
+                None => println!(
+                    "  send them with `handover office sms send --dir {}` (or keep `handover office serve` running)",
+                    d.dir.display()
+                ),
+            }
             if issued.policy_changed > 0 {
                 println!(
                     "  {} items got a new code (and SMS) because their policy changed",
@@ -646,6 +691,7 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                 },
             )?;
         }
+        OfficeCommand::Sms(cmd) => sms_command(cmd, now)?,
         OfficeCommand::EnrolToken {
             d,
             assignee,
@@ -683,6 +729,71 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             } else {
                 print!("{}", report::render(&r));
             }
+        }
+    }
+    Ok(())
+}
+
+fn sms_command(cmd: SmsCommand, now: DateTime<Utc>) -> Result<()> {
+    match cmd {
+        SmsCommand::List { d, json: as_json } => {
+            let rows = Office::open(&d.dir)?.sms_list()?;
+            if as_json {
+                println!("{}", json(&rows)?);
+            } else {
+                for r in rows {
+                    println!(
+                        "{:>6} {:<12} {:<16} {:<6} {:<10} {:>2} attempts {:>2} segments {}",
+                        r.id,
+                        r.purpose.as_str(),
+                        r.reference,
+                        r.language,
+                        r.status,
+                        r.attempts,
+                        r.segments,
+                        r.reason.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        SmsCommand::Send {
+            d,
+            retry_failed,
+            json: as_json,
+        } => {
+            let office = Office::open(&d.dir)?;
+            if retry_failed {
+                office.sms_requeue_failed(now)?;
+            }
+            let sender = office.sender()?;
+            let s = office.sms_send(&*sender, now)?;
+            if as_json {
+                println!("{}", json(&s)?);
+            } else {
+                println!(
+                    "{} sent ({} segments), {} failed, {} attempts",
+                    s.sent, s.segments, s.failed, s.attempts
+                );
+            }
+            if s.failed > 0 {
+                return Err(Error::SmsFailed {
+                    failed: s.failed,
+                    why: "see `handover office sms list` for the reasons".into(),
+                });
+            }
+        }
+        SmsCommand::Resend { d, reference } => {
+            let office = Office::open(&d.dir)?;
+            let id = office.sms_resend(&reference, now)?;
+            let sender = office.sender()?;
+            let s = office.sms_send_some(&*sender, Some(&[id]), now)?;
+            if s.failed > 0 {
+                return Err(Error::SmsFailed {
+                    failed: s.failed,
+                    why: "see `handover office sms list` for the reason".into(),
+                });
+            }
+            println!("the current code of {reference} was sent again (message {id})");
         }
     }
     Ok(())

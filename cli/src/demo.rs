@@ -24,7 +24,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use handover_office::bookings::{self, Booking};
-use handover_office::issue::{write_sms_csv, IssueRequest, Issued};
+use handover_office::issue::{IssueRequest, Issued};
 use handover_office::report::Report;
 use handover_office::Office;
 
@@ -224,7 +224,11 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
     say("1. Morning: the office starts its sync service; each device enrols by token and pulls its manifest");
     let office = std::sync::Arc::new(Office::init(&root.join("office"), "PO-560001")?);
     let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let server = handover_server::spawn(office.clone(), loopback, None, Limits::default())?;
+    let limits = Limits {
+        sms_send_every: None,
+        ..Limits::default()
+    };
+    let server = handover_server::spawn(office.clone(), loopback, None, limits)?;
     let link = OfficeLink::new(&format!("http://{}", server.addr()), None)?;
     say(&format!(
         "   office sync service on http://{}",
@@ -255,7 +259,6 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
             rows.len() as u64,
             "issuing codes and verifiers",
         );
-        let sms_path = root.join(format!("sms-{programme}.csv"));
         let out = office.issue(
             &IssueRequest {
                 device_id: &id,
@@ -268,7 +271,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
                 now,
             },
             &|| pb.inc(1),
-            |issued| write_sms_csv(&sms_path, &issued.sms),
+            |_| Ok(()),
         )?;
         pb.finish_and_clear();
         let pulled = client::sync(device, &link)?;
@@ -283,6 +286,15 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
         ));
         issued.push((device, programme, out, rows));
     }
+    let sender = office.sender()?;
+    let sent = office.sms_send(&*sender, Utc::now())?;
+    say(&format!(
+        "   SMS outbox: {} code messages sent ({} segments) through the {} sender (office/{})",
+        sent.sent,
+        sent.segments,
+        office.config().sms.sender,
+        office.config().sms.file
+    ));
 
     say("2. At the doors, offline");
     for (device, programme, out, rows) in &issued {
@@ -458,6 +470,11 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
         ));
     }
     server.stop()?;
+    let sent = office.sms_send(&*sender, Utc::now())?;
+    say(&format!(
+        "   SMS outbox: {} confirmations and certificate notices sent ({} segments)",
+        sent.sent, sent.segments
+    ));
     let report = office.report()?;
     let mismatches = compare(&tally, &report);
     if cfg.verbose {
@@ -506,6 +523,20 @@ pub fn compare(t: &Tally, r: &Report) -> Vec<String> {
         "confirmation SMS",
         t.handed_over - t.accepted_wrong_code,
         r.confirmation_sms,
+    );
+    check(
+        "SMS sent",
+        t.sms_sent + r.confirmation_sms + r.certificates,
+        r.sms.get("sent").copied().unwrap_or(0),
+    );
+    check(
+        "SMS not sent",
+        0,
+        r.sms
+            .iter()
+            .filter(|(k, _)| k.as_str() != "sent")
+            .map(|(_, n)| n)
+            .sum(),
     );
     if t.exceptions != r.exceptions {
         out.push("exceptions differ".into());

@@ -24,6 +24,14 @@ pub enum Error {
         /// The last failure.
         why: String,
     },
+    /// SMS could not be sent; they are kept in the outbox.
+    #[error("{failed} SMS could not be sent: {why}; they stay on record in the outbox")]
+    SmsFailed {
+        /// How many.
+        failed: u64,
+        /// Why.
+        why: String,
+    },
     /// The sync service could not start.
     #[error(transparent)]
     Serve(#[from] handover_server::ServeError),
@@ -72,6 +80,9 @@ impl Error {
             })
         };
         Some(match self {
+            Error::SmsFailed { .. } => {
+                "resend them with `handover office sms send --retry-failed`".into()
+            }
             Error::Unreachable { .. } => {
                 "nothing was lost: every event stays queued; sync again when there is coverage"
                     .into()

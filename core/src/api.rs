@@ -46,6 +46,8 @@ pub const ENROL: &str = "/v1/enrol";
 pub const MANIFESTS: &str = "/v1/manifests";
 /// Path of the batch push (signed); the answer is the sealed ack.
 pub const BATCHES: &str = "/v1/batches";
+/// Path of the SMS gateway's delivery reports (shared secret).
+pub const SMS_STATUS: &str = "/v1/sms/status";
 /// Path of Prometheus metrics.
 pub const METRICS: &str = "/metrics";
 

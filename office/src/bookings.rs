@@ -8,6 +8,9 @@
 //! with an optional `beneficiary_ref` column (the reference is used when it
 //! is absent).
 //!
+//! Both take an optional `language` column: `en`, `hi` or `hi+en`, the
+//! language of the recipient's SMS (empty: the office's default).
+//!
 //! A header row is required; columns may come in any order; extra columns
 //! are refused so a misspelt name cannot be silently ignored. The whole file
 //! is checked before anything is issued; the first bad cell is reported by
@@ -65,6 +68,8 @@ pub struct Booking {
     pub mobile: String,
     /// What goes into the manifest.
     pub details: ItemDetails,
+    /// The language of the recipient's SMS, if the file says.
+    pub language: Option<crate::sms::Language>,
 }
 
 impl std::fmt::Debug for Booking {
@@ -93,7 +98,8 @@ const VACCINATION: &[&str] = &[
     "slot",
     "mobile",
 ];
-const VACCINATION_OPTIONAL: &[&str] = &["beneficiary_ref"];
+const POST_OPTIONAL: &[&str] = &["language"];
+const VACCINATION_OPTIONAL: &[&str] = &["beneficiary_ref", "language"];
 
 /// Parse and check a bookings file. `this_year` bounds years of birth.
 pub fn parse(
@@ -119,7 +125,7 @@ pub fn parse(
         .map_err(|e| bad(1, "-", format!("unreadable header: {}", csv_why(&e))))?
         .clone();
     let (required, optional) = match programme {
-        Programme::Post => (POST, &[][..]),
+        Programme::Post => (POST, POST_OPTIONAL),
         Programme::Vaccination => (VACCINATION, VACCINATION_OPTIONAL),
     };
     let mut index = HashMap::new();
@@ -253,11 +259,19 @@ pub fn parse(
                 })
             }
         };
+        let language = match index.get("language").and_then(|i| record.get(*i)) {
+            None | Some("") => None,
+            Some(l) => Some(
+                l.parse()
+                    .map_err(|_| bad(line, "language", "must be en, hi or hi+en".into()))?,
+            ),
+        };
         out.push(Booking {
             line,
             reference,
             mobile,
             details,
+            language,
         });
     }
     if out.is_empty() {

@@ -91,6 +91,26 @@ pub enum Error {
     /// A signed request's nonce was seen before.
     #[error("this request was already received (replayed nonce)")]
     ReplayedRequest,
+    /// `office.toml` cannot be used.
+    #[error("{}: {why}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A setting the SMS sender needs is missing.
+    #[error("SMS sender: {0}")]
+    SmsSetting(&'static str),
+    /// A template file is wrong.
+    #[error("SMS templates: {0}")]
+    Template(&'static str),
+    /// A language other than en, hi or hi+en.
+    #[error("language must be en, hi or hi+en")]
+    Language,
+    /// No item with that reference was issued.
+    #[error("no item {0} was issued")]
+    UnknownReference(String),
     /// A manifest's window must start before it ends.
     #[error("the validity window must start before it ends")]
     InvalidWindow,

@@ -54,7 +54,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use handover_core::codes::{derive_code, Policy, Programme};
 use handover_core::event::{
     ChainCursor, Event, EventBody, EventKind, PaymentMethod, Verified, GENESIS,
@@ -149,7 +149,7 @@ impl Office {
             if head.key != batch.device_key {
                 return Err(Refusal::Other(Error::UnknownDevice(device_id.clone())));
             }
-            let new = ingest_events(tx, &self.code_key, &device_id, head, &checked, now)?;
+            let new = ingest_events(self, tx, &device_id, head, &checked, now)?;
             Ok((new, ack_for(tx, &device_id, &batch.events)?))
         });
         let (new, (ack, counts)) = match stored {
@@ -284,8 +284,8 @@ fn held_event(tx: &Transaction<'_>, device_id: &str, seq: u64) -> Result<Option<
 
 /// Check and store the batch's events; returns how many were new.
 fn ingest_events(
+    office: &Office,
     tx: &Transaction<'_>,
-    code_key: &handover_core::codes::CodeKey,
     device_id: &str,
     mut head: DeviceHead,
     checked: &[(&Event, handover_core::Result<Verified<'_>>)],
@@ -349,10 +349,10 @@ fn ingest_events(
             head.clock_mark
                 .map_or(body.counter, |m| m.max(body.counter)),
         );
-        let verdict = judge(tx, code_key, device_id, body, suspect)?;
+        let verdict = judge(tx, &office.code_key, device_id, body, suspect)?;
         store_event(tx, device_id, event, body, verdict, suspect, now)?;
         if verdict == Verdict::Verified {
-            confirm(tx, device_id, event.seq, body, now)?;
+            confirm(office, tx, device_id, event.seq, body, now)?;
         }
         new += 1;
     }
@@ -708,9 +708,10 @@ fn ack_for(
     ))
 }
 
-/// The confirmation SMS, and for vaccination the certificate record, of a
-/// verified handover.
+/// The confirmation SMS, and for vaccination the certificate record and its
+/// notice, of a verified handover: queued, once per event.
 fn confirm(
+    office: &Office,
     tx: &Transaction<'_>,
     device_id: &str,
     seq: u64,
@@ -725,49 +726,53 @@ fn confirm(
     else {
         return Ok(());
     };
-    let (mobile, details): (String, String) = one(
+    let (mobile, details, language): (String, String, String) = one(
         tx,
-        "SELECT mobile, details FROM items WHERE manifest_id = ?1 AND reference = ?2",
+        "SELECT mobile, details, language FROM items WHERE manifest_id = ?1 AND reference = ?2",
         params![manifest_id, reference],
-        |r| Ok((r.get("mobile")?, r.get("details")?)),
+        |r| Ok((r.get("mobile")?, r.get("details")?, r.get("language")?)),
     )?;
     let details: ItemDetails = serde_json::from_str(&details)
         .map_err(|_| Error::Store("stored item details are unreadable"))?;
-    // India Standard Time is UTC+05:30 all year.
-    let when = later(body.time, Duration::minutes(330)).format("%d-%m-%Y %H:%M IST");
-    let mut rows = vec![];
-    match &details {
-        ItemDetails::Post(_) => rows.push((
-            "sms",
-            mobile,
-            format!("India Post: article {reference} was delivered to you on {when}. If you did not receive it, call 1800 266 6868."),
-        )),
-        ItemDetails::Vaccination(v) => {
-            rows.push((
-                "sms",
-                mobile,
-                format!("Vaccination: dose {} of {} for appointment {reference} was recorded on {when}. Your certificate is ready.", v.dose, v.vaccine),
-            ));
-            let cert = serde_json::json!({
-                "beneficiary_ref": v.beneficiary_ref,
-                "name": v.name,
-                "year_of_birth": v.year_of_birth,
-                "vaccine": v.vaccine,
-                "dose": v.dose,
-                "appointment": reference,
-                "vaccinated_at": body.time,
-                "device_id": device_id,
-                "event_seq": seq,
-            });
-            rows.push(("certificate", v.beneficiary_ref.clone(), cert.to_string()));
-        }
-    }
-    for (channel, recipient, message) in rows {
+    let language: crate::sms::Language = language.parse()?;
+    let programme = details.programme();
+    let mut purposes = vec![crate::sms::Purpose::Confirmation];
+    if let ItemDetails::Vaccination(v) = &details {
+        purposes.push(crate::sms::Purpose::Certificate);
+        let cert = serde_json::json!({
+            "beneficiary_ref": v.beneficiary_ref,
+            "name": v.name,
+            "year_of_birth": v.year_of_birth,
+            "vaccine": v.vaccine,
+            "dose": v.dose,
+            "appointment": reference,
+            "vaccinated_at": body.time,
+            "device_id": device_id,
+            "event_seq": seq,
+        });
         exec(
             tx,
             "INSERT INTO confirmations (device_id, seq, channel, reference, recipient, message, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-            params![device_id, seq as i64, channel, reference, recipient, message, ms(now)],
+             VALUES (?1, ?2, 'certificate', ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            params![device_id, seq as i64, reference, v.beneficiary_ref, cert.to_string(), ms(now)],
+        )?;
+    }
+    for purpose in purposes {
+        let text = office
+            .confirmation_text(programme, purpose, language, reference, body.time, &details)?;
+        crate::sms::queue(
+            tx,
+            &crate::sms::Queued {
+                purpose,
+                programme,
+                reference,
+                code_version: None,
+                event: Some((device_id, seq)),
+                mobile: &mobile,
+                language,
+                segments: crate::sms::segments::count(&text).1,
+            },
+            now,
         )?;
     }
     Ok(())

@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use handover_core::codes::{derive_code, Code, Policy, Programme};
+use handover_core::codes::{derive_code, Policy, Programme};
 use handover_core::manifest::{Item, Manifest, MANIFEST_FORMAT};
 use handover_core::verifier::Verifier;
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -87,8 +87,14 @@ pub struct Issued {
     pub revision: u32,
     /// The sealed manifest, for the device.
     pub sealed: Vec<u8>,
-    /// SMS to send (new and re-issued codes only).
+    /// The SMS of new and re-issued codes, rendered, for a caller that
+    /// hands them out itself (tests, the demo). The office stores none of
+    /// them: its outbox has them queued by reference and code version.
     pub sms: Vec<Sms>,
+    /// The ids of the code messages queued in the outbox.
+    pub sms_ids: Vec<i64>,
+    /// The segments those messages take (what the office pays for).
+    pub sms_segments: usize,
     /// The policy used.
     pub policy: Policy,
     /// Items in the manifest.
@@ -104,24 +110,11 @@ impl std::fmt::Debug for Issued {
             .field("revision", &self.revision)
             .field("sealed_len", &self.sealed.len())
             .field("sms", &self.sms.len())
+            .field("sms_segments", &self.sms_segments)
             .field("policy", &self.policy)
             .field("items", &self.items)
             .field("policy_changed", &self.policy_changed)
             .finish()
-    }
-}
-
-/// The message that carries a code.
-pub fn sms_text(programme: Programme, reference: &str, code: &Code) -> String {
-    match programme {
-        Programme::Post => format!(
-            "India Post: your delivery code for article {reference} is {}. Tell it only to the postman at your door, when you receive the article.",
-            code.as_str()
-        ),
-        Programme::Vaccination => format!(
-            "Vaccination: your security code for appointment {reference} is {}. Tell it only to the vaccinator at the session site.",
-            code.as_str()
-        ),
     }
 }
 
@@ -148,6 +141,7 @@ pub fn write_sms_csv(path: &std::path::Path, sms: &[Sms]) -> Result<()> {
 /// One item's plan: its booking, code version, policy, and whether it needs an SMS.
 struct Planned<'a> {
     booking: &'a Booking,
+    language: crate::sms::Language,
     version: u32,
     policy: Policy,
     new_code: bool,
@@ -201,6 +195,7 @@ impl Office {
                 .and_then(|r| r.checked_add(1))
                 .ok_or(Error::Store("manifest revision out of range"))
         })?;
+        let default_language = self.config.default_language()?;
         let mut plan = Vec::with_capacity(req.bookings.len());
         for b in req.bookings {
             plan.push(plan_item(
@@ -210,20 +205,36 @@ impl Office {
                 b,
                 &reissue,
                 policy,
+                default_language,
             )?);
         }
         let code_key = &self.code_key;
+        let templates = &self.templates;
         let programme = req.programme;
         let derived: Vec<Result<(Item, Option<Sms>)>> = parallel_map(&plan, |p| {
             let reference = &p.booking.reference;
             let code = derive_code(code_key, programme, reference, p.version, p.policy.digits)?;
             let verifier =
                 Verifier::derive(code_key, programme, reference, p.version, &code, &p.policy)?;
-            let sms = p.new_code.then(|| Sms {
-                mobile: p.booking.mobile.clone(),
-                reference: reference.clone(),
-                message: sms_text(programme, reference, &code),
-            });
+            let sms = if p.new_code {
+                Some(Sms {
+                    mobile: p.booking.mobile.clone(),
+                    reference: reference.clone(),
+                    message: templates.render(
+                        programme,
+                        crate::sms::Purpose::Code,
+                        p.language,
+                        &crate::sms::Values {
+                            reference,
+                            code: Some(&code),
+                            care: "",
+                            ..Default::default()
+                        },
+                    )?,
+                })
+            } else {
+                None
+            };
             progress();
             Ok((
                 Item {
@@ -283,14 +294,17 @@ impl Office {
                 sealed
             ],
         )?;
+        let (mut sms_ids, mut sms_segments) = (Vec::new(), 0);
         for (item, p) in manifest.items.iter().zip(&plan) {
             let details = serde_json::to_string(&item.details)
                 .map_err(|_| Error::Encoding("item details"))?;
             tx.execute(
-                "INSERT INTO items (manifest_id, reference, programme, code_version, digits, mobile, details)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO items (manifest_id, reference, programme, code_version, digits, mobile,
+                     details, language)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT(manifest_id, reference) DO UPDATE SET code_version = excluded.code_version,
-                     digits = excluded.digits, mobile = excluded.mobile, details = excluded.details",
+                     digits = excluded.digits, mobile = excluded.mobile, details = excluded.details,
+                     language = excluded.language",
                 params![
                     manifest_id,
                     item.reference,
@@ -298,9 +312,29 @@ impl Office {
                     item.code_version,
                     p.policy.digits,
                     p.booking.mobile,
-                    details
+                    details,
+                    p.language.as_str()
                 ],
             )?;
+            if p.new_code {
+                let segments =
+                    self.code_segments(programme, &item.reference, p.language, p.policy.digits)?;
+                sms_segments += segments;
+                sms_ids.extend(crate::sms::queue(
+                    tx,
+                    &crate::sms::Queued {
+                        purpose: crate::sms::Purpose::Code,
+                        programme,
+                        reference: &item.reference,
+                        code_version: Some(item.code_version),
+                        event: None,
+                        mobile: &p.booking.mobile,
+                        language: p.language,
+                        segments,
+                    },
+                    req.now,
+                )?);
+            }
             if p.new_code {
                 let json =
                     serde_json::to_string(&p.policy).map_err(|_| Error::Encoding("policy"))?;
@@ -323,6 +357,8 @@ impl Office {
             revision,
             sealed,
             sms,
+            sms_ids,
+            sms_segments,
             policy,
             items: manifest.items.len(),
             policy_changed: plan.iter().filter(|p| p.policy_changed).count(),
@@ -342,7 +378,9 @@ fn plan_item<'a>(
     booking: &'a Booking,
     reissue: &HashSet<&str>,
     policy: Policy,
+    default_language: crate::sms::Language,
 ) -> Result<Planned<'a>> {
+    let language = booking.language.unwrap_or(default_language);
     let reference = booking.reference.as_str();
     let in_manifest: Option<(i64, Option<String>)> = tx
         .query_row(
@@ -365,6 +403,7 @@ fn plan_item<'a>(
         .ok_or(Error::Store("code version out of range"))?;
     let fresh = |policy_changed| Planned {
         booking,
+        language,
         version: next,
         policy,
         new_code: true,
@@ -382,6 +421,7 @@ fn plan_item<'a>(
     }
     Ok(Planned {
         booking,
+        language,
         version: u32::try_from(version).map_err(|_| Error::Store("code version out of range"))?,
         policy,
         new_code: false,

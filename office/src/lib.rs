@@ -18,6 +18,8 @@
 //! | `files.rs` | private files (0600, never through a symlink) |
 //! | `enrol.rs` | enrolment tokens, enrolment, signed-request checks |
 //! | `serve.rs` | what the sync service reads: a device's manifests |
+//! | `config.rs` | `office.toml`: the SMS sender, gateway, DLT ids, customer care, languages |
+//! | `sms/` | the SMS outbox, templates (`templates/*.toml`), segments, senders |
 //! | `issue.rs` | manifests and SMS |
 //! | `ingest.rs` | batches, verdicts, acks, confirmations |
 //! | `report.rs` | the day's report |
@@ -43,6 +45,7 @@ use handover_core::keys::{PublicKey, SigningKey};
 use rusqlite::{params, OptionalExtension};
 
 pub mod bookings;
+pub mod config;
 pub mod enrol;
 pub mod error;
 pub mod files;
@@ -52,11 +55,15 @@ mod keystore;
 pub mod report;
 pub mod schema;
 pub mod serve;
+pub mod sms;
 mod store;
 
 pub use error::{Error, Result};
 
 const DB_FILE: &str = "office.db";
+
+/// The `office.toml` a new office starts with: the defaults, spelled out.
+const DEFAULT_CONFIG: &str = include_str!("../templates/office.toml");
 const CODE_KEY_ID: &str = "k1";
 
 /// An office: its directory, database and keys. Every method takes `&self`:
@@ -69,6 +76,8 @@ pub struct Office {
     code_key: CodeKey,
     office_id: String,
     cod: bookings::CodPayee,
+    config: config::Config,
+    templates: sms::Templates,
 }
 
 impl std::fmt::Debug for Office {
@@ -135,6 +144,10 @@ impl Office {
             Ok::<_, Error>(())
         })?;
         drop(store);
+        let settings = dir.join(config::FILE);
+        if !settings.exists() {
+            std::fs::write(&settings, DEFAULT_CONFIG).map_err(error::io(&settings))?;
+        }
         Office::open(dir)
     }
 
@@ -160,6 +173,8 @@ impl Office {
         };
         let signing = keystore::signing_key(dir)?;
         Ok(Office {
+            config: config::Config::load(dir)?,
+            templates: sms::Templates::builtin()?,
             dir: dir.to_owned(),
             store,
             signing,
@@ -182,6 +197,11 @@ impl Office {
     /// The office directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The office's configuration (`office.toml`).
+    pub fn config(&self) -> &config::Config {
+        &self.config
     }
 
     /// The cash-on-delivery payee.

@@ -58,8 +58,14 @@ pub struct Report {
     pub payments: BTreeMap<String, u64>,
     /// Cash-on-delivery collected by payments that match their item, paise.
     pub collected_paise: u64,
-    /// Confirmation SMS queued (verified handovers only).
+    /// Confirmation SMS owed (verified handovers only), whatever their status.
     pub confirmation_sms: u64,
+    /// SMS in the outbox by status: queued, sending, sent, delivered, failed.
+    pub sms: BTreeMap<String, u64>,
+    /// Segments of the SMS sent (and delivered): what the office pays for.
+    pub sms_segments: u64,
+    /// Segments of the SMS still queued.
+    pub sms_segments_queued: u64,
     /// Vaccination certificates recorded (verified handovers only).
     pub certificates: u64,
     /// Clock anomalies devices reported.
@@ -98,14 +104,15 @@ impl Office {
         self.store.read(|c| report(c, &self.office_id))
     }
 
-    /// The confirmation SMS queued so far: `(mobile, reference, message)`.
+    /// The confirmation SMS owed so far: `(mobile, reference, status)`.
     pub fn confirmations(&self) -> Result<Vec<(String, String, String)>> {
         self.store.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT recipient, reference, message FROM confirmations WHERE channel = 'sms' ORDER BY device_id, seq",
+                "SELECT mobile, reference, status FROM sms_outbox WHERE purpose = 'confirmation'
+                 ORDER BY event_device, event_seq",
             )?;
             let rows = stmt.query_map([], |r| {
-                Ok((r.get("recipient")?, r.get("reference")?, r.get("message")?))
+                Ok((r.get("mobile")?, r.get("reference")?, r.get("status")?))
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
@@ -206,7 +213,23 @@ fn report(c: &rusqlite::Connection, office_id: &str) -> Result<Report> {
             exceptions,
             payments,
             collected_paise: collected,
-            confirmation_sms: count("SELECT COUNT(*) FROM confirmations WHERE channel = 'sms'")?,
+            confirmation_sms: count(
+                "SELECT COUNT(*) FROM sms_outbox WHERE purpose = 'confirmation'",
+            )?,
+            sms: {
+                let mut stmt =
+                    c.prepare("SELECT status, COUNT(*) AS n FROM sms_outbox GROUP BY status")?;
+                let rows = stmt.query_map([], |r| {
+                    Ok((r.get::<_, String>("status")?, r.get::<_, i64>("n")?.max(0) as u64))
+                })?;
+                rows.collect::<rusqlite::Result<_>>()?
+            },
+            sms_segments: count(
+                "SELECT COALESCE(SUM(segments), 0) FROM sms_outbox WHERE status IN ('sent', 'delivered')",
+            )?,
+            sms_segments_queued: count(
+                "SELECT COALESCE(SUM(segments), 0) FROM sms_outbox WHERE status IN ('queued', 'sending')",
+            )?,
             certificates: count(
                 "SELECT COUNT(*) FROM confirmations WHERE channel = 'certificate'",
             )?,
@@ -255,7 +278,15 @@ pub fn render(r: &Report) -> String {
         "cash on delivery collected (Rs)",
         format!("{}.{:02}", r.collected_paise / 100, r.collected_paise % 100),
     );
-    line("confirmation SMS queued", r.confirmation_sms.to_string());
+    line("confirmation SMS", r.confirmation_sms.to_string());
+    for (status, n) in &r.sms {
+        line(&format!("SMS {status}"), n.to_string());
+    }
+    line("SMS segments sent (billed)", r.sms_segments.to_string());
+    line(
+        "SMS segments still queued",
+        r.sms_segments_queued.to_string(),
+    );
     line("certificates recorded", r.certificates.to_string());
     line(
         "payments not matching (flagged)",

@@ -16,6 +16,10 @@
 //! * **3** — the sync service: `enrol_tokens` (single-use, expiring; the
 //!   office keeps the token's proof key, never the token) and
 //!   `request_nonces` (signed requests seen recently, to refuse replays).
+//! * **4** — the SMS outbox (`sms_outbox`): every message owed, with its
+//!   status, attempts, segments and the gateway's id, never a code or a
+//!   rendered text; `items.language`. Confirmation SMS move from
+//!   `confirmations` (which keeps the certificate records) to the outbox.
 
 use handover_core::db::Step;
 use handover_core::event::{Event, EventBody, EventKind, PaymentMethod};
@@ -30,10 +34,11 @@ pub const STEPS: &[Step] = &[
         then: Some(backfill_v2),
     },
     Step::sql(V3),
+    Step::sql(V4),
 ];
 
 /// Schema version this build writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -150,6 +155,43 @@ CREATE TABLE request_nonces (
     PRIMARY KEY (device_id, nonce)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX request_nonces_by_time ON request_nonces(seen_at);
+";
+
+const V4: &str = "
+CREATE TABLE sms_outbox (
+    id           INTEGER PRIMARY KEY,
+    purpose      TEXT NOT NULL CHECK (purpose IN ('code', 'confirmation', 'certificate')),
+    programme    TEXT NOT NULL,
+    reference    TEXT NOT NULL,
+    code_version INTEGER,
+    event_device TEXT,
+    event_seq    INTEGER,
+    mobile       TEXT NOT NULL,
+    language     TEXT NOT NULL CHECK (language IN ('en', 'hi', 'hi+en')),
+    status       TEXT NOT NULL
+        CHECK (status IN ('queued', 'sending', 'sent', 'delivered', 'failed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    segments     INTEGER NOT NULL DEFAULT 0,
+    reason       TEXT,
+    gateway_id   TEXT,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    claimed_at   INTEGER
+) STRICT;
+CREATE INDEX sms_by_status ON sms_outbox(status, id);
+CREATE INDEX sms_by_gateway_id ON sms_outbox(gateway_id) WHERE gateway_id IS NOT NULL;
+CREATE UNIQUE INDEX sms_once_per_event ON sms_outbox(purpose, event_device, event_seq)
+    WHERE event_device IS NOT NULL;
+ALTER TABLE items ADD COLUMN language TEXT NOT NULL DEFAULT 'en';
+INSERT INTO sms_outbox (purpose, programme, reference, event_device, event_seq, mobile, language,
+                        status, segments, created_at, updated_at)
+    SELECT 'confirmation', i.programme, c.reference, c.device_id, c.seq, c.recipient, 'en',
+           'queued', 1, c.created_at, c.created_at
+    FROM confirmations c
+    JOIN events e ON e.device_id = c.device_id AND e.seq = c.seq
+    JOIN items i ON i.manifest_id = e.manifest_id AND i.reference = e.reference
+    WHERE c.channel = 'sms';
+DELETE FROM confirmations WHERE channel = 'sms';
 ";
 
 /// Version 2's per-event columns for events stored by version 1, read from

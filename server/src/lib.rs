@@ -94,6 +94,7 @@ pub fn router(service: Shared) -> Router {
         .route(api::ENROL, post(enrol).layer(small))
         .route(api::MANIFESTS, post(manifests).layer(small))
         .route(api::BATCHES, post(batches).layer(large))
+        .route(api::SMS_STATUS, post(sms_status).layer(small))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(service.clone(), observe))
         .with_state(service)
@@ -266,6 +267,62 @@ async fn batches(
         header::HeaderValue::from_static("application/octet-stream"),
     );
     Ok(resp)
+}
+
+/// A gateway's delivery report.
+#[derive(serde::Deserialize)]
+struct DeliveryReport {
+    message_id: String,
+    status: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /v1/sms/status`: the SMS gateway reports a delivery, with the
+/// shared secret (from the environment variable `office.toml` names) in
+/// the `handover-sms-secret` header.
+async fn sms_status(
+    State(svc): State<Shared>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, Failure> {
+    let raw = body(raw)?;
+    let Ok(secret) = std::env::var(&svc.office.config().sms.callback_secret_env) else {
+        return Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "delivery reports are not configured at this office",
+        ));
+    };
+    let given = headers
+        .get("handover-sms-secret")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if secret.is_empty() || !handover_core::rules::constant_time_eq(given, secret.as_bytes()) {
+        return Err(Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_secret",
+            "the delivery report's secret is wrong",
+        ));
+    }
+    let report: DeliveryReport =
+        serde_json::from_slice(&raw).map_err(|_| malformed("a delivery report"))?;
+    let delivered = match report.status.as_str() {
+        "delivered" => true,
+        "failed" | "undelivered" | "rejected" | "expired" => false,
+        _ => return Err(malformed("a delivery report (status: delivered or failed)")),
+    };
+    let office = svc.office.clone();
+    let updated = blocking(move || {
+        office.sms_delivery(
+            &report.message_id,
+            delivered,
+            report.reason.as_deref(),
+            Utc::now(),
+        )
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "updated": updated })))
 }
 
 async fn not_found() -> Failure {

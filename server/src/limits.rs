@@ -17,6 +17,9 @@ pub struct Limits {
     pub per_device_burst: f64,
     /// Longest a request may take, reading its body included.
     pub request_timeout: Duration,
+    /// How often the service sends the SMS outbox in the background
+    /// (`None`: never; `handover office sms send` does it).
+    pub sms_send_every: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -27,6 +30,7 @@ impl Default for Limits {
             per_device_per_second: 20.0,
             per_device_burst: 40.0,
             request_timeout: Duration::from_secs(60),
+            sms_send_every: Some(Duration::from_secs(5)),
         }
     }
 }

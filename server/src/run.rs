@@ -119,12 +119,47 @@ fn bind(listen: SocketAddr, tls: bool) -> Result<TcpListener, ServeError> {
     Ok(listener)
 }
 
+/// Send the SMS outbox every `every`, on a blocking thread, until the
+/// service stops. A sender that cannot be made (an http sender without its
+/// API key) is reported once and the loop stops.
+async fn send_sms(service: Arc<Service>, every: Duration) {
+    let sender = match service.office().sender() {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("handover-server: not sending SMS in the background: {e}");
+            return;
+        }
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        let (office, sender) = (service.office().clone(), sender.clone());
+        let sent =
+            tokio::task::spawn_blocking(move || office.sms_send(&**sender, chrono::Utc::now()))
+                .await;
+        match sent {
+            Ok(Ok(s)) if s.failed > 0 => {
+                eprintln!(
+                    "handover-server: {} SMS failed (see `handover office sms list`)",
+                    s.failed
+                )
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => eprintln!("handover-server: sending SMS: {e}"),
+            Err(_) => eprintln!("handover-server: the SMS sender stopped"),
+        }
+    }
+}
+
 async fn serve(
     service: Arc<Service>,
     listener: TcpListener,
     tls: Option<RustlsConfig>,
     handle: Handle<SocketAddr>,
 ) -> Result<(), ServeError> {
+    let sms = service
+        .limits
+        .sms_send_every
+        .map(|every| tokio::spawn(send_sms(service.clone(), every)));
     let app = router(service).into_make_service();
     let result = match tls {
         Some(config) => {
@@ -142,6 +177,9 @@ async fn serve(
                 .await
         }
     };
+    if let Some(task) = sms {
+        task.abort();
+    }
     result.map_err(ServeError::Stopped)
 }
 

@@ -1,4 +1,7 @@
-//! Helpers for the end-to-end tests: fixtures and the `handover` binary.
+//! Helpers for the end-to-end tests: fixtures, the `handover` binary, and a
+//! stand-in SMS gateway.
+
+pub mod gateway;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -309,5 +309,13 @@ fn the_demo_runs_and_exits_zero() {
     let out = ok(&["demo", "--dir", p(d.path()), "--items", "30", "--seed", "5"]);
     assert!(out.contains("match what happened at the doors"), "{out}");
     assert!(d.path().join("office/office.db").exists());
-    assert!(d.path().join("batch-post.json").exists());
+    assert!(out.contains("over HTTP"), "{out}");
+    // The SMS went through the outbox and its file sender.
+    let sms = std::fs::read_to_string(d.path().join("office/sms.csv")).unwrap();
+    assert_eq!(sms.lines().next(), Some("mobile,reference,message"));
+    assert!(
+        sms.lines().count() > 60,
+        "codes and confirmations: {}",
+        sms.lines().count()
+    );
 }

@@ -74,17 +74,28 @@ fn manifest_and_sms_files_are_private_and_never_followed_through_a_symlink() {
     let link = d.path().join("beat.manifest");
     std::os::unix::fs::symlink(&victim, &link).unwrap();
     let sms = d.path().join("sms.csv");
-    let _ = issue(&office, &id, &bookings, &link, &sms);
+    let o = issue(&office, &id, &bookings, &link, &sms);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    // The link was replaced by the manifest itself.
+    assert!(!std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
 
     let out = d.path().join("real.manifest");
-    let sms2 = d.path().join("sms2.csv");
-    let o = issue(&office, &id, &bookings, &out, &sms2);
+    let o = issue(&office, &id, &bookings, &out, &sms);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for f in [&out, &sms2] {
+    for f in [&link, &out, &sms] {
         let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{} is {mode:o}", f.display());
     }
+    // An SMS file that others can read is refused, not written to.
+    std::fs::set_permissions(&sms, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&bookings, post_csv(4)).unwrap();
+    let o = issue(&office, &id, &bookings, &d.path().join("m3"), &sms);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&sms).unwrap().lines().count(), 4);
 }
 
 #[test]
@@ -107,16 +118,43 @@ fn an_unsent_sms_file_is_never_overwritten() {
 }
 
 #[test]
-fn a_failed_sms_write_commits_nothing() {
+fn a_failed_sms_write_loses_no_sms() {
     let d = tempfile::tempdir().unwrap();
     let (office, id, bookings) = office_with_device(d.path());
     let nowhere = d.path().join("no-such-dir").join("sms.csv");
     let failed = issue(&office, &id, &bookings, &d.path().join("m1"), &nowhere);
     assert_eq!(failed.status.code(), Some(2));
-    let sms = d.path().join("sms.csv");
-    let o = issue(&office, &id, &bookings, &d.path().join("m2"), &sms);
-    assert!(o.status.success());
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("revision 1"), "{stdout}");
-    assert_eq!(std::fs::read_to_string(&sms).unwrap().lines().count(), 4);
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains("3 SMS could not be sent"), "{err}");
+    assert!(err.contains("stay on record in the outbox"), "{err}");
+    // The manifest went out; the three code messages are on record.
+    assert!(d.path().join("m1").exists());
+    let list: serde_json::Value = serde_json::from_str(&ok(&[
+        "office",
+        "sms",
+        "list",
+        "--dir",
+        p(&office),
+        "--json",
+    ]))
+    .unwrap();
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows
+        .iter()
+        .all(|r| r["status"] == "failed" && r["purpose"] == "code"));
+    assert!(rows
+        .iter()
+        .all(|r| r["reason"].as_str().unwrap().contains("No such file")));
+    // Sent again with the office's own sender (its sms.csv).
+    ok(&[
+        "office",
+        "sms",
+        "send",
+        "--dir",
+        p(&office),
+        "--retry-failed",
+    ]);
+    let sent = std::fs::read_to_string(office.join("sms.csv")).unwrap();
+    assert_eq!(sent.lines().count(), 4);
 }

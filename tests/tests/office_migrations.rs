@@ -81,6 +81,17 @@ fn every_earlier_office_schema_upgrades_with_its_data() {
             ))
             .unwrap();
         }
+        if old_version < 4 {
+            // Before version 4 a confirmation SMS was a `confirmations` row
+            // with its text; code SMS were written to files, never stored.
+            conn.execute_batch(
+                "INSERT INTO main.confirmations (device_id, seq, channel, reference, recipient,
+                     message, created_at)
+                 SELECT event_device, event_seq, 'sms', reference, mobile, 'confirmation', created_at
+                 FROM src.sms_outbox WHERE purpose = 'confirmation'",
+            )
+            .unwrap();
+        }
         conn.execute("DETACH src", []).unwrap();
         drop(conn);
         drop(day.office);
@@ -92,11 +103,30 @@ fn every_earlier_office_schema_upgrades_with_its_data() {
         // The current version opens it, upgrades it, reports the same day,
         // and carries on.
         let office = Office::open(&office_dir).unwrap();
-        assert_eq!(
-            office.report().unwrap(),
-            report,
-            "from version {old_version}"
-        );
+        let mut upgraded = office.report().unwrap();
+        if old_version < 4 {
+            // The confirmations come over, queued; code SMS were never stored.
+            let confirmations = upgraded.sms.get("queued").copied();
+            assert_eq!(
+                confirmations,
+                Some(report.confirmation_sms),
+                "from version {old_version}"
+            );
+            (
+                upgraded.sms,
+                upgraded.sms_segments,
+                upgraded.sms_segments_queued,
+            ) = (
+                report.sms.clone(),
+                report.sms_segments,
+                report.sms_segments_queued,
+            );
+        }
+        assert_eq!(upgraded, report, "from version {old_version}");
+        // The confirmations that came over are sent like any other.
+        let sender = handover_office::sms::FileSender::new(office_dir.join("sent.csv"));
+        let sent = office.sms_send(&sender, now).unwrap();
+        assert_eq!((sent.sent, sent.failed), (report.confirmation_sms, 0));
         day.device.verify(&r, &code, now).unwrap();
         let batch = day.device.export_batch(100).unwrap().to_bytes().unwrap();
         let s = office.ingest(&batch, now).unwrap().summary;

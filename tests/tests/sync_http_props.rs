@@ -31,7 +31,7 @@ proptest! {
     #[test]
     fn arbitrary_bodies_get_a_json_refusal_and_store_nothing(
         body in bodies(),
-        route in prop_oneof![Just(api::ENROL), Just(api::MANIFESTS), Just(api::BATCHES)],
+        route in prop_oneof![Just(api::ENROL), Just(api::MANIFESTS), Just(api::BATCHES), Just(api::SMS_STATUS)],
         signed in any::<bool>(),
     ) {
         thread_local! {

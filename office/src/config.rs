@@ -1,0 +1,179 @@
+//! `office.toml` in the office directory: the SMS sender, the gateway and
+//! its DLT ids, customer-care numbers, languages. Every setting has a
+//! default, so an office without the file sends SMS to a CSV file
+//! (`sms.csv`, mode 0600) in English.
+//!
+//! ```toml
+//! [office]
+//! language = "hi+en"               # for bookings without a language column: en, hi, hi+en
+//!
+//! [customer_care]
+//! post = "1800 266 6868"
+//! vaccination = "1075"
+//!
+//! [sms]
+//! sender = "http"                  # or "file"
+//! file = "sms.csv"                 # the file sender's CSV, relative to the office directory
+//! url = "https://sms-gateway.example/v1/messages"
+//! api_key_env = "HANDOVER_SMS_API_KEY"             # the key itself stays in the environment
+//! callback_secret_env = "HANDOVER_SMS_CALLBACK_SECRET"
+//! sender_id = "INPOST"             # TRAI DLT header
+//! entity_id = "1101234567890123456"  # DLT principal entity id
+//! timeout_seconds = 10
+//! max_attempts = 4
+//!
+//! [sms.templates]                  # DLT content template ids, programme.purpose.language
+//! "post.code.en" = "1107160000000000001"
+//! "post.code.hi" = "1107160000000000002"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::sms::Language;
+
+/// The file's name in the office directory.
+pub const FILE: &str = "office.toml";
+
+/// The office's configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Office-wide settings.
+    pub office: OfficeSettings,
+    /// Customer-care numbers by programme.
+    pub customer_care: CustomerCare,
+    /// Sending SMS.
+    pub sms: SmsSettings,
+}
+
+/// Office-wide settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfficeSettings {
+    /// Language of bookings that do not say: `en`, `hi` or `hi+en`.
+    pub language: String,
+}
+
+impl Default for OfficeSettings {
+    fn default() -> Self {
+        OfficeSettings {
+            language: "en".into(),
+        }
+    }
+}
+
+/// Customer-care numbers, as the confirmation SMS print them.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CustomerCare {
+    /// India Post's.
+    pub post: String,
+    /// The vaccination programme's.
+    pub vaccination: String,
+}
+
+impl Default for CustomerCare {
+    fn default() -> Self {
+        CustomerCare {
+            post: "1800 266 6868".into(),
+            vaccination: "1075".into(),
+        }
+    }
+}
+
+/// How SMS leave the office.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsSettings {
+    /// `file` or `http`.
+    pub sender: String,
+    /// The file sender's CSV, relative to the office directory.
+    pub file: String,
+    /// The gateway's URL (`http` sender).
+    pub url: Option<String>,
+    /// The environment variable holding the gateway's API key.
+    pub api_key_env: String,
+    /// The environment variable holding the delivery callback's secret.
+    pub callback_secret_env: String,
+    /// TRAI DLT sender id (header).
+    pub sender_id: Option<String>,
+    /// DLT principal entity id.
+    pub entity_id: Option<String>,
+    /// DLT content template ids: `programme.purpose.language` to id.
+    pub templates: BTreeMap<String, String>,
+    /// Seconds to wait for the gateway.
+    pub timeout_seconds: u64,
+    /// Attempts per message before it is marked failed.
+    pub max_attempts: u32,
+    /// First wait between attempts, milliseconds (doubling).
+    pub backoff_ms: u64,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        SmsSettings {
+            sender: "file".into(),
+            file: "sms.csv".into(),
+            url: None,
+            api_key_env: "HANDOVER_SMS_API_KEY".into(),
+            callback_secret_env: "HANDOVER_SMS_CALLBACK_SECRET".into(),
+            sender_id: None,
+            entity_id: None,
+            templates: BTreeMap::new(),
+            timeout_seconds: 10,
+            max_attempts: 4,
+            backoff_ms: 500,
+        }
+    }
+}
+
+impl Config {
+    /// Read `office.toml` from `dir`; the defaults when there is none.
+    pub fn load(dir: &Path) -> Result<Config> {
+        let path = dir.join(FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(crate::error::io(&path)(e)),
+        };
+        let config: Config = toml::from_str(&text).map_err(|e| Error::Config {
+            path: path.clone(),
+            why: e.message().to_owned(),
+        })?;
+        config.check().map_err(|why| Error::Config { path, why })?;
+        Ok(config)
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        self.default_language()
+            .map_err(|_| "office.language: en, hi or hi+en".to_owned())?;
+        match self.sms.sender.as_str() {
+            "file" => {}
+            "http" => {
+                for (name, v) in [
+                    ("sms.url", &self.sms.url),
+                    ("sms.sender_id", &self.sms.sender_id),
+                    ("sms.entity_id", &self.sms.entity_id),
+                ] {
+                    if v.as_deref().is_none_or(str::is_empty) {
+                        return Err(format!("{name} is needed by the http sender"));
+                    }
+                }
+            }
+            _ => return Err("sms.sender: file or http".into()),
+        }
+        if self.sms.max_attempts == 0 || self.sms.max_attempts > 20 {
+            return Err("sms.max_attempts: 1 to 20".into());
+        }
+        Ok(())
+    }
+
+    /// The language of bookings that do not say.
+    pub fn default_language(&self) -> Result<Language> {
+        self.office.language.parse()
+    }
+}

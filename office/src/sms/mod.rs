@@ -1,0 +1,684 @@
+//! The SMS outbox: every message the office owes, and what became of it.
+//!
+//! A message's life:
+//!
+//! 1. **Queued**, in the same transaction as its cause: issuing queues a
+//!    `code` message per item that needs a code (new item, re-issued code,
+//!    changed policy); a verified handover queues its `confirmation` and, for
+//!    vaccination, its `certificate` notice. A row holds the reference, the
+//!    code version, the purpose, the language and the number: **never the
+//!    code**, and never a rendered text.
+//! 2. **Sending**: a sender claims a batch of queued rows; the text is
+//!    rendered then (the code derived from the code key at that moment),
+//!    handed to the [`Sender`], and dropped. A claim older than ten minutes
+//!    (a sender that died) is claimed again.
+//! 3. **Sent** (with the gateway's message id), or **failed** with the
+//!    reason, after the configured attempts with doubling waits; then
+//!    **delivered** or failed by the gateway's delivery report.
+//!
+//! A failed message stays on record; `resend` queues the current code of an
+//! item again (the "code not received" exception).
+
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use handover_core::codes::{derive_code, Programme};
+use handover_core::manifest::ItemDetails;
+use handover_core::rules::later;
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::{from_ms, ms, Office};
+
+pub mod segments;
+pub mod sender;
+pub mod templates;
+
+pub use sender::{Attempt, FileSender, HttpSender, Outgoing, Sender};
+pub use templates::{Templates, Values};
+
+/// Why a message is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// The one-time code.
+    Code,
+    /// A verified handover's confirmation.
+    Confirmation,
+    /// A vaccination certificate's notice.
+    Certificate,
+}
+
+impl Purpose {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Code => "code",
+            Purpose::Confirmation => "confirmation",
+            Purpose::Certificate => "certificate",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Purpose> {
+        [Purpose::Code, Purpose::Confirmation, Purpose::Certificate]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or(Error::Store("an SMS has an unknown purpose"))
+    }
+}
+
+/// The language(s) of a recipient's messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Language {
+    /// English.
+    #[serde(rename = "en")]
+    En,
+    /// Hindi.
+    #[serde(rename = "hi")]
+    Hi,
+    /// Hindi, then English, in one message.
+    #[serde(rename = "hi+en")]
+    HiEn,
+}
+
+impl Language {
+    /// The stored and written name: `en`, `hi`, `hi+en`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::Hi => "hi",
+            Language::HiEn => "hi+en",
+        }
+    }
+
+    /// The template files it uses, in order.
+    pub fn files(self) -> &'static [&'static str] {
+        match self {
+            Language::En => &["en"],
+            Language::Hi => &["hi"],
+            Language::HiEn => &["hi", "en"],
+        }
+    }
+}
+
+impl FromStr for Language {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Language> {
+        match s.trim() {
+            "en" => Ok(Language::En),
+            "hi" => Ok(Language::Hi),
+            "hi+en" => Ok(Language::HiEn),
+            _ => Err(Error::Language),
+        }
+    }
+}
+
+/// An outbox row as `handover office sms list` shows it: the number masked,
+/// no text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SmsRecord {
+    /// The row.
+    pub id: i64,
+    /// Why it is sent.
+    pub purpose: Purpose,
+    /// Programme.
+    pub programme: String,
+    /// The item.
+    pub reference: String,
+    /// The code version (code messages).
+    pub code_version: Option<u32>,
+    /// The number, all but its last four digits hidden.
+    pub mobile: String,
+    /// `en`, `hi` or `hi+en`.
+    pub language: String,
+    /// `queued`, `sending`, `sent`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Segments the text takes (what the office pays for).
+    pub segments: u32,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// The gateway's message id.
+    pub gateway_id: Option<String>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When its status last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a send did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SendSummary {
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages that failed (reason on record).
+    pub failed: u64,
+    /// Attempts made in all.
+    pub attempts: u64,
+    /// Segments sent.
+    pub segments: u64,
+}
+
+/// A message to queue.
+pub(crate) struct Queued<'a> {
+    pub purpose: Purpose,
+    pub programme: Programme,
+    pub reference: &'a str,
+    pub code_version: Option<u32>,
+    pub event: Option<(&'a str, u64)>,
+    pub mobile: &'a str,
+    pub language: Language,
+    pub segments: usize,
+}
+
+/// Queue a message in `tx`; returns its id (none if it was queued before,
+/// for one event's confirmation).
+pub(crate) fn queue(
+    tx: &Transaction<'_>,
+    q: &Queued<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    let (device, seq) = q
+        .event
+        .map_or((None, None), |(d, s)| (Some(d), Some(s as i64)));
+    let n = tx.prepare_cached(
+        "INSERT INTO sms_outbox (purpose, programme, reference, code_version, event_device, event_seq,
+             mobile, language, status, segments, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?10, ?10)
+         ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![
+        q.purpose.as_str(),
+        q.programme.as_str(),
+        q.reference,
+        q.code_version,
+        device,
+        seq,
+        q.mobile,
+        q.language.as_str(),
+        q.segments as i64,
+        ms(now)
+    ])?;
+    Ok((n > 0).then(|| tx.last_insert_rowid()))
+}
+
+/// A claimed row, with what rendering it needs.
+struct Claimed {
+    id: i64,
+    purpose: Purpose,
+    programme: Programme,
+    reference: String,
+    code_version: Option<u32>,
+    event: Option<(String, i64)>,
+    mobile: String,
+    language: Language,
+}
+
+/// How long a claim may stand before another sender takes the row.
+const CLAIM_EXPIRES_MINUTES: i64 = 10;
+/// Rows claimed at once.
+const CLAIM_BATCH: i64 = 100;
+
+/// `98******10` style: all but the last four digits hidden.
+fn mask(mobile: &str) -> String {
+    let n = mobile.chars().count();
+    mobile
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i + 4 < n { '*' } else { c })
+        .collect()
+}
+
+/// India Standard Time is UTC+05:30 all year.
+pub(crate) fn ist(t: DateTime<Utc>) -> String {
+    later(t, Duration::minutes(330))
+        .format("%d-%m-%Y %H:%M IST")
+        .to_string()
+}
+
+impl Office {
+    /// The configured sender (`office.toml`): a [`FileSender`] on the
+    /// office's `sms.csv` by default.
+    pub fn sender(&self) -> Result<Box<dyn Sender>> {
+        let s = &self.config.sms;
+        Ok(match s.sender.as_str() {
+            "http" => Box::new(HttpSender::from_settings(s)?),
+            _ => Box::new(FileSender::new(self.dir.join(&s.file))),
+        })
+    }
+
+    /// The text of one message. For a code message it holds the code:
+    /// the caller drops it once sent.
+    fn render(&self, tx: &rusqlite::Connection, c: &Claimed) -> Result<Zeroizing<String>> {
+        if c.purpose != Purpose::Code {
+            let (device, seq) = c
+                .event
+                .as_ref()
+                .ok_or(Error::Store("a confirmation SMS has no event"))?;
+            let (time, item): (i64, String) = tx
+                .prepare_cached(
+                    "SELECT e.device_time, i.details FROM events e JOIN items i
+                         ON i.manifest_id = e.manifest_id AND i.reference = e.reference
+                     WHERE e.device_id = ?1 AND e.seq = ?2",
+                )?
+                .query_row(params![device, seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let details: ItemDetails = serde_json::from_str(&item)
+                .map_err(|_| Error::Store("stored item details are unreadable"))?;
+            return Ok(Zeroizing::new(self.confirmation_text(
+                c.programme,
+                c.purpose,
+                c.language,
+                &c.reference,
+                from_ms(time),
+                &details,
+            )?));
+        }
+        let version = c
+            .code_version
+            .ok_or(Error::Store("a code SMS has no code version"))?;
+        let policy: String = tx
+            .prepare_cached(
+                "SELECT policy FROM codes WHERE programme = ?1 AND reference = ?2 AND code_version = ?3",
+            )?
+            .query_row(params![c.programme.as_str(), c.reference, version], |r| r.get(0))?;
+        let policy: handover_core::codes::Policy = serde_json::from_str(&policy)
+            .map_err(|_| Error::Store("a stored policy is unreadable"))?;
+        let code = derive_code(
+            &self.code_key,
+            c.programme,
+            &c.reference,
+            version,
+            policy.digits,
+        )?;
+        Ok(Zeroizing::new(self.templates.render(
+            c.programme,
+            Purpose::Code,
+            c.language,
+            &Values {
+                reference: &c.reference,
+                code: Some(&code),
+                care: self.care(c.programme),
+                ..Values::default()
+            },
+        )?))
+    }
+
+    /// The text of a confirmation or certificate notice, as it will be sent.
+    pub(crate) fn confirmation_text(
+        &self,
+        programme: Programme,
+        purpose: Purpose,
+        language: Language,
+        reference: &str,
+        when: DateTime<Utc>,
+        details: &ItemDetails,
+    ) -> Result<String> {
+        let mut values = Values {
+            reference,
+            when: Some(ist(when)),
+            care: self.care(programme),
+            ..Values::default()
+        };
+        if let ItemDetails::Vaccination(v) = details {
+            values.vaccine = Some(&v.vaccine);
+            values.dose = Some(v.dose);
+            values.beneficiary = Some(&v.beneficiary_ref);
+        }
+        self.templates.render(programme, purpose, language, &values)
+    }
+
+    fn care(&self, programme: Programme) -> &str {
+        match programme {
+            Programme::Post => &self.config.customer_care.post,
+            Programme::Vaccination => &self.config.customer_care.vaccination,
+        }
+    }
+
+    /// Send every queued message with `sender`.
+    pub fn sms_send(&self, sender: &dyn Sender, now: DateTime<Utc>) -> Result<SendSummary> {
+        self.sms_send_some(sender, None, now)
+    }
+
+    /// Send the queued messages among `ids` (or every queued one) with `sender`.
+    pub fn sms_send_some(
+        &self,
+        sender: &dyn Sender,
+        ids: Option<&[i64]>,
+        now: DateTime<Utc>,
+    ) -> Result<SendSummary> {
+        let mut summary = SendSummary::default();
+        loop {
+            let claimed = self.claim(ids, now)?;
+            if claimed.is_empty() {
+                return Ok(summary);
+            }
+            for c in claimed {
+                self.send_one(sender, &c, &mut summary, Utc::now())?;
+            }
+        }
+    }
+
+    fn claim(&self, ids: Option<&[i64]>, now: DateTime<Utc>) -> Result<Vec<Claimed>> {
+        const COLUMNS: &str =
+            "SELECT id, purpose, programme, reference, code_version, event_device,
+            event_seq, mobile, language FROM sms_outbox";
+        let stale = ms(now) - CLAIM_EXPIRES_MINUTES * 60_000;
+        self.store.write(|tx| {
+            let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<_> {
+                Ok((
+                    r.get::<_, i64>("id")?,
+                    r.get::<_, String>("purpose")?,
+                    r.get::<_, String>("programme")?,
+                    r.get::<_, String>("reference")?,
+                    r.get::<_, Option<i64>>("code_version")?,
+                    r.get::<_, Option<String>>("event_device")?,
+                    r.get::<_, Option<i64>>("event_seq")?,
+                    r.get::<_, String>("mobile")?,
+                    r.get::<_, String>("language")?,
+                ))
+            };
+            let rows: Vec<_> = match ids {
+                None => {
+                    let mut stmt = tx.prepare_cached(&format!(
+                        "{COLUMNS} WHERE status = 'queued' OR (status = 'sending' AND claimed_at < ?1)
+                         ORDER BY id LIMIT ?2"
+                    ))?;
+                    let rows = stmt.query_map(params![stale, CLAIM_BATCH], read)?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                }
+                Some(ids) => {
+                    let mut stmt = tx.prepare_cached(&format!(
+                        "{COLUMNS} WHERE id = ?1 AND status = 'queued'"
+                    ))?;
+                    let mut out = Vec::new();
+                    for id in ids {
+                        out.extend(stmt.query_row([id], read).optional()?);
+                    }
+                    out
+                }
+            };
+            let mut claimed = Vec::with_capacity(rows.len());
+            for (id, purpose, programme, reference, version, device, seq, mobile, language) in rows {
+                tx.prepare_cached(
+                    "UPDATE sms_outbox SET status = 'sending', claimed_at = ?2 WHERE id = ?1",
+                )?
+                .execute(params![id, ms(now)])?;
+                claimed.push(Claimed {
+                    id,
+                    purpose: Purpose::parse(&purpose)?,
+                    programme: programme.parse()?,
+                    reference,
+                    code_version: version.and_then(|v| u32::try_from(v).ok()),
+                    event: device.zip(seq),
+                    mobile,
+                    language: language.parse()?,
+                });
+            }
+            Ok(claimed)
+        })
+    }
+
+    fn send_one(
+        &self,
+        sender: &dyn Sender,
+        c: &Claimed,
+        summary: &mut SendSummary,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let text = match self.store.read(|tx| self.render(tx, c)) {
+            Ok(t) => t,
+            Err(e) => {
+                return self.finish(
+                    c.id,
+                    0,
+                    0,
+                    Err(format!("could not be written: {e}")),
+                    summary,
+                    now,
+                )
+            }
+        };
+        let (encoding, segments) = segments::count(&text);
+        let template = format!(
+            "{}.{}.{}",
+            c.programme.as_str(),
+            c.purpose.as_str(),
+            c.language.as_str()
+        );
+        let outgoing = Outgoing {
+            id: c.id,
+            mobile: &c.mobile,
+            reference: &c.reference,
+            text: &text,
+            encoding,
+            template: &template,
+        };
+        let max = self.config.sms.max_attempts.max(1);
+        let mut wait = StdDuration::from_millis(self.config.sms.backoff_ms);
+        let mut attempts = 0;
+        let outcome = loop {
+            attempts += 1;
+            match sender.send(&outgoing) {
+                Attempt::Sent { gateway_id } => break Ok(gateway_id),
+                Attempt::Refused(reason) => break Err(reason),
+                Attempt::Later(reason) if attempts >= max => break Err(reason),
+                Attempt::Later(_) => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(StdDuration::from_secs(30));
+                }
+            }
+        };
+        drop(text);
+        self.finish(c.id, attempts, segments, outcome, summary, now)
+    }
+
+    fn finish(
+        &self,
+        id: i64,
+        attempts: u32,
+        segments: usize,
+        outcome: std::result::Result<Option<String>, String>,
+        summary: &mut SendSummary,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        summary.attempts += u64::from(attempts);
+        self.store.write(|tx| {
+            match &outcome {
+                Ok(gateway_id) => {
+                    summary.sent += 1;
+                    summary.segments += segments as u64;
+                    tx.prepare_cached(
+                        "UPDATE sms_outbox SET status = 'sent', attempts = attempts + ?2,
+                             segments = ?3, gateway_id = ?4, reason = NULL, updated_at = ?5,
+                             claimed_at = NULL WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        id,
+                        attempts,
+                        segments as i64,
+                        gateway_id,
+                        ms(now)
+                    ])?;
+                }
+                Err(reason) => {
+                    summary.failed += 1;
+                    tx.prepare_cached(
+                        "UPDATE sms_outbox SET status = 'failed', attempts = attempts + ?2,
+                             reason = ?3, updated_at = ?4, claimed_at = NULL WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        id,
+                        attempts,
+                        reason.chars().take(300).collect::<String>(),
+                        ms(now)
+                    ])?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Queue every failed message again; returns how many.
+    pub fn sms_requeue_failed(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.store.write(|tx| {
+            let n = tx.execute(
+                "UPDATE sms_outbox SET status = 'queued', updated_at = ?1 WHERE status = 'failed'",
+                [ms(now)],
+            )?;
+            Ok(n as u64)
+        })
+    }
+
+    /// Every message in the outbox, oldest first.
+    pub fn sms_list(&self) -> Result<Vec<SmsRecord>> {
+        self.store.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT id, purpose, programme, reference, code_version, mobile, language, status,
+                        attempts, segments, reason, gateway_id, created_at, updated_at
+                 FROM sms_outbox ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>("id")?,
+                    r.get::<_, String>("purpose")?,
+                    r.get::<_, String>("programme")?,
+                    r.get::<_, String>("reference")?,
+                    r.get::<_, Option<i64>>("code_version")?,
+                    r.get::<_, String>("mobile")?,
+                    r.get::<_, String>("language")?,
+                    r.get::<_, String>("status")?,
+                    (
+                        r.get::<_, i64>("attempts")?,
+                        r.get::<_, i64>("segments")?,
+                        r.get::<_, Option<String>>("reason")?,
+                        r.get::<_, Option<String>>("gateway_id")?,
+                        r.get::<_, i64>("created_at")?,
+                        r.get::<_, i64>("updated_at")?,
+                    ),
+                ))
+            })?;
+            rows.map(|row| {
+                let (id, purpose, programme, reference, version, mobile, language, status, rest) =
+                    row?;
+                let (attempts, segments, reason, gateway_id, created, updated) = rest;
+                Ok(SmsRecord {
+                    id,
+                    purpose: Purpose::parse(&purpose)?,
+                    programme,
+                    reference,
+                    code_version: version.and_then(|v| u32::try_from(v).ok()),
+                    mobile: mask(&mobile),
+                    language,
+                    status,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                    segments: u32::try_from(segments).unwrap_or(0),
+                    reason,
+                    gateway_id,
+                    created_at: from_ms(created),
+                    updated_at: from_ms(updated),
+                })
+            })
+            .collect()
+        })
+    }
+
+    /// Queue the current code of `reference` again (the recipient did not
+    /// get it); returns the new message's id.
+    pub fn sms_resend(&self, reference: &str, now: DateTime<Utc>) -> Result<i64> {
+        self.store.write(|tx| {
+            let row: Option<(String, i64, String, String, i64)> = tx
+                .query_row(
+                    "SELECT i.programme AS programme, c.code_version AS code_version,
+                            i.mobile AS mobile, i.language AS language, i.digits AS digits
+                     FROM codes c JOIN items i ON i.programme = c.programme AND i.reference = c.reference
+                         AND i.code_version = c.code_version
+                     WHERE c.reference = ?1 ORDER BY c.code_version DESC LIMIT 1",
+                    [reference],
+                    |r| {
+                        Ok((
+                            r.get("programme")?,
+                            r.get("code_version")?,
+                            r.get("mobile")?,
+                            r.get("language")?,
+                            r.get("digits")?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let (programme, version, mobile, language, digits) =
+                row.ok_or_else(|| Error::UnknownReference(reference.to_owned()))?;
+            let programme: Programme = programme.parse()?;
+            let version = u32::try_from(version).map_err(|_| Error::Store("a code version is out of range"))?;
+            let language: Language = language.parse()?;
+            let digits = u8::try_from(digits).map_err(|_| Error::Store("digits out of range"))?;
+            let segments = self.code_segments(programme, reference, language, digits)?;
+            queue(
+                tx,
+                &Queued {
+                    purpose: Purpose::Code,
+                    programme,
+                    reference,
+                    code_version: Some(version),
+                    event: None,
+                    mobile: &mobile,
+                    language,
+                    segments,
+                },
+                now,
+            )?
+            .ok_or(Error::Store("the message could not be queued"))
+        })
+    }
+
+    /// Segments of a code message: rendered with a stand-in code of the
+    /// same digits, so the count is exact without the code.
+    pub(crate) fn code_segments(
+        &self,
+        programme: Programme,
+        reference: &str,
+        language: Language,
+        digits: u8,
+    ) -> Result<usize> {
+        let stand_in = handover_core::codes::Code::parse(&"0".repeat(usize::from(digits)), digits)?;
+        let text = self.templates.render(
+            programme,
+            Purpose::Code,
+            language,
+            &Values {
+                reference,
+                code: Some(&stand_in),
+                care: "",
+                ..Values::default()
+            },
+        )?;
+        Ok(segments::count(&text).1)
+    }
+
+    /// A gateway's delivery report for its message `gateway_id`: `delivered`
+    /// or `failed` (with a reason). Returns whether a message was updated.
+    pub fn sms_delivery(
+        &self,
+        gateway_id: &str,
+        delivered: bool,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.store.write(|tx| {
+            let n = tx.execute(
+                "UPDATE sms_outbox SET status = ?2, reason = ?3, updated_at = ?4
+                 WHERE gateway_id = ?1 AND status IN ('sent', 'delivered', 'failed')",
+                params![
+                    gateway_id,
+                    if delivered { "delivered" } else { "failed" },
+                    reason.map(|r| r.chars().take(300).collect::<String>()),
+                    ms(now)
+                ],
+            )?;
+            Ok(n > 0)
+        })
+    }
+}

@@ -1,0 +1,218 @@
+//! Senders: where a rendered SMS goes.
+//!
+//! * [`FileSender`] (`file`): appends `mobile,reference,message` to a CSV
+//!   file (mode 0600, never through a symlink), for offices with no gateway
+//!   and for tests. The file is the gateway: it holds the codes until the
+//!   operator sends them and deletes it.
+//! * [`HttpSender`] (`http`): POSTs each message as JSON to an SMS gateway,
+//!   with what TRAI's DLT rules require of an Indian sender: the registered
+//!   header (sender id), the principal entity id and the content template id
+//!   of the template. The API key comes from an environment variable and is
+//!   sent as a bearer token. The gateway's message id is kept, for its
+//!   delivery reports (`POST /v1/sms/status`).
+//!
+//! The gateway request:
+//!
+//! ```json
+//! {"to": "919876543210", "sender_id": "INPOST", "entity_id": "1101…", "template_id": "1107…",
+//!  "unicode": false, "text": "India Post: …", "client_ref": "handover-42"}
+//! ```
+//!
+//! A 2xx answer is sent (its JSON `message_id` kept when there is one); 408,
+//! 429, 5xx and no answer are tried again later; any other 4xx is a refusal.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::segments::Encoding;
+use crate::config::SmsSettings;
+use crate::error::{Error, Result};
+
+/// One message on its way out. `Debug` shows neither the number nor the text.
+pub struct Outgoing<'a> {
+    /// The outbox row.
+    pub id: i64,
+    /// Full mobile number (10 digits).
+    pub mobile: &'a str,
+    /// The item.
+    pub reference: &'a str,
+    /// The text; for a code message it holds the code.
+    pub text: &'a str,
+    /// How it goes on the air.
+    pub encoding: Encoding,
+    /// `programme.purpose.language`, the key of its DLT template id.
+    pub template: &'a str,
+}
+
+impl std::fmt::Debug for Outgoing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("id", &self.id)
+            .field("template", &self.template)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one attempt came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// Handed to the gateway; its message id, if it gave one.
+    Sent {
+        /// The gateway's message id.
+        gateway_id: Option<String>,
+    },
+    /// Refused for good (no point trying again).
+    Refused(String),
+    /// Not now (no answer, overloaded): try again.
+    Later(String),
+}
+
+/// Somewhere SMS go.
+pub trait Sender: Send + Sync {
+    /// Try to send one message once.
+    fn send(&self, message: &Outgoing<'_>) -> Attempt;
+}
+
+/// Appends to a CSV file (see the module docs).
+pub struct FileSender {
+    path: PathBuf,
+    lock: Mutex<()>,
+}
+
+impl FileSender {
+    /// A sender appending to `path`.
+    pub fn new(path: PathBuf) -> FileSender {
+        FileSender {
+            path,
+            lock: Mutex::new(()),
+        }
+    }
+}
+
+impl Sender for FileSender {
+    fn send(&self, m: &Outgoing<'_>) -> Attempt {
+        let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let row = crate::issue::Sms {
+            mobile: m.mobile.to_owned(),
+            reference: m.reference.to_owned(),
+            message: m.text.to_owned(),
+        };
+        // A file that cannot be written now will not be in a second:
+        // refused, kept on record, sent again on request.
+        match crate::issue::write_sms_csv(&self.path, std::slice::from_ref(&row)) {
+            Ok(()) => Attempt::Sent { gateway_id: None },
+            Err(e) => Attempt::Refused(e.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct GatewayRequest<'a> {
+    to: String,
+    sender_id: &'a str,
+    entity_id: &'a str,
+    template_id: &'a str,
+    unicode: bool,
+    text: &'a str,
+    client_ref: String,
+}
+
+#[derive(Deserialize)]
+struct GatewayAnswer {
+    #[serde(default)]
+    message_id: Option<String>,
+}
+
+/// POSTs to an SMS gateway (see the module docs).
+pub struct HttpSender {
+    agent: ureq::Agent,
+    url: String,
+    api_key: Zeroizing<String>,
+    sender_id: String,
+    entity_id: String,
+    templates: BTreeMap<String, String>,
+}
+
+impl HttpSender {
+    /// The sender `settings` describe, with the API key from the environment.
+    pub fn from_settings(settings: &SmsSettings) -> Result<HttpSender> {
+        let missing = |what: &'static str| Error::SmsSetting(what);
+        let api_key = std::env::var(&settings.api_key_env).map_err(|_| {
+            Error::SmsSetting("the gateway API key's environment variable is not set")
+        })?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(settings.timeout_seconds.max(1))))
+            .build()
+            .into();
+        Ok(HttpSender {
+            agent,
+            url: settings.url.clone().ok_or(missing("sms.url"))?,
+            api_key: Zeroizing::new(api_key),
+            sender_id: settings.sender_id.clone().ok_or(missing("sms.sender_id"))?,
+            entity_id: settings.entity_id.clone().ok_or(missing("sms.entity_id"))?,
+            templates: settings.templates.clone(),
+        })
+    }
+}
+
+impl Sender for HttpSender {
+    fn send(&self, m: &Outgoing<'_>) -> Attempt {
+        let Some(template_id) = self.templates.get(m.template) else {
+            return Attempt::Refused(format!(
+                "no DLT template id for {} in office.toml",
+                m.template
+            ));
+        };
+        let body = GatewayRequest {
+            to: format!("91{}", m.mobile),
+            sender_id: &self.sender_id,
+            entity_id: &self.entity_id,
+            template_id,
+            unicode: m.encoding == Encoding::Ucs2,
+            text: m.text,
+            client_ref: format!("handover-{}", m.id),
+        };
+        let Ok(json) = serde_json::to_vec(&body) else {
+            return Attempt::Refused("could not encode the gateway request".into());
+        };
+        let resp = self
+            .agent
+            .post(&self.url)
+            .header(
+                "authorization",
+                &format!("Bearer {}", self.api_key.as_str()),
+            )
+            .header("content-type", "application/json")
+            .send(&json[..]);
+        let mut resp = match resp {
+            Ok(r) => r,
+            Err(ureq::Error::Timeout(_)) => {
+                return Attempt::Later("the gateway did not answer in time".into())
+            }
+            Err(e) => return Attempt::Later(format!("the gateway could not be reached: {e}")),
+        };
+        let status = resp.status().as_u16();
+        let answer = resp
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_vec()
+            .unwrap_or_default();
+        match status {
+            200..=299 => Attempt::Sent {
+                gateway_id: serde_json::from_slice::<GatewayAnswer>(&answer)
+                    .ok()
+                    .and_then(|a| a.message_id)
+                    .map(|id| id.chars().take(100).collect()),
+            },
+            408 | 429 | 500..=599 => Attempt::Later(format!("the gateway answered {status}")),
+            _ => Attempt::Refused(format!("the gateway refused the message ({status})")),
+        }
+    }
+}
