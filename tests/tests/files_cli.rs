@@ -147,14 +147,47 @@ fn a_failed_sms_write_loses_no_sms() {
         .iter()
         .all(|r| r["reason"].as_str().unwrap().contains("No such file")));
     // Sent again with the office's own sender (its sms.csv).
-    ok(&[
+    let summary: serde_json::Value = serde_json::from_str(&ok(&[
         "office",
         "sms",
         "send",
         "--dir",
         p(&office),
         "--retry-failed",
-    ]);
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        (summary["sent"].as_u64(), summary["failed"].as_u64()),
+        (Some(3), Some(0))
+    );
     let sent = std::fs::read_to_string(office.join("sms.csv")).unwrap();
     assert_eq!(sent.lines().count(), 4);
+    // "Code not received": the current code of one item, again.
+    let reference = rows[0]["reference"].as_str().unwrap();
+    let out = ok(&[
+        "office",
+        "sms",
+        "resend",
+        "--dir",
+        p(&office),
+        "--reference",
+        reference,
+    ]);
+    assert!(out.contains("sent again"), "{out}");
+    let again = std::fs::read_to_string(office.join("sms.csv")).unwrap();
+    let lines: Vec<&str> = again.lines().collect();
+    assert_eq!(lines.len(), 5);
+    let first = lines.iter().find(|l| l.contains(reference)).unwrap();
+    assert_eq!(lines[4], *first, "the same code, not a new one");
+    let unknown = run(&[
+        "office",
+        "sms",
+        "resend",
+        "--dir",
+        p(&office),
+        "--reference",
+        "EE000000000IN",
+    ]);
+    assert_eq!(unknown.status.code(), Some(2));
 }
