@@ -6,6 +6,7 @@
 //! ```toml
 //! [office]
 //! language = "hi+en"               # for bookings without a language column: en, hi, hi+en
+//! database_url = "postgres://handover@db.example/handover"   # or database_url_env; SQLite when absent
 //!
 //! [customer_care]
 //! post = "1800 266 6868"
@@ -51,17 +52,36 @@ pub struct Config {
 }
 
 /// Office-wide settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OfficeSettings {
     /// Language of bookings that do not say: `en`, `hi` or `hi+en`.
     pub language: String,
+    /// The PostgreSQL store (`postgres://…`); SQLite in the office
+    /// directory when neither this nor `database_url_env` is set.
+    pub database_url: Option<String>,
+    /// The environment variable holding the PostgreSQL URL (keeps a password
+    /// out of the file).
+    pub database_url_env: Option<String>,
+}
+
+impl std::fmt::Debug for OfficeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A database URL may carry a password.
+        f.debug_struct("OfficeSettings")
+            .field("language", &self.language)
+            .field("database", &self.database_url.as_ref().map(|_| "postgres"))
+            .field("database_url_env", &self.database_url_env)
+            .finish()
+    }
 }
 
 impl Default for OfficeSettings {
     fn default() -> Self {
         OfficeSettings {
             language: "en".into(),
+            database_url: None,
+            database_url_env: None,
         }
     }
 }
@@ -170,6 +190,20 @@ impl Config {
             return Err("sms.max_attempts: 1 to 20".into());
         }
         Ok(())
+    }
+
+    /// The PostgreSQL URL the settings name, if any.
+    pub fn database_url(&self) -> Result<Option<String>> {
+        if let Some(url) = &self.office.database_url {
+            return Ok(Some(url.clone()));
+        }
+        match &self.office.database_url_env {
+            Some(var) => std::env::var(var).map(Some).map_err(|_| Error::Config {
+                path: FILE.into(),
+                why: format!("office.database_url_env names {var}, which is not set"),
+            }),
+            None => Ok(None),
+        }
     }
 
     /// The language of bookings that do not say.

@@ -20,6 +20,7 @@
 //! nonce, be within five minutes of the office's clock, and use a nonce not
 //! seen before; a revoked device is refused after its signature checks.
 
+use crate::store::ps;
 use chrono::{DateTime, Duration, Utc};
 use handover_core::api::{
     enrol_key_proof, verify_request, EnrolRequest, EnrolResponse, EnrolToken, SignedRequest,
@@ -27,7 +28,6 @@ use handover_core::api::{
 };
 use handover_core::keys::PublicKey;
 use handover_core::rules::{check_text, later, limits};
-use rusqlite::{params, OptionalExtension};
 
 use crate::error::{Error, Result};
 use crate::{ms, Office};
@@ -69,12 +69,12 @@ impl Office {
         let token = EnrolToken::generate(&self.public_key())?;
         let expires_at = later(now, valid_for);
         self.store.write(|tx| {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO enrol_tokens (token_id, proof_key, assignee, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    token.token_id(),
-                    &token.proof_key()[..],
+                 VALUES ($1, $2, $3, $4, $5)",
+                ps![
+                    &token.token_id(),
+                    &token.proof_key(),
                     assignee,
                     ms(now),
                     ms(expires_at)
@@ -98,11 +98,12 @@ impl Office {
             used_by: Option<String>,
         }
         self.store.write(|tx| {
+            tx.lock_token(&req.token_id)?;
             let row = tx
-                .query_row(
+                .opt(
                     "SELECT proof_key, assignee, expires_at, device_id FROM enrol_tokens
-                     WHERE token_id = ?1",
-                    [&req.token_id],
+                     WHERE token_id = $1",
+                    ps![&req.token_id],
                     |r| {
                         Ok(Row {
                             proof_key: r.get("proof_key")?,
@@ -111,11 +112,11 @@ impl Office {
                             used_by: r.get("device_id")?,
                         })
                     },
-                )
-                .optional()?
+                )?
                 .ok_or(Error::UnknownToken)?;
             let proof_key: [u8; 32] = row
                 .proof_key
+                .clone()
                 .try_into()
                 .map_err(|_| Error::Store("a token's proof key has the wrong length"))?;
             // Whoever does not hold the token learns nothing of its state.
@@ -126,14 +127,14 @@ impl Office {
                 Some(_) => return Err(Error::TokenUsed),
                 None if row.expires_at < ms(now) => return Err(Error::TokenExpired),
                 None => {
-                    tx.execute(
+                    tx.exec(
                         "INSERT INTO devices (device_id, public_key, assignee, enrolled_at)
-                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT(device_id) DO NOTHING",
-                        params![device_id, &req.device_key.0[..], row.assignee, ms(now)],
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (device_id) DO NOTHING",
+                        ps![&device_id, &req.device_key.0, &row.assignee, ms(now)],
                     )?;
-                    tx.execute(
-                        "UPDATE enrol_tokens SET used_at = ?2, device_id = ?3 WHERE token_id = ?1",
-                        params![req.token_id, ms(now), device_id],
+                    tx.exec(
+                        "UPDATE enrol_tokens SET used_at = $2, device_id = $3 WHERE token_id = $1",
+                        ps![&req.token_id, ms(now), &device_id],
                     )?;
                 }
             }
@@ -159,14 +160,12 @@ impl Office {
         now: DateTime<Utc>,
     ) -> Result<String> {
         let (key, revoked) = self.store.read(|tx| {
-            let row: Option<(Vec<u8>, bool)> = tx
-                .query_row(
-                    "SELECT public_key, revoked_at IS NOT NULL AS revoked FROM devices
-                     WHERE device_id = ?1",
-                    [&signed.device_id],
-                    |r| Ok((r.get("public_key")?, r.get("revoked")?)),
-                )
-                .optional()?;
+            let row: Option<(Vec<u8>, bool)> = tx.opt(
+                "SELECT public_key, revoked_at IS NOT NULL AS revoked FROM devices
+                 WHERE device_id = $1",
+                ps![&signed.device_id],
+                |r| Ok((r.get("public_key")?, r.get("revoked")?)),
+            )?;
             row.ok_or_else(|| Error::UnknownDevice(signed.device_id.clone()))
         })?;
         let key = PublicKey(
@@ -184,19 +183,19 @@ impl Office {
             });
         }
         self.store.write(|tx| {
-            let fresh = tx.execute(
-                "INSERT INTO request_nonces (device_id, nonce, seen_at) VALUES (?1, ?2, ?3)
+            let fresh = tx.exec(
+                "INSERT INTO request_nonces (device_id, nonce, seen_at) VALUES ($1, $2, $3)
                  ON CONFLICT DO NOTHING",
-                params![signed.device_id, &signed.nonce[..], now_ms],
+                ps![&signed.device_id, &signed.nonce, now_ms],
             )?;
             if fresh == 0 {
                 return Err(Error::ReplayedRequest);
             }
             // Nonces older than two windows can no longer be replayed: the
             // time check refuses their requests.
-            tx.execute(
-                "DELETE FROM request_nonces WHERE seen_at < ?1",
-                [now_ms.saturating_sub(2 * REQUEST_WINDOW_MS)],
+            tx.exec(
+                "DELETE FROM request_nonces WHERE seen_at < $1",
+                ps![now_ms.saturating_sub(2 * REQUEST_WINDOW_MS)],
             )?;
             Ok(())
         })?;

@@ -31,6 +31,9 @@ pub enum Error {
     /// The directory already holds an office (keys are never overwritten).
     #[error("{} already holds an office; its keys are kept", .0.display())]
     AlreadyInitialised(PathBuf),
+    /// The database already holds an office (one office per database).
+    #[error("the database already holds an office; give another database")]
+    DatabaseHoldsAnOffice,
     /// No enrolled device with that id.
     #[error("device {0} is not enrolled")]
     UnknownDevice(String),
@@ -151,6 +154,38 @@ pub enum Error {
     /// SQLite reported an error.
     #[error("office store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error (its message, never the values).
+    #[error("office store (PostgreSQL): {message}")]
+    Postgres {
+        /// The server's message and SQLSTATE, or the client's.
+        message: String,
+        /// A serialization failure or deadlock: the transaction may run again.
+        transient: bool,
+    },
+}
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Error {
+        use postgres::error::SqlState;
+        match e.as_db_error() {
+            Some(db) => Error::Postgres {
+                message: format!("{} ({})", db.message(), db.code().code()),
+                transient: [
+                    SqlState::T_R_SERIALIZATION_FAILURE,
+                    SqlState::T_R_DEADLOCK_DETECTED,
+                ]
+                .contains(db.code()),
+            },
+            None => Error::Postgres {
+                message: if e.is_closed() {
+                    "the connection is closed".into()
+                } else {
+                    "cannot reach the database".into()
+                },
+                transient: false,
+            },
+        }
+    }
 }
 
 /// The office's result type.

@@ -54,6 +54,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::store::{ps, Tx};
 use chrono::{DateTime, Utc};
 use handover_core::codes::{derive_code, Policy, Programme};
 use handover_core::event::{
@@ -63,7 +64,6 @@ use handover_core::keys::PublicKey;
 use handover_core::manifest::ItemDetails;
 use handover_core::rules::{clock_tolerance, constant_time_eq, earlier, later};
 use handover_core::sync::{Ack, Batch, EventVerdict, Verdict, ACK_FORMAT};
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -122,9 +122,9 @@ impl From<Error> for Refusal {
     }
 }
 
-impl From<rusqlite::Error> for Refusal {
-    fn from(e: rusqlite::Error) -> Self {
-        Refusal::Other(e.into())
+impl crate::store::Transient for Refusal {
+    fn is_transient(&self) -> bool {
+        matches!(self, Refusal::Other(e) if crate::store::Transient::is_transient(e))
     }
 }
 
@@ -145,6 +145,8 @@ impl Office {
             .map(|e| (e, e.verified(&batch.device_key)))
             .collect();
         let stored = self.store.write(|tx| {
+            // One batch of a device at a time, across servers.
+            tx.lock_device(&device_id)?;
             let head = device_head(tx, &device_id)?;
             if head.key != batch.device_key {
                 return Err(Refusal::Other(Error::UnknownDevice(device_id.clone())));
@@ -182,32 +184,12 @@ impl Office {
     }
 }
 
-/// One row of a statement prepared once per connection (ingest runs the
-/// same few statements for every event).
-fn one<T, P: rusqlite::Params>(
-    tx: &rusqlite::Connection,
-    sql: &str,
-    params: P,
-    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    tx.prepare_cached(sql)?.query_row(params, f)
-}
-
-/// Execute a statement prepared once per connection.
-fn exec<P: rusqlite::Params>(
-    tx: &rusqlite::Connection,
-    sql: &str,
-    params: P,
-) -> rusqlite::Result<usize> {
-    tx.prepare_cached(sql)?.execute(params)
-}
-
 /// A stored 32-byte value that is not 32 bytes: damage, not input.
 fn bytes32(v: Vec<u8>, what: &'static str) -> Result<[u8; 32]> {
     v.try_into().map_err(|_| Error::Store(what))
 }
 
-fn device_head(tx: &Transaction<'_>, device_id: &str) -> Result<DeviceHead> {
+fn device_head(tx: &mut Tx<'_, '_>, device_id: &str) -> Result<DeviceHead> {
     struct Row {
         key: Vec<u8>,
         revoked: bool,
@@ -216,10 +198,10 @@ fn device_head(tx: &Transaction<'_>, device_id: &str) -> Result<DeviceHead> {
         clock_mark: Option<i64>,
     }
     let row = tx
-        .query_row(
+        .opt(
             "SELECT public_key, revoked_at IS NOT NULL AS revoked, head_seq, head_hash, clock_mark
-             FROM devices WHERE device_id = ?1",
-            [device_id],
+             FROM devices WHERE device_id = $1",
+            ps![device_id],
             |r| {
                 Ok(Row {
                     key: r.get("public_key")?,
@@ -229,8 +211,7 @@ fn device_head(tx: &Transaction<'_>, device_id: &str) -> Result<DeviceHead> {
                     clock_mark: r.get("clock_mark")?,
                 })
             },
-        )
-        .optional()?
+        )?
         .ok_or_else(|| Error::UnknownDevice(device_id.to_owned()))?;
     if row.revoked {
         return Err(Error::DeviceRevoked(device_id.to_owned()));
@@ -248,44 +229,30 @@ fn device_head(tx: &Transaction<'_>, device_id: &str) -> Result<DeviceHead> {
 }
 
 /// The event held at `seq`, as stored.
-fn held_event(tx: &Transaction<'_>, device_id: &str, seq: u64) -> Result<Option<Event>> {
-    struct Row {
-        prev: Vec<u8>,
-        hash: Vec<u8>,
-        body: Vec<u8>,
-        signature: Vec<u8>,
-    }
-    let Some(row) = tx
-        .query_row(
-            "SELECT prev_hash, hash, body, signature FROM events WHERE device_id = ?1 AND seq = ?2",
-            params![device_id, seq as i64],
-            |r| {
-                Ok(Row {
-                    prev: r.get("prev_hash")?,
-                    hash: r.get("hash")?,
-                    body: r.get("body")?,
-                    signature: r.get("signature")?,
-                })
-            },
-        )
-        .optional()?
-    else {
-        return Ok(None);
-    };
+fn held_event(tx: &mut Tx<'_, '_>, device_id: &str, seq: u64) -> Result<Option<Event>> {
     let what = "a stored event has a field of the wrong length";
-    Ok(Some(Event {
-        seq,
-        prev_hash: bytes32(row.prev, what)?,
-        hash: bytes32(row.hash, what)?,
-        body: row.body,
-        signature: row.signature.try_into().map_err(|_| Error::Store(what))?,
-    }))
+    tx.opt(
+        "SELECT prev_hash, hash, body, signature FROM events WHERE device_id = $1 AND seq = $2",
+        ps![device_id, seq],
+        |r| {
+            Ok(Event {
+                seq,
+                prev_hash: bytes32(r.get("prev_hash")?, what)?,
+                hash: bytes32(r.get("hash")?, what)?,
+                body: r.get("body")?,
+                signature: r
+                    .get::<Vec<u8>>("signature")?
+                    .try_into()
+                    .map_err(|_| Error::Store(what))?,
+            })
+        },
+    )
 }
 
 /// Check and store the batch's events; returns how many were new.
 fn ingest_events(
     office: &Office,
-    tx: &Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     device_id: &str,
     mut head: DeviceHead,
     checked: &[(&Event, handover_core::Result<Verified<'_>>)],
@@ -356,13 +323,12 @@ fn ingest_events(
         }
         new += 1;
     }
-    exec(
-        tx,
-        "UPDATE devices SET head_seq = ?2, head_hash = ?3, clock_mark = ?4 WHERE device_id = ?1",
-        params![
+    tx.exec(
+        "UPDATE devices SET head_seq = $2, head_hash = $3, clock_mark = $4 WHERE device_id = $1",
+        ps![
             device_id,
-            head.cursor.seq() as i64,
-            &head.cursor.hash()[..],
+            head.cursor.seq(),
+            &head.cursor.hash(),
             head.clock_mark
         ],
     )?;
@@ -390,71 +356,50 @@ struct Issued {
 }
 
 fn issued_item(
-    tx: &Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     device_id: &str,
     manifest_id: &str,
     reference: &str,
 ) -> Result<Option<Issued>> {
-    let row: Option<(String, i64, i64, String)> = tx
-        .query_row(
-            "SELECT i.programme AS programme, m.valid_from AS valid_from,
-                    m.valid_until AS valid_until, i.details AS details
-             FROM items i JOIN manifests m ON m.manifest_id = i.manifest_id
-             WHERE i.manifest_id = ?1 AND i.reference = ?2 AND m.device_id = ?3",
-            params![manifest_id, reference, device_id],
-            |r| {
-                Ok((
-                    r.get("programme")?,
-                    r.get("valid_from")?,
-                    r.get("valid_until")?,
-                    r.get("details")?,
-                ))
-            },
-        )
-        .optional()?;
-    let Some((programme, from, until, details)) = row else {
-        return Ok(None);
-    };
-    Ok(Some(Issued {
-        programme: programme.parse()?,
-        valid_from: from_ms(from),
-        valid_until: from_ms(until),
-        details: serde_json::from_str(&details)
-            .map_err(|_| Error::Store("stored item details are unreadable"))?,
-    }))
+    tx.opt(
+        "SELECT i.programme AS programme, m.valid_from AS valid_from,
+                m.valid_until AS valid_until, i.details AS details
+         FROM items i JOIN manifests m ON m.manifest_id = i.manifest_id
+         WHERE i.manifest_id = $1 AND i.reference = $2 AND m.device_id = $3",
+        ps![manifest_id, reference, device_id],
+        |r| {
+            Ok(Issued {
+                programme: r.get::<String>("programme")?.parse()?,
+                valid_from: from_ms(r.get("valid_from")?),
+                valid_until: from_ms(r.get("valid_until")?),
+                details: serde_json::from_str(&r.get::<String>("details")?)
+                    .map_err(|_| Error::Store("stored item details are unreadable"))?,
+            })
+        },
+    )
 }
 
 /// The policy and key a code version was issued under.
 fn code_version(
-    tx: &Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     programme: Programme,
     reference: &str,
     version: u32,
 ) -> Result<Option<(Policy, String)>> {
-    let row: Option<(String, String)> = tx
-        .query_row(
-            "SELECT policy, code_key_id FROM codes
-             WHERE programme = ?1 AND reference = ?2 AND code_version = ?3",
-            params![programme.as_str(), reference, version],
-            |r| Ok((r.get("policy")?, r.get("code_key_id")?)),
-        )
-        .optional()?;
-    row.map(|(p, k)| {
-        let policy =
-            serde_json::from_str(&p).map_err(|_| Error::Store("a stored policy is unreadable"))?;
-        Ok((policy, k))
-    })
-    .transpose()
-}
-
-fn exists(tx: &Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
-    Ok(one(tx, &format!("SELECT EXISTS ({sql})"), params, |r| {
-        r.get(0)
-    })?)
+    tx.opt(
+        "SELECT policy, code_key_id FROM codes
+         WHERE programme = $1 AND reference = $2 AND code_version = $3",
+        ps![programme.as_str(), reference, version],
+        |r| {
+            let policy = serde_json::from_str(&r.get::<String>("policy")?)
+                .map_err(|_| Error::Store("a stored policy is unreadable"))?;
+            Ok((policy, r.get("code_key_id")?))
+        },
+    )
 }
 
 fn judge(
-    tx: &Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     code_key: &handover_core::codes::CodeKey,
     device_id: &str,
     body: &EventBody,
@@ -488,30 +433,27 @@ fn judge(
             {
                 return Ok(Verdict::OutsideValidity);
             }
-            let latest: Option<i64> = one(
-                tx,
-                "SELECT MAX(code_version) FROM codes WHERE programme = ?1 AND reference = ?2",
-                params![item.programme.as_str(), reference],
-                |r| r.get(0),
+            let latest: Option<i64> = tx.one(
+                "SELECT MAX(code_version) AS latest FROM codes WHERE programme = $1 AND reference = $2",
+                ps![item.programme.as_str(), reference],
+                |r| r.get("latest"),
             )?;
             if latest.is_some_and(|l| l > i64::from(*version)) {
                 return Ok(Verdict::Superseded);
             }
-            if exists(
-                tx,
-                "SELECT 1 FROM events WHERE device_id = ?1 AND reference = ?2
-                 AND code_version = ?3 AND kind = 'locked'",
-                params![device_id, reference, version],
+            if tx.exists(
+                "SELECT 1 FROM events WHERE device_id = $1 AND reference = $2
+                 AND code_version = $3 AND kind = 'locked'",
+                ps![device_id, reference, *version],
             )? {
                 return Ok(Verdict::AfterLock);
             }
-            if exists(
-                tx,
+            if tx.exists(
                 "SELECT 1 FROM events e JOIN items i
                      ON i.manifest_id = e.manifest_id AND i.reference = e.reference
-                 WHERE e.reference = ?1 AND i.programme = ?2 AND e.kind = 'handed_over'
+                 WHERE e.reference = $1 AND i.programme = $2 AND e.kind = 'handed_over'
                  AND e.verdict = 'verified'",
-                params![reference, item.programme.as_str()],
+                ps![reference, item.programme.as_str()],
             )? {
                 return Ok(Verdict::Duplicate);
             }
@@ -532,12 +474,10 @@ fn judge(
             let Some((policy, _)) = code_version(tx, item.programme, reference, *version)? else {
                 return Ok(Verdict::Recorded);
             };
-            let before: i64 = one(
-                tx,
-                "SELECT COUNT(*) FROM events WHERE device_id = ?1 AND reference = ?2
-                 AND code_version = ?3 AND kind = 'attempt_failed'",
-                params![device_id, reference, version],
-                |r| r.get(0),
+            let before = tx.int(
+                "SELECT COUNT(*) AS n FROM events WHERE device_id = $1 AND reference = $2
+                 AND code_version = $3 AND kind = 'attempt_failed'",
+                ps![device_id, reference, *version],
             )?;
             Ok(if before >= i64::from(policy.max_attempts) {
                 Verdict::AttemptsExceeded
@@ -550,11 +490,10 @@ fn judge(
             revision,
             ..
         } => Ok(
-            if exists(
-                tx,
-                "SELECT 1 FROM events WHERE device_id = ?1 AND manifest_id = ?2
-                 AND revision = ?3 AND kind = 'manifest_imported'",
-                params![device_id, manifest_id, revision],
+            if tx.exists(
+                "SELECT 1 FROM events WHERE device_id = $1 AND manifest_id = $2
+                 AND revision = $3 AND kind = 'manifest_imported'",
+                ps![device_id, manifest_id, *revision],
             )? {
                 Verdict::Reimported
             } else {
@@ -573,11 +512,10 @@ fn judge(
                 PaymentMethod::Cash => true,
                 PaymentMethod::Upi { txn_ref } => handover_core::upi::validate_utr(txn_ref).is_ok(),
             };
-            let paid_before = exists(
-                tx,
-                "SELECT 1 FROM events WHERE reference = ?1 AND kind = 'payment'
+            let paid_before = tx.exists(
+                "SELECT 1 FROM events WHERE reference = $1 AND kind = 'payment'
                  AND verdict = 'recorded'",
-                params![reference],
+                ps![reference],
             )?;
             Ok(if cod == Some(*amount_paise) && utr_ok && !paid_before {
                 Verdict::Recorded
@@ -590,7 +528,7 @@ fn judge(
 }
 
 fn store_event(
-    tx: &Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     device_id: &str,
     e: &Event,
     body: &EventBody,
@@ -600,23 +538,22 @@ fn store_event(
 ) -> Result<()> {
     let (manifest_id, reference) = body.kind.subject();
     let c = Columns::of(body);
-    exec(
-        tx,
+    tx.exec(
         "INSERT INTO events (device_id, seq, prev_hash, hash, body, signature, kind, manifest_id,
              reference, detail, verdict, device_time, received_at, code_version, revision,
              amount_paise, clock_suspect)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        params![
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        ps![
             device_id,
-            e.seq as i64,
-            &e.prev_hash[..],
-            &e.hash[..],
-            e.body,
-            &e.signature[..],
+            e.seq,
+            &e.prev_hash,
+            &e.hash,
+            &e.body,
+            &e.signature,
             body.kind.type_name(),
             manifest_id,
             reference,
-            c.detail,
+            &c.detail,
             verdict.as_str(),
             ms(body.time),
             ms(now),
@@ -632,27 +569,25 @@ fn store_event(
 /// A fork: flag the device (never overwriting an earlier flag) and keep the
 /// second signed event as evidence.
 fn record_fork(
-    tx: &Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     device_id: &str,
     event: &Event,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    exec(
-        tx,
-        "UPDATE devices SET flagged = 'fork' WHERE device_id = ?1 AND flagged IS NULL",
-        [device_id],
+    tx.exec(
+        "UPDATE devices SET flagged = 'fork' WHERE device_id = $1 AND flagged IS NULL",
+        ps![device_id],
     )?;
-    exec(
-        tx,
-        "INSERT OR IGNORE INTO fork_evidence (device_id, seq, prev_hash, hash, body, signature,
-             received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+    tx.exec(
+        "INSERT INTO fork_evidence (device_id, seq, prev_hash, hash, body, signature, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        ps![
             device_id,
-            event.seq as i64,
-            &event.prev_hash[..],
-            &event.hash[..],
-            event.body,
-            &event.signature[..],
+            event.seq,
+            &event.prev_hash,
+            &event.hash,
+            &event.body,
+            &event.signature,
             ms(now)
         ],
     )?;
@@ -662,17 +597,15 @@ fn record_fork(
 /// The ack of a batch: through its last seq (or the head, for an empty
 /// batch), with the stored verdict of each of its events.
 fn ack_for(
-    tx: &Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     device_id: &str,
     events: &[Event],
 ) -> Result<(Ack, BTreeMap<String, u64>)> {
-    let head: i64 = one(
-        tx,
-        "SELECT head_seq FROM devices WHERE device_id = ?1",
-        [device_id],
-        |r| r.get(0),
+    let head = tx.int(
+        "SELECT head_seq AS n FROM devices WHERE device_id = $1",
+        ps![device_id],
     )?;
-    let through = events.last().map_or(head as u64, |e| e.seq);
+    let through = events.last().map_or(head.max(0) as u64, |e| e.seq);
     let through_hash = if through == 0 {
         GENESIS
     } else {
@@ -683,11 +616,10 @@ fn ack_for(
     let mut verdicts = Vec::with_capacity(events.len());
     let mut counts = BTreeMap::new();
     for e in events {
-        let v: String = one(
-            tx,
-            "SELECT verdict FROM events WHERE device_id = ?1 AND seq = ?2",
-            params![device_id, e.seq as i64],
-            |r| r.get(0),
+        let v: String = tx.one(
+            "SELECT verdict FROM events WHERE device_id = $1 AND seq = $2",
+            ps![device_id, e.seq],
+            |r| r.get("verdict"),
         )?;
         let verdict = Verdict::parse(&v)?;
         *counts.entry(verdict.as_str().to_owned()).or_insert(0) += 1;
@@ -712,7 +644,7 @@ fn ack_for(
 /// notice, of a verified handover: queued, once per event.
 fn confirm(
     office: &Office,
-    tx: &Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     device_id: &str,
     seq: u64,
     body: &EventBody,
@@ -726,10 +658,9 @@ fn confirm(
     else {
         return Ok(());
     };
-    let (mobile, details, language): (String, String, String) = one(
-        tx,
-        "SELECT mobile, details, language FROM items WHERE manifest_id = ?1 AND reference = ?2",
-        params![manifest_id, reference],
+    let (mobile, details, language): (String, String, String) = tx.one(
+        "SELECT mobile, details, language FROM items WHERE manifest_id = $1 AND reference = $2",
+        ps![manifest_id, reference],
         |r| Ok((r.get("mobile")?, r.get("details")?, r.get("language")?)),
     )?;
     let details: ItemDetails = serde_json::from_str(&details)
@@ -750,11 +681,10 @@ fn confirm(
             "device_id": device_id,
             "event_seq": seq,
         });
-        exec(
-            tx,
+        tx.exec(
             "INSERT INTO confirmations (device_id, seq, channel, reference, recipient, message, created_at)
-             VALUES (?1, ?2, 'certificate', ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-            params![device_id, seq as i64, reference, v.beneficiary_ref, cert.to_string(), ms(now)],
+             VALUES ($1, $2, 'certificate', $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            ps![device_id, seq, reference.as_str(), &v.beneficiary_ref, &cert.to_string(), ms(now)],
         )?;
     }
     for purpose in purposes {

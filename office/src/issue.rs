@@ -27,11 +27,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::store::{ps, Tx};
 use chrono::{DateTime, Utc};
 use handover_core::codes::{derive_code, Policy, Programme};
 use handover_core::manifest::{Item, Manifest, MANIFEST_FORMAT};
 use handover_core::verifier::Verifier;
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use crate::bookings::Booking;
@@ -151,13 +151,14 @@ struct Planned<'a> {
 impl Office {
     /// Issue (or re-issue) a device's manifest. `progress` is called once
     /// per item; `deliver` gets the result before anything is committed
-    /// (write the manifest and SMS files there) and the issue is committed
-    /// only if it returns `Ok`.
+    /// (write the manifest file there) and the issue is committed only if
+    /// it returns `Ok` (on PostgreSQL it may be called again, if the
+    /// transaction has to run again).
     pub fn issue(
         &self,
         req: &IssueRequest<'_>,
         progress: &(dyn Fn() + Sync),
-        deliver: impl FnOnce(&Issued) -> Result<()>,
+        mut deliver: impl FnMut(&Issued) -> Result<()>,
     ) -> Result<Issued> {
         let device = self.device(req.device_id)?;
         if device.revoked {
@@ -182,13 +183,13 @@ impl Office {
             return Err(Error::ReissueNotBooked((*r).to_owned()));
         }
         self.store.write(|tx| {
-        let held: Option<i64> = tx
-            .query_row(
-                "SELECT revision FROM manifests WHERE manifest_id = ?1",
-                [&manifest_id],
-                |r| r.get("revision"),
-            )
-            .optional()?;
+        // One issue of a device's manifests at a time, across servers.
+        tx.lock_device(req.device_id)?;
+        let held: Option<i64> = tx.opt(
+            "SELECT revision FROM manifests WHERE manifest_id = $1",
+            ps![&manifest_id],
+            |r| r.get("revision"),
+        )?;
         let revision = held.map_or(Ok(1), |r| {
             u32::try_from(r)
                 .ok()
@@ -273,16 +274,16 @@ impl Office {
         };
         let sealed = manifest.seal(&self.signing)?;
         let policy_json = serde_json::to_string(&policy).map_err(|_| Error::Encoding("policy"))?;
-        tx.execute(
+        tx.exec(
             "INSERT INTO manifests (manifest_id, revision, device_id, programme, code_key_id,
                  issued_at, valid_from, valid_until, policy, sealed)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT(manifest_id) DO UPDATE SET revision = excluded.revision,
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (manifest_id) DO UPDATE SET revision = excluded.revision,
                  issued_at = excluded.issued_at, valid_from = excluded.valid_from,
                  valid_until = excluded.valid_until, policy = excluded.policy,
                  sealed = excluded.sealed",
-            params![
-                manifest_id,
+            ps![
+                &manifest_id,
                 revision,
                 req.device_id,
                 programme.as_str(),
@@ -290,29 +291,30 @@ impl Office {
                 ms(req.now),
                 ms(req.valid_from),
                 ms(req.valid_until),
-                policy_json,
-                sealed
+                &policy_json,
+                &sealed
             ],
         )?;
         let (mut sms_ids, mut sms_segments) = (Vec::new(), 0);
         for (item, p) in manifest.items.iter().zip(&plan) {
             let details = serde_json::to_string(&item.details)
                 .map_err(|_| Error::Encoding("item details"))?;
-            tx.execute(
+            tx.exec(
                 "INSERT INTO items (manifest_id, reference, programme, code_version, digits, mobile,
                      details, language)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT(manifest_id, reference) DO UPDATE SET code_version = excluded.code_version,
-                     digits = excluded.digits, mobile = excluded.mobile, details = excluded.details,
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (manifest_id, reference) DO UPDATE SET
+                     code_version = excluded.code_version, digits = excluded.digits,
+                     mobile = excluded.mobile, details = excluded.details,
                      language = excluded.language",
-                params![
-                    manifest_id,
-                    item.reference,
+                ps![
+                    &manifest_id,
+                    &item.reference,
                     programme.as_str(),
                     item.code_version,
                     p.policy.digits,
-                    p.booking.mobile,
-                    details,
+                    &p.booking.mobile,
+                    &details,
                     p.language.as_str()
                 ],
             )?;
@@ -338,14 +340,14 @@ impl Office {
             if p.new_code {
                 let json =
                     serde_json::to_string(&p.policy).map_err(|_| Error::Encoding("policy"))?;
-                tx.execute(
+                tx.exec(
                     "INSERT INTO codes (programme, reference, code_version, policy, code_key_id, issued_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    ps![
                         programme.as_str(),
-                        item.reference,
+                        &item.reference,
                         item.code_version,
-                        json,
+                        &json,
                         self.code_key.id(),
                         ms(req.now)
                     ],
@@ -353,7 +355,7 @@ impl Office {
             }
         }
         let issued = Issued {
-            manifest_id,
+            manifest_id: manifest_id.clone(),
             revision,
             sealed,
             sms,
@@ -372,7 +374,7 @@ impl Office {
 /// Decide the code version, policy and SMS of one booking (the table in the
 /// module docs).
 fn plan_item<'a>(
-    tx: &Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     programme: Programme,
     manifest_id: &str,
     booking: &'a Booking,
@@ -382,20 +384,18 @@ fn plan_item<'a>(
 ) -> Result<Planned<'a>> {
     let language = booking.language.unwrap_or(default_language);
     let reference = booking.reference.as_str();
-    let in_manifest: Option<(i64, Option<String>)> = tx
-        .query_row(
-            "SELECT i.code_version AS code_version, c.policy AS policy FROM items i
-             LEFT JOIN codes c ON c.programme = i.programme AND c.reference = i.reference
-                 AND c.code_version = i.code_version
-             WHERE i.manifest_id = ?1 AND i.reference = ?2",
-            params![manifest_id, reference],
-            |r| Ok((r.get("code_version")?, r.get("policy")?)),
-        )
-        .optional()?;
-    let latest: Option<i64> = tx.query_row(
-        "SELECT MAX(code_version) FROM codes WHERE programme = ?1 AND reference = ?2",
-        params![programme.as_str(), reference],
-        |r| r.get(0),
+    let in_manifest: Option<(i64, Option<String>)> = tx.opt(
+        "SELECT i.code_version AS code_version, c.policy AS policy FROM items i
+         LEFT JOIN codes c ON c.programme = i.programme AND c.reference = i.reference
+             AND c.code_version = i.code_version
+         WHERE i.manifest_id = $1 AND i.reference = $2",
+        ps![manifest_id, reference],
+        |r| Ok((r.get("code_version")?, r.get("policy")?)),
+    )?;
+    let latest: Option<i64> = tx.one(
+        "SELECT MAX(code_version) AS latest FROM codes WHERE programme = $1 AND reference = $2",
+        ps![programme.as_str(), reference],
+        |r| r.get("latest"),
     )?;
     let next = u32::try_from(latest.unwrap_or(0))
         .ok()

@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use handover_core::codes::CodeKey;
 use handover_core::keys::{PublicKey, SigningKey};
-use rusqlite::{params, OptionalExtension};
+use store::{ps, Tx};
 
 pub mod bookings;
 pub mod config;
@@ -121,48 +121,94 @@ impl Office {
 
     /// [`init`](Self::init) with the cash-on-delivery payee.
     pub fn init_with(dir: &Path, office_id: &str, cod: bookings::CodPayee) -> Result<Office> {
+        Office::init_in(dir, office_id, cod, None)
+    }
+
+    /// [`init_with`](Self::init_with), the store in the PostgreSQL database
+    /// at `database_url` when given (recorded in `office.toml`, mode 0600);
+    /// the keys always stay in files under `dir`, never in a database.
+    pub fn init_in(
+        dir: &Path,
+        office_id: &str,
+        cod: bookings::CodPayee,
+        database_url: Option<&str>,
+    ) -> Result<Office> {
         handover_core::rules::check_id("office id", office_id)?;
         handover_core::upi::validate_vpa(&cod.upi)?;
         if dir.join(DB_FILE).exists() || dir.join("keys").exists() {
             return Err(Error::AlreadyInitialised(dir.to_owned()));
         }
+        let store = match database_url {
+            Some(url) => store::Store::open_postgres(url)?,
+            None => {
+                files::private_dir(dir)?;
+                store::Store::open_sqlite(&dir.join(DB_FILE), true)?
+            }
+        };
         files::private_dir(dir)?;
-        keystore::create(dir, CODE_KEY_ID)?;
-        let store = store::Store::open(&dir.join(DB_FILE), true)?;
         store.write(|tx| {
+            if tx.exists("SELECT 1 FROM meta WHERE key = 'office_id'", ps![])? {
+                return Err(Error::DatabaseHoldsAnOffice);
+            }
             for (k, v) in [
                 ("office_id", office_id),
                 ("code_key_id", CODE_KEY_ID),
                 ("cod_upi", &cod.upi),
                 ("cod_name", &cod.name),
             ] {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
-                    params![k, v],
-                )?;
+                tx.exec("INSERT INTO meta (key, value) VALUES ($1, $2)", ps![k, v])?;
             }
-            Ok::<_, Error>(())
+            Ok(())
         })?;
         drop(store);
+        keystore::create(dir, CODE_KEY_ID)?;
         let settings = dir.join(config::FILE);
         if !settings.exists() {
-            std::fs::write(&settings, DEFAULT_CONFIG).map_err(error::io(&settings))?;
+            let text = match database_url {
+                Some(url) => DEFAULT_CONFIG.replace(
+                    "# database_url = \"postgres://handover@db.example/handover\"",
+                    &format!("database_url = {}", toml_string(url)),
+                ),
+                None => DEFAULT_CONFIG.to_owned(),
+            };
+            files::replace_private(&settings, text.as_bytes())?;
         }
         Office::open(dir)
     }
 
-    /// Open the office in `dir`.
+    /// Open the office in `dir`, on the store `office.toml` names (SQLite in
+    /// `dir` by default).
     pub fn open(dir: &Path) -> Result<Office> {
-        let db = dir.join(DB_FILE);
-        if !db.exists() {
+        Office::open_in(dir, None)
+    }
+
+    /// [`open`](Self::open), on the PostgreSQL database at `database_url`
+    /// when given, whatever `office.toml` says.
+    pub fn open_in(dir: &Path, database_url: Option<&str>) -> Result<Office> {
+        if !dir.join("keys").exists() && !dir.join(DB_FILE).exists() {
             return Err(Error::NotInitialised(dir.to_owned()));
         }
-        let store = store::Store::open(&db, false)?;
+        let config = config::Config::load(dir)?;
+        let url = match database_url {
+            Some(u) => Some(u.to_owned()),
+            None => config.database_url()?,
+        };
+        let store = match &url {
+            Some(url) => store::Store::open_postgres(url)?,
+            None => {
+                let db = dir.join(DB_FILE);
+                if !db.exists() {
+                    return Err(Error::NotInitialised(dir.to_owned()));
+                }
+                store::Store::open_sqlite(&db, false)?
+            }
+        };
         let meta = |k: &str| -> Result<String> {
             store.read(|tx| {
-                tx.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
-                    .optional()?
-                    .ok_or_else(|| Error::NotInitialised(dir.to_owned()))
+                tx.opt("SELECT value FROM meta WHERE key = $1", ps![k], |r| {
+                    r.get("value")
+                })?
+                .ok_or_else(|| Error::NotInitialised(dir.to_owned()))
             })
         };
         let office_id = meta("office_id")?;
@@ -173,7 +219,7 @@ impl Office {
         };
         let signing = keystore::signing_key(dir)?;
         Ok(Office {
-            config: config::Config::load(dir)?,
+            config,
             templates: sms::Templates::builtin()?,
             dir: dir.to_owned(),
             store,
@@ -182,6 +228,11 @@ impl Office {
             office_id,
             cod,
         })
+    }
+
+    /// Whether the office's store is PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self.store.is_postgres()
     }
 
     /// The office signing public key, to pin on devices.
@@ -224,10 +275,10 @@ impl Office {
         )?;
         let device_id = device_key.device_id();
         self.store.write(|tx| {
-            tx.execute(
-                "INSERT INTO devices (device_id, public_key, assignee, enrolled_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(device_id) DO NOTHING",
-                params![device_id, &device_key.0[..], assignee, ms(now)],
+            tx.exec(
+                "INSERT INTO devices (device_id, public_key, assignee, enrolled_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (device_id) DO NOTHING",
+                ps![&device_id, &device_key.0, assignee, ms(now)],
             )?;
             Ok::<_, Error>(())
         })?;
@@ -237,9 +288,9 @@ impl Office {
     /// Revoke a device: its later batches are refused.
     pub fn revoke(&self, device_id: &str, now: DateTime<Utc>) -> Result<()> {
         self.store.write(|tx| {
-            let n = tx.execute(
-                "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?2) WHERE device_id = ?1",
-                params![device_id, ms(now)],
+            let n = tx.exec(
+                "UPDATE devices SET revoked_at = COALESCE(revoked_at, $2) WHERE device_id = $1",
+                ps![device_id, ms(now)],
             )?;
             if n == 0 {
                 return Err(Error::UnknownDevice(device_id.to_owned()));
@@ -255,21 +306,35 @@ impl Office {
 }
 
 /// The device row, read in `tx`.
-pub(crate) fn device_record(tx: &rusqlite::Connection, device_id: &str) -> Result<DeviceRecord> {
-    tx.query_row(
+pub(crate) fn device_record(tx: &mut Tx<'_, '_>, device_id: &str) -> Result<DeviceRecord> {
+    tx.opt(
         "SELECT device_id, assignee, revoked_at IS NOT NULL AS revoked, flagged, head_seq
-         FROM devices WHERE device_id = ?1",
-        [device_id],
+         FROM devices WHERE device_id = $1",
+        ps![device_id],
         |r| {
             Ok(DeviceRecord {
                 device_id: r.get("device_id")?,
                 assignee: r.get("assignee")?,
                 revoked: r.get("revoked")?,
                 flagged: r.get("flagged")?,
-                head_seq: r.get::<_, i64>("head_seq")?.max(0) as u64,
+                head_seq: r.get::<i64>("head_seq")?.max(0) as u64,
             })
         },
-    )
-    .optional()?
+    )?
     .ok_or_else(|| Error::UnknownDevice(device_id.to_owned()))
+}
+
+/// `text` as a TOML basic string.
+fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

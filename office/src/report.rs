@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use handover_core::codes::{Policy, RiskFigures};
-use rusqlite::params;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::store::{ps, Tx};
 use crate::Office;
 
 /// The day's figures. Its JSON form (`handover office report --json`) is a
@@ -106,142 +106,143 @@ impl Office {
 
     /// The confirmation SMS owed so far: `(mobile, reference, status)`.
     pub fn confirmations(&self) -> Result<Vec<(String, String, String)>> {
-        self.store.read(|c| {
-            let mut stmt = c.prepare(
+        self.store.read(|tx| {
+            tx.all(
                 "SELECT mobile, reference, status FROM sms_outbox WHERE purpose = 'confirmation'
                  ORDER BY event_device, event_seq",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((r.get("mobile")?, r.get("reference")?, r.get("status")?))
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+                ps![],
+                |r| Ok((r.get("mobile")?, r.get("reference")?, r.get("status")?)),
+            )
         })
     }
 }
 
-fn report(c: &rusqlite::Connection, office_id: &str) -> Result<Report> {
-    {
-        let count =
-            |sql: &str| -> Result<u64> { Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
-        let verdict = |v: &str| -> Result<u64> {
-            Ok(c.query_row(
-                "SELECT COUNT(*) FROM events WHERE kind = 'handed_over' AND verdict = ?1",
-                [v],
-                |r| r.get::<_, i64>(0),
-            )? as u64)
-        };
-        let mut flagged_stmt = c.prepare(
-            "SELECT device_id, assignee, flagged FROM devices WHERE flagged IS NOT NULL ORDER BY device_id",
-        )?;
-        let flagged = flagged_stmt
-            .query_map([], |r| {
-                Ok(FlaggedDevice {
-                    device_id: r.get(0)?,
-                    assignee: r.get(1)?,
-                    reason: r.get(2)?,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut exceptions = BTreeMap::new();
-        let mut stmt = c.prepare(
-            "SELECT detail, COUNT(*) FROM events WHERE kind = 'exception' GROUP BY detail",
-        )?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-            let (k, n) = row?;
-            exceptions.insert(k, n as u64);
-        }
-        let mut payments = BTreeMap::new();
-        let mut collected = 0u64;
-        let mut stmt = c.prepare(
-            "SELECT detail, amount_paise FROM events WHERE kind = 'payment' AND verdict = 'recorded'",
-        )?;
-        for row in stmt.query_map([], |r| {
+fn report(tx: &mut Tx<'_, '_>, office_id: &str) -> Result<Report> {
+    let verdicts: BTreeMap<String, u64> = count_by(
+        tx,
+        "SELECT verdict AS k, COUNT(*) AS n FROM events WHERE kind = 'handed_over' GROUP BY verdict",
+    )?;
+    let verdict = |v: &str| verdicts.get(v).copied().unwrap_or(0);
+    let flagged = tx.all(
+        "SELECT device_id, assignee, flagged FROM devices WHERE flagged IS NOT NULL ORDER BY device_id",
+        ps![],
+        |r| {
+            Ok(FlaggedDevice {
+                device_id: r.get("device_id")?,
+                assignee: r.get("assignee")?,
+                reason: r.get("flagged")?,
+            })
+        },
+    )?;
+    let exceptions = count_by(
+        tx,
+        "SELECT detail AS k, COUNT(*) AS n FROM events WHERE kind = 'exception' GROUP BY detail",
+    )?;
+    let mut payments = BTreeMap::new();
+    let mut collected = 0u64;
+    for (how, amount) in tx.all(
+        "SELECT detail, amount_paise FROM events WHERE kind = 'payment' AND verdict = 'recorded'",
+        ps![],
+        |r| {
             Ok((
-                r.get::<_, Option<String>>("detail")?,
-                r.get::<_, Option<i64>>("amount_paise")?,
+                r.get::<Option<String>>("detail")?,
+                r.get::<Option<i64>>("amount_paise")?,
             ))
-        })? {
-            let (how, amount) = row?;
-            *payments.entry(how.unwrap_or_default()).or_insert(0) += 1;
-            let amount = amount
-                .and_then(|a| u64::try_from(a).ok())
-                .ok_or(Error::Store("a recorded payment has no amount"))?;
-            collected = collected
-                .checked_add(amount)
-                .ok_or(Error::Store("collected amounts overflow"))?;
-        }
-        let mut policies = Vec::new();
-        let mut stmt = c.prepare(
-            "SELECT DISTINCT programme, policy FROM manifests ORDER BY programme, policy",
-        )?;
-        for row in stmt.query_map(params![], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })? {
-            let (programme, policy) = row?;
-            if let Ok(policy) = serde_json::from_str::<Policy>(&policy) {
-                policies.push(PolicyRisk {
-                    programme,
-                    risk: policy.risk(),
-                    policy,
-                });
-            }
-        }
-        Ok(Report {
-            office_id: office_id.to_owned(),
-            devices: count("SELECT COUNT(*) FROM devices")?,
-            revoked: count("SELECT COUNT(*) FROM devices WHERE revoked_at IS NOT NULL")?,
-            flagged,
-            items_issued: count("SELECT COUNT(*) FROM items")?,
-            handed_over: count("SELECT COUNT(*) FROM events WHERE kind = 'handed_over'")?,
-            verified: verdict("verified")?,
-            code_mismatch: verdict("code_mismatch")?,
-            outside_validity: verdict("outside_validity")?,
-            clock_suspect: verdict("clock_suspect")?,
-            duplicate: verdict("duplicate")?,
-            superseded: verdict("superseded")?,
-            after_lock: verdict("after_lock")?,
-            attempts_exceeded: count(
-                "SELECT COUNT(*) FROM events WHERE verdict = 'attempts_exceeded'",
-            )?,
-            reimported: count("SELECT COUNT(*) FROM events WHERE verdict = 'reimported'")?,
-            payment_mismatch: count(
-                "SELECT COUNT(*) FROM events WHERE verdict = 'payment_mismatch'",
-            )?,
-            clock_suspect_events: count("SELECT COUNT(*) FROM events WHERE clock_suspect = 1")?,
-            refused: count("SELECT COUNT(*) FROM events WHERE kind = 'attempt_failed'")?,
-            locked: count("SELECT COUNT(*) FROM events WHERE kind = 'locked'")?,
-            exceptions,
-            payments,
-            collected_paise: collected,
-            confirmation_sms: count(
-                "SELECT COUNT(*) FROM sms_outbox WHERE purpose = 'confirmation'",
-            )?,
-            sms: {
-                let mut stmt =
-                    c.prepare("SELECT status, COUNT(*) AS n FROM sms_outbox GROUP BY status")?;
-                let rows = stmt.query_map([], |r| {
-                    Ok((r.get::<_, String>("status")?, r.get::<_, i64>("n")?.max(0) as u64))
-                })?;
-                rows.collect::<rusqlite::Result<_>>()?
-            },
-            sms_segments: count(
-                "SELECT COALESCE(SUM(segments), 0) FROM sms_outbox WHERE status IN ('sent', 'delivered')",
-            )?,
-            sms_segments_queued: count(
-                "SELECT COALESCE(SUM(segments), 0) FROM sms_outbox WHERE status IN ('queued', 'sending')",
-            )?,
-            certificates: count(
-                "SELECT COUNT(*) FROM confirmations WHERE channel = 'certificate'",
-            )?,
-            clock_anomalies: count("SELECT COUNT(*) FROM events WHERE kind = 'clock_anomaly'")?,
-            max_receipt_delay_seconds: c.query_row(
-                "SELECT COALESCE(MAX(received_at - device_time), 0) / 1000 FROM events",
-                [],
-                |r| r.get(0),
-            )?,
-            policies,
-        })
+        },
+    )? {
+        *payments.entry(how.unwrap_or_default()).or_insert(0) += 1;
+        let amount = amount
+            .and_then(|a| u64::try_from(a).ok())
+            .ok_or(Error::Store("a recorded payment has no amount"))?;
+        collected = collected
+            .checked_add(amount)
+            .ok_or(Error::Store("collected amounts overflow"))?;
     }
+    let mut policies = Vec::new();
+    for (programme, policy) in tx.all(
+        "SELECT DISTINCT programme, policy FROM manifests ORDER BY programme, policy",
+        ps![],
+        |r| Ok((r.get::<String>("programme")?, r.get::<String>("policy")?)),
+    )? {
+        if let Ok(policy) = serde_json::from_str::<Policy>(&policy) {
+            policies.push(PolicyRisk {
+                programme,
+                risk: policy.risk(),
+                policy,
+            });
+        }
+    }
+    let sms = count_by(
+        tx,
+        "SELECT status AS k, COUNT(*) AS n FROM sms_outbox GROUP BY status",
+    )?;
+    Ok(Report {
+        office_id: office_id.to_owned(),
+        devices: count(tx, "SELECT COUNT(*) AS n FROM devices")?,
+        revoked: count(tx, "SELECT COUNT(*) AS n FROM devices WHERE revoked_at IS NOT NULL")?,
+        flagged,
+        items_issued: count(tx, "SELECT COUNT(*) AS n FROM items")?,
+        handed_over: verdicts.values().sum(),
+        verified: verdict("verified"),
+        code_mismatch: verdict("code_mismatch"),
+        outside_validity: verdict("outside_validity"),
+        clock_suspect: verdict("clock_suspect"),
+        duplicate: verdict("duplicate"),
+        superseded: verdict("superseded"),
+        after_lock: verdict("after_lock"),
+        attempts_exceeded: count(tx, 
+            "SELECT COUNT(*) AS n FROM events WHERE verdict = 'attempts_exceeded'",
+        )?,
+        reimported: count(tx, "SELECT COUNT(*) AS n FROM events WHERE verdict = 'reimported'")?,
+        payment_mismatch: count(tx, 
+            "SELECT COUNT(*) AS n FROM events WHERE verdict = 'payment_mismatch'",
+        )?,
+        clock_suspect_events: count(tx, "SELECT COUNT(*) AS n FROM events WHERE clock_suspect")?,
+        refused: count(tx, "SELECT COUNT(*) AS n FROM events WHERE kind = 'attempt_failed'")?,
+        locked: count(tx, "SELECT COUNT(*) AS n FROM events WHERE kind = 'locked'")?,
+        exceptions,
+        payments,
+        collected_paise: collected,
+        confirmation_sms: count(tx, 
+            "SELECT COUNT(*) AS n FROM sms_outbox WHERE purpose = 'confirmation'",
+        )?,
+        sms,
+        sms_segments: count(tx, 
+            "SELECT CAST(COALESCE(SUM(segments), 0) AS BIGINT) AS n FROM sms_outbox
+             WHERE status IN ('sent', 'delivered')",
+        )?,
+        sms_segments_queued: count(tx, 
+            "SELECT CAST(COALESCE(SUM(segments), 0) AS BIGINT) AS n FROM sms_outbox
+             WHERE status IN ('queued', 'sending')",
+        )?,
+        certificates: count(tx, 
+            "SELECT COUNT(*) AS n FROM confirmations WHERE channel = 'certificate'",
+        )?,
+        clock_anomalies: count(tx, "SELECT COUNT(*) AS n FROM events WHERE kind = 'clock_anomaly'")?,
+        max_receipt_delay_seconds: tx.int(
+            "SELECT CAST(COALESCE(MAX(received_at - device_time), 0) / 1000 AS BIGINT) AS n FROM events",
+            ps![],
+        )?,
+        policies,
+    })
+}
+
+/// A one-row count.
+fn count(tx: &mut Tx<'_, '_>, sql: &str) -> Result<u64> {
+    Ok(tx.int(sql, ps![])?.max(0) as u64)
+}
+
+/// `k, n` rows as a map.
+fn count_by(tx: &mut Tx<'_, '_>, sql: &str) -> Result<BTreeMap<String, u64>> {
+    Ok(tx
+        .all(sql, ps![], |r| {
+            Ok((
+                r.get::<Option<String>>("k")?.unwrap_or_default(),
+                r.get::<i64>("n")?.max(0) as u64,
+            ))
+        })?
+        .into_iter()
+        .collect())
 }
 
 /// Render the report as a terminal table.

@@ -8,6 +8,7 @@ use handover_core::api::{to_base64, Held, ManifestsResponse, ServedManifest};
 use handover_core::rules::{clock_tolerance, earlier};
 
 use crate::error::{Error, Result};
+use crate::store::ps;
 use crate::{ms, Office};
 
 /// Figures for `/metrics`, read from the store.
@@ -38,20 +39,20 @@ impl Office {
             .collect();
         let open_after = ms(earlier(now, clock_tolerance()));
         self.store.read(|tx| {
-            let mut stmt = tx.prepare(
+            let rows = tx.all(
                 "SELECT manifest_id, revision, sealed FROM manifests
-                 WHERE device_id = ?1 AND valid_until >= ?2 ORDER BY valid_from, manifest_id",
+                 WHERE device_id = $1 AND valid_until >= $2 ORDER BY valid_from, manifest_id",
+                ps![device_id, open_after],
+                |r| {
+                    Ok((
+                        r.get::<String>("manifest_id")?,
+                        r.get::<i64>("revision")?,
+                        r.get::<Vec<u8>>("sealed")?,
+                    ))
+                },
             )?;
-            let rows = stmt.query_map(rusqlite::params![device_id, open_after], |r| {
-                Ok((
-                    r.get::<_, String>("manifest_id")?,
-                    r.get::<_, i64>("revision")?,
-                    r.get::<_, Vec<u8>>("sealed")?,
-                ))
-            })?;
             let mut manifests = Vec::new();
-            for row in rows {
-                let (manifest_id, revision, sealed) = row?;
+            for (manifest_id, revision, sealed) in rows {
                 let revision = u32::try_from(revision)
                     .map_err(|_| Error::Store("a manifest revision is out of range"))?;
                 if held
@@ -73,10 +74,9 @@ impl Office {
     /// Events held from `device_id`.
     pub fn event_count(&self, device_id: &str) -> Result<u64> {
         self.store.read(|tx| {
-            let n: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM events WHERE device_id = ?1",
-                [device_id],
-                |r| r.get(0),
+            let n = tx.int(
+                "SELECT COUNT(*) AS n FROM events WHERE device_id = $1",
+                ps![device_id],
             )?;
             Ok(n.max(0) as u64)
         })
@@ -86,18 +86,18 @@ impl Office {
     pub fn store_figures(&self) -> Result<StoreFigures> {
         self.store.read(|tx| {
             let mut figures = StoreFigures::default();
-            let mut stmt =
-                tx.prepare("SELECT verdict, COUNT(*) AS n FROM events GROUP BY verdict")?;
-            for row in stmt.query_map([], |r| {
-                Ok((r.get::<_, String>("verdict")?, r.get::<_, i64>("n")?))
-            })? {
-                let (verdict, n) = row?;
+            for (verdict, n) in tx.all(
+                "SELECT verdict, COUNT(*) AS n FROM events GROUP BY verdict",
+                ps![],
+                |r| Ok((r.get::<String>("verdict")?, r.get::<i64>("n")?)),
+            )? {
                 figures.events_by_verdict.insert(verdict, n.max(0) as u64);
             }
-            let (devices, flagged): (i64, i64) =
-                tx.query_row("SELECT COUNT(*), COUNT(flagged) FROM devices", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
+            let (devices, flagged) = tx.one(
+                "SELECT COUNT(*) AS devices, COUNT(flagged) AS flagged FROM devices",
+                ps![],
+                |r| Ok((r.get::<i64>("devices")?, r.get::<i64>("flagged")?)),
+            )?;
             figures.devices = devices.max(0) as u64;
             figures.devices_flagged = flagged.max(0) as u64;
             Ok(figures)

@@ -22,11 +22,11 @@
 use std::str::FromStr;
 use std::time::Duration as StdDuration;
 
+use crate::store::{ps, Tx};
 use chrono::{DateTime, Duration, Utc};
 use handover_core::codes::{derive_code, Programme};
 use handover_core::manifest::ItemDetails;
 use handover_core::rules::later;
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -178,32 +178,32 @@ pub(crate) struct Queued<'a> {
 /// Queue a message in `tx`; returns its id (none if it was queued before,
 /// for one event's confirmation).
 pub(crate) fn queue(
-    tx: &Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     q: &Queued<'_>,
     now: DateTime<Utc>,
 ) -> Result<Option<i64>> {
     let (device, seq) = q
         .event
         .map_or((None, None), |(d, s)| (Some(d), Some(s as i64)));
-    let n = tx.prepare_cached(
+    tx.opt(
         "INSERT INTO sms_outbox (purpose, programme, reference, code_version, event_device, event_seq,
              mobile, language, status, segments, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?10, ?10)
-         ON CONFLICT DO NOTHING",
-    )?
-    .execute(params![
-        q.purpose.as_str(),
-        q.programme.as_str(),
-        q.reference,
-        q.code_version,
-        device,
-        seq,
-        q.mobile,
-        q.language.as_str(),
-        q.segments as i64,
-        ms(now)
-    ])?;
-    Ok((n > 0).then(|| tx.last_insert_rowid()))
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $10)
+         ON CONFLICT DO NOTHING RETURNING id",
+        ps![
+            q.purpose.as_str(),
+            q.programme.as_str(),
+            q.reference,
+            q.code_version,
+            device,
+            seq,
+            q.mobile,
+            q.language.as_str(),
+            q.segments as i64,
+            ms(now)
+        ],
+        |r| r.get("id"),
+    )
 }
 
 /// A claimed row, with what rendering it needs.
@@ -253,19 +253,19 @@ impl Office {
 
     /// The text of one message. For a code message it holds the code:
     /// the caller drops it once sent.
-    fn render(&self, tx: &rusqlite::Connection, c: &Claimed) -> Result<Zeroizing<String>> {
+    fn render(&self, tx: &mut Tx<'_, '_>, c: &Claimed) -> Result<Zeroizing<String>> {
         if c.purpose != Purpose::Code {
             let (device, seq) = c
                 .event
                 .as_ref()
                 .ok_or(Error::Store("a confirmation SMS has no event"))?;
-            let (time, item): (i64, String) = tx
-                .prepare_cached(
-                    "SELECT e.device_time, i.details FROM events e JOIN items i
-                         ON i.manifest_id = e.manifest_id AND i.reference = e.reference
-                     WHERE e.device_id = ?1 AND e.seq = ?2",
-                )?
-                .query_row(params![device, seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let (time, item): (i64, String) = tx.one(
+                "SELECT e.device_time AS device_time, i.details AS details FROM events e
+                 JOIN items i ON i.manifest_id = e.manifest_id AND i.reference = e.reference
+                 WHERE e.device_id = $1 AND e.seq = $2",
+                ps![device, *seq],
+                |r| Ok((r.get("device_time")?, r.get("details")?)),
+            )?;
             let details: ItemDetails = serde_json::from_str(&item)
                 .map_err(|_| Error::Store("stored item details are unreadable"))?;
             return Ok(Zeroizing::new(self.confirmation_text(
@@ -280,11 +280,11 @@ impl Office {
         let version = c
             .code_version
             .ok_or(Error::Store("a code SMS has no code version"))?;
-        let policy: String = tx
-            .prepare_cached(
-                "SELECT policy FROM codes WHERE programme = ?1 AND reference = ?2 AND code_version = ?3",
-            )?
-            .query_row(params![c.programme.as_str(), c.reference, version], |r| r.get(0))?;
+        let policy: String = tx.one(
+            "SELECT policy FROM codes WHERE programme = $1 AND reference = $2 AND code_version = $3",
+            ps![c.programme.as_str(), &c.reference, version],
+            |r| r.get("policy"),
+        )?;
         let policy: handover_core::codes::Policy = serde_json::from_str(&policy)
             .map_err(|_| Error::Store("a stored policy is unreadable"))?;
         let code = derive_code(
@@ -367,56 +367,57 @@ impl Office {
             "SELECT id, purpose, programme, reference, code_version, event_device,
             event_seq, mobile, language FROM sms_outbox";
         let stale = ms(now) - CLAIM_EXPIRES_MINUTES * 60_000;
+        let read = |r: &crate::store::sql::Row<'_, '_>| -> Result<Claimed> {
+            Ok(Claimed {
+                id: r.get("id")?,
+                purpose: Purpose::parse(&r.get::<String>("purpose")?)?,
+                programme: r.get::<String>("programme")?.parse()?,
+                reference: r.get("reference")?,
+                code_version: r
+                    .get::<Option<i64>>("code_version")?
+                    .and_then(|v| u32::try_from(v).ok()),
+                event: r
+                    .get::<Option<String>>("event_device")?
+                    .zip(r.get::<Option<i64>>("event_seq")?),
+                mobile: r.get("mobile")?,
+                language: r.get::<String>("language")?.parse()?,
+            })
+        };
         self.store.write(|tx| {
-            let read = |r: &rusqlite::Row<'_>| -> rusqlite::Result<_> {
-                Ok((
-                    r.get::<_, i64>("id")?,
-                    r.get::<_, String>("purpose")?,
-                    r.get::<_, String>("programme")?,
-                    r.get::<_, String>("reference")?,
-                    r.get::<_, Option<i64>>("code_version")?,
-                    r.get::<_, Option<String>>("event_device")?,
-                    r.get::<_, Option<i64>>("event_seq")?,
-                    r.get::<_, String>("mobile")?,
-                    r.get::<_, String>("language")?,
-                ))
-            };
-            let rows: Vec<_> = match ids {
-                None => {
-                    let mut stmt = tx.prepare_cached(&format!(
-                        "{COLUMNS} WHERE status = 'queued' OR (status = 'sending' AND claimed_at < ?1)
-                         ORDER BY id LIMIT ?2"
-                    ))?;
-                    let rows = stmt.query_map(params![stale, CLAIM_BATCH], read)?;
-                    rows.collect::<rusqlite::Result<_>>()?
-                }
+            let candidates: Vec<Claimed> = match ids {
+                None => tx.all(
+                    &format!(
+                        "{COLUMNS} WHERE status = 'queued' OR (status = 'sending' AND claimed_at < $1)
+                         ORDER BY id LIMIT $2"
+                    ),
+                    ps![stale, CLAIM_BATCH],
+                    read,
+                )?,
                 Some(ids) => {
-                    let mut stmt = tx.prepare_cached(&format!(
-                        "{COLUMNS} WHERE id = ?1 AND status = 'queued'"
-                    ))?;
                     let mut out = Vec::new();
                     for id in ids {
-                        out.extend(stmt.query_row([id], read).optional()?);
+                        out.extend(tx.opt(
+                            &format!("{COLUMNS} WHERE id = $1 AND status = 'queued'"),
+                            ps![*id],
+                            read,
+                        )?);
                     }
                     out
                 }
             };
-            let mut claimed = Vec::with_capacity(rows.len());
-            for (id, purpose, programme, reference, version, device, seq, mobile, language) in rows {
-                tx.prepare_cached(
-                    "UPDATE sms_outbox SET status = 'sending', claimed_at = ?2 WHERE id = ?1",
-                )?
-                .execute(params![id, ms(now)])?;
-                claimed.push(Claimed {
-                    id,
-                    purpose: Purpose::parse(&purpose)?,
-                    programme: programme.parse()?,
-                    reference,
-                    code_version: version.and_then(|v| u32::try_from(v).ok()),
-                    event: device.zip(seq),
-                    mobile,
-                    language: language.parse()?,
-                });
+            // The claim holds only if the row is still claimable when the
+            // update runs: on PostgreSQL another server may have claimed it
+            // since the select.
+            let mut claimed = Vec::with_capacity(candidates.len());
+            for c in candidates {
+                let n = tx.exec(
+                    "UPDATE sms_outbox SET status = 'sending', claimed_at = $2
+                     WHERE id = $1 AND (status = 'queued' OR (status = 'sending' AND claimed_at < $3))",
+                    ps![c.id, ms(now), stale],
+                )?;
+                if n == 1 {
+                    claimed.push(c);
+                }
             }
             Ok(claimed)
         })
@@ -486,38 +487,38 @@ impl Office {
         now: DateTime<Utc>,
     ) -> Result<()> {
         summary.attempts += u64::from(attempts);
+        match &outcome {
+            Ok(_) => {
+                summary.sent += 1;
+                summary.segments += segments as u64;
+            }
+            Err(_) => summary.failed += 1,
+        }
         self.store.write(|tx| {
             match &outcome {
-                Ok(gateway_id) => {
-                    summary.sent += 1;
-                    summary.segments += segments as u64;
-                    tx.prepare_cached(
-                        "UPDATE sms_outbox SET status = 'sent', attempts = attempts + ?2,
-                             segments = ?3, gateway_id = ?4, reason = NULL, updated_at = ?5,
-                             claimed_at = NULL WHERE id = ?1",
-                    )?
-                    .execute(params![
+                Ok(gateway_id) => tx.exec(
+                    "UPDATE sms_outbox SET status = 'sent', attempts = attempts + $2,
+                         segments = $3, gateway_id = $4, reason = NULL, updated_at = $5,
+                         claimed_at = NULL WHERE id = $1",
+                    ps![
                         id,
                         attempts,
                         segments as i64,
-                        gateway_id,
+                        gateway_id.as_deref(),
                         ms(now)
-                    ])?;
-                }
-                Err(reason) => {
-                    summary.failed += 1;
-                    tx.prepare_cached(
-                        "UPDATE sms_outbox SET status = 'failed', attempts = attempts + ?2,
-                             reason = ?3, updated_at = ?4, claimed_at = NULL WHERE id = ?1",
-                    )?
-                    .execute(params![
+                    ],
+                )?,
+                Err(reason) => tx.exec(
+                    "UPDATE sms_outbox SET status = 'failed', attempts = attempts + $2,
+                         reason = $3, updated_at = $4, claimed_at = NULL WHERE id = $1",
+                    ps![
                         id,
                         attempts,
-                        reason.chars().take(300).collect::<String>(),
+                        reason.chars().take(300).collect::<String>().as_str(),
                         ms(now)
-                    ])?;
-                }
-            }
+                    ],
+                )?,
+            };
             Ok(())
         })
     }
@@ -525,64 +526,42 @@ impl Office {
     /// Queue every failed message again; returns how many.
     pub fn sms_requeue_failed(&self, now: DateTime<Utc>) -> Result<u64> {
         self.store.write(|tx| {
-            let n = tx.execute(
-                "UPDATE sms_outbox SET status = 'queued', updated_at = ?1 WHERE status = 'failed'",
-                [ms(now)],
-            )?;
-            Ok(n as u64)
+            tx.exec(
+                "UPDATE sms_outbox SET status = 'queued', updated_at = $1 WHERE status = 'failed'",
+                ps![ms(now)],
+            )
         })
     }
 
     /// Every message in the outbox, oldest first.
     pub fn sms_list(&self) -> Result<Vec<SmsRecord>> {
         self.store.read(|tx| {
-            let mut stmt = tx.prepare(
+            tx.all(
                 "SELECT id, purpose, programme, reference, code_version, mobile, language, status,
                         attempts, segments, reason, gateway_id, created_at, updated_at
                  FROM sms_outbox ORDER BY id",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>("id")?,
-                    r.get::<_, String>("purpose")?,
-                    r.get::<_, String>("programme")?,
-                    r.get::<_, String>("reference")?,
-                    r.get::<_, Option<i64>>("code_version")?,
-                    r.get::<_, String>("mobile")?,
-                    r.get::<_, String>("language")?,
-                    r.get::<_, String>("status")?,
-                    (
-                        r.get::<_, i64>("attempts")?,
-                        r.get::<_, i64>("segments")?,
-                        r.get::<_, Option<String>>("reason")?,
-                        r.get::<_, Option<String>>("gateway_id")?,
-                        r.get::<_, i64>("created_at")?,
-                        r.get::<_, i64>("updated_at")?,
-                    ),
-                ))
-            })?;
-            rows.map(|row| {
-                let (id, purpose, programme, reference, version, mobile, language, status, rest) =
-                    row?;
-                let (attempts, segments, reason, gateway_id, created, updated) = rest;
-                Ok(SmsRecord {
-                    id,
-                    purpose: Purpose::parse(&purpose)?,
-                    programme,
-                    reference,
-                    code_version: version.and_then(|v| u32::try_from(v).ok()),
-                    mobile: mask(&mobile),
-                    language,
-                    status,
-                    attempts: u32::try_from(attempts).unwrap_or(0),
-                    segments: u32::try_from(segments).unwrap_or(0),
-                    reason,
-                    gateway_id,
-                    created_at: from_ms(created),
-                    updated_at: from_ms(updated),
-                })
-            })
-            .collect()
+                ps![],
+                |r| {
+                    Ok(SmsRecord {
+                        id: r.get("id")?,
+                        purpose: Purpose::parse(&r.get::<String>("purpose")?)?,
+                        programme: r.get("programme")?,
+                        reference: r.get("reference")?,
+                        code_version: r
+                            .get::<Option<i64>>("code_version")?
+                            .and_then(|v| u32::try_from(v).ok()),
+                        mobile: mask(&r.get::<String>("mobile")?),
+                        language: r.get("language")?,
+                        status: r.get("status")?,
+                        attempts: u32::try_from(r.get::<i64>("attempts")?).unwrap_or(0),
+                        segments: u32::try_from(r.get::<i64>("segments")?).unwrap_or(0),
+                        reason: r.get("reason")?,
+                        gateway_id: r.get("gateway_id")?,
+                        created_at: from_ms(r.get("created_at")?),
+                        updated_at: from_ms(r.get("updated_at")?),
+                    })
+                },
+            )
         })
     }
 
@@ -590,25 +569,23 @@ impl Office {
     /// get it); returns the new message's id.
     pub fn sms_resend(&self, reference: &str, now: DateTime<Utc>) -> Result<i64> {
         self.store.write(|tx| {
-            let row: Option<(String, i64, String, String, i64)> = tx
-                .query_row(
-                    "SELECT i.programme AS programme, c.code_version AS code_version,
-                            i.mobile AS mobile, i.language AS language, i.digits AS digits
-                     FROM codes c JOIN items i ON i.programme = c.programme AND i.reference = c.reference
-                         AND i.code_version = c.code_version
-                     WHERE c.reference = ?1 ORDER BY c.code_version DESC LIMIT 1",
-                    [reference],
-                    |r| {
-                        Ok((
-                            r.get("programme")?,
-                            r.get("code_version")?,
-                            r.get("mobile")?,
-                            r.get("language")?,
-                            r.get("digits")?,
-                        ))
-                    },
-                )
-                .optional()?;
+            let row: Option<(String, i64, String, String, i64)> = tx.opt(
+                "SELECT i.programme AS programme, c.code_version AS code_version,
+                        i.mobile AS mobile, i.language AS language, i.digits AS digits
+                 FROM codes c JOIN items i ON i.programme = c.programme AND i.reference = c.reference
+                     AND i.code_version = c.code_version
+                 WHERE c.reference = $1 ORDER BY c.code_version DESC LIMIT 1",
+                ps![reference],
+                |r| {
+                    Ok((
+                        r.get("programme")?,
+                        r.get("code_version")?,
+                        r.get("mobile")?,
+                        r.get("language")?,
+                        r.get("digits")?,
+                    ))
+                },
+            )?;
             let (programme, version, mobile, language, digits) =
                 row.ok_or_else(|| Error::UnknownReference(reference.to_owned()))?;
             let programme: Programme = programme.parse()?;
@@ -667,14 +644,15 @@ impl Office {
         reason: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
+        let reason = reason.map(|r| r.chars().take(300).collect::<String>());
         self.store.write(|tx| {
-            let n = tx.execute(
-                "UPDATE sms_outbox SET status = ?2, reason = ?3, updated_at = ?4
-                 WHERE gateway_id = ?1 AND status IN ('sent', 'delivered', 'failed')",
-                params![
+            let n = tx.exec(
+                "UPDATE sms_outbox SET status = $2, reason = $3, updated_at = $4
+                 WHERE gateway_id = $1 AND status IN ('sent', 'delivered', 'failed')",
+                ps![
                     gateway_id,
                     if delivered { "delivered" } else { "failed" },
-                    reason.map(|r| r.chars().take(300).collect::<String>()),
+                    reason.as_deref(),
                     ms(now)
                 ],
             )?;

@@ -1,0 +1,377 @@
+//! One way to speak SQL to both stores: a transaction ([`Tx`]), parameters
+//! ([`P`], made with [`ps!`]) and rows ([`Row`]).
+//!
+//! Statements are written once, in PostgreSQL's `$1` style, in the SQL
+//! both databases share; SQLite receives them as `?1`. Every statement is
+//! prepared once per connection. What differs is said by name, never by
+//! string matching: [`Tx::lock_device`] (a row lock on PostgreSQL, where
+//! several servers write; nothing on SQLite, whose one writer is a mutex).
+
+use std::collections::HashMap;
+
+use rusqlite::types::{ToSqlOutput, Value as LiteValue};
+
+use crate::error::{Error, Result};
+
+/// A parameter of a statement.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum P<'a> {
+    /// An integer (or NULL).
+    Int(Option<i64>),
+    /// Text (or NULL).
+    Text(Option<&'a str>),
+    /// Bytes (or NULL).
+    Bytes(Option<&'a [u8]>),
+    /// A boolean (or NULL); an integer 0 or 1 on SQLite.
+    Bool(Option<bool>),
+}
+
+/// Parameters: `ps![a, b, c]`.
+macro_rules! ps {
+    ($($x:expr),* $(,)?) => {
+        &[$($crate::store::sql::P::from($x)),*] as &[$crate::store::sql::P<'_>]
+    };
+}
+pub(crate) use ps;
+
+impl From<i64> for P<'_> {
+    fn from(v: i64) -> Self {
+        P::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for P<'_> {
+    fn from(v: Option<i64>) -> Self {
+        P::Int(v)
+    }
+}
+impl From<u32> for P<'_> {
+    fn from(v: u32) -> Self {
+        P::Int(Some(i64::from(v)))
+    }
+}
+impl From<Option<u32>> for P<'_> {
+    fn from(v: Option<u32>) -> Self {
+        P::Int(v.map(i64::from))
+    }
+}
+impl From<u8> for P<'_> {
+    fn from(v: u8) -> Self {
+        P::Int(Some(i64::from(v)))
+    }
+}
+impl From<u64> for P<'_> {
+    /// Saturates at `i64::MAX` (seqs and counts never reach it).
+    fn from(v: u64) -> Self {
+        P::Int(Some(i64::try_from(v).unwrap_or(i64::MAX)))
+    }
+}
+impl<'a> From<&'a str> for P<'a> {
+    fn from(v: &'a str) -> Self {
+        P::Text(Some(v))
+    }
+}
+impl<'a> From<&'a String> for P<'a> {
+    fn from(v: &'a String) -> Self {
+        P::Text(Some(v))
+    }
+}
+impl<'a> From<Option<&'a str>> for P<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        P::Text(v)
+    }
+}
+impl<'a> From<&'a Option<String>> for P<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        P::Text(v.as_deref())
+    }
+}
+impl<'a> From<&'a [u8]> for P<'a> {
+    fn from(v: &'a [u8]) -> Self {
+        P::Bytes(Some(v))
+    }
+}
+impl<'a> From<&'a Vec<u8>> for P<'a> {
+    fn from(v: &'a Vec<u8>) -> Self {
+        P::Bytes(Some(v))
+    }
+}
+impl<'a, const N: usize> From<&'a [u8; N]> for P<'a> {
+    fn from(v: &'a [u8; N]) -> Self {
+        P::Bytes(Some(v))
+    }
+}
+impl From<bool> for P<'_> {
+    fn from(v: bool) -> Self {
+        P::Bool(Some(v))
+    }
+}
+
+impl rusqlite::ToSql for P<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            P::Int(Some(v)) => ToSqlOutput::from(v),
+            P::Text(Some(v)) => ToSqlOutput::from(v),
+            P::Bytes(Some(v)) => ToSqlOutput::from(v),
+            P::Bool(Some(v)) => ToSqlOutput::from(i64::from(v)),
+            P::Int(None) | P::Text(None) | P::Bytes(None) | P::Bool(None) => {
+                ToSqlOutput::Owned(LiteValue::Null)
+            }
+        })
+    }
+}
+
+impl postgres::types::ToSql for P<'_> {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        match *self {
+            P::Int(v) => v.to_sql(ty, out),
+            P::Text(v) => v.to_sql(ty, out),
+            P::Bytes(v) => v.to_sql(ty, out),
+            P::Bool(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        use postgres::types::Type;
+        [
+            Type::INT8,
+            Type::TEXT,
+            Type::VARCHAR,
+            Type::BYTEA,
+            Type::BOOL,
+        ]
+        .contains(ty)
+    }
+
+    fn to_sql_checked(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        use postgres::types::Type;
+        let fits = match self {
+            P::Int(_) => *ty == Type::INT8,
+            P::Text(_) => *ty == Type::TEXT || *ty == Type::VARCHAR,
+            P::Bytes(_) => *ty == Type::BYTEA,
+            P::Bool(_) => *ty == Type::BOOL,
+        };
+        if !fits {
+            return Err(format!("a {self:?} parameter where the statement wants {ty}").into());
+        }
+        self.to_sql(ty, out)
+    }
+}
+
+/// A value a row gives.
+pub(crate) trait Get: Sized {
+    fn lite(row: &rusqlite::Row<'_>, col: &str) -> rusqlite::Result<Self>;
+    fn pg(row: &postgres::Row, col: &str) -> std::result::Result<Self, postgres::Error>;
+}
+
+macro_rules! get_as_is {
+    ($($t:ty),*) => {$(
+        impl Get for $t {
+            fn lite(row: &rusqlite::Row<'_>, col: &str) -> rusqlite::Result<Self> {
+                row.get(col)
+            }
+            fn pg(row: &postgres::Row, col: &str) -> std::result::Result<Self, postgres::Error> {
+                row.try_get(col)
+            }
+        }
+    )*};
+}
+get_as_is!(
+    i64,
+    String,
+    Vec<u8>,
+    bool,
+    Option<i64>,
+    Option<String>,
+    Option<Vec<u8>>
+);
+
+/// A row of a result.
+pub(crate) enum Row<'a, 'r> {
+    Lite(&'a rusqlite::Row<'r>),
+    Pg(&'a postgres::Row),
+}
+
+impl Row<'_, '_> {
+    /// The value of column `col` (its name, or its alias).
+    pub(crate) fn get<T: Get>(&self, col: &str) -> Result<T> {
+        match self {
+            Row::Lite(r) => Ok(T::lite(r, col)?),
+            Row::Pg(r) => T::pg(r, col).map_err(Error::from),
+        }
+    }
+}
+
+/// Statements prepared on one PostgreSQL connection.
+pub(crate) type PgStatements = HashMap<String, postgres::Statement>;
+
+/// A transaction on either store.
+pub(crate) enum Tx<'a, 't> {
+    Lite(&'a rusqlite::Connection),
+    Pg(&'a mut postgres::Transaction<'t>, &'a mut PgStatements),
+}
+
+/// `$N` → `?N`, the only spelling the two databases differ in for the
+/// statements the office runs.
+fn for_sqlite(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+fn pg_params<'p>(p: &'p [P<'_>]) -> Vec<&'p (dyn postgres::types::ToSql + Sync)> {
+    p.iter()
+        .map(|x| x as &(dyn postgres::types::ToSql + Sync))
+        .collect()
+}
+
+impl Tx<'_, '_> {
+    fn pg_statement(
+        tx: &mut postgres::Transaction<'_>,
+        cache: &mut PgStatements,
+        sql: &str,
+    ) -> Result<postgres::Statement> {
+        if let Some(s) = cache.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = tx.prepare(sql)?;
+        cache.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    /// Run a statement; returns the rows it changed.
+    pub(crate) fn exec(&mut self, sql: &str, p: &[P<'_>]) -> Result<u64> {
+        match self {
+            Tx::Lite(c) => {
+                Ok(c.prepare_cached(&for_sqlite(sql))?
+                    .execute(rusqlite::params_from_iter(p.iter()))? as u64)
+            }
+            Tx::Pg(tx, cache) => {
+                let s = Tx::pg_statement(tx, cache, sql)?;
+                Ok(tx.execute(&s, &pg_params(p))?)
+            }
+        }
+    }
+
+    /// Every row, each through `f`.
+    pub(crate) fn all<T>(
+        &mut self,
+        sql: &str,
+        p: &[P<'_>],
+        mut f: impl FnMut(&Row<'_, '_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        match self {
+            Tx::Lite(c) => {
+                let mut stmt = c.prepare_cached(&for_sqlite(sql))?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next()? {
+                    out.push(f(&Row::Lite(r))?);
+                }
+                Ok(out)
+            }
+            Tx::Pg(tx, cache) => {
+                let s = Tx::pg_statement(tx, cache, sql)?;
+                tx.query(&s, &pg_params(p))?
+                    .iter()
+                    .map(|r| f(&Row::Pg(r)))
+                    .collect()
+            }
+        }
+    }
+
+    /// The first row, if any.
+    pub(crate) fn opt<T>(
+        &mut self,
+        sql: &str,
+        p: &[P<'_>],
+        f: impl FnOnce(&Row<'_, '_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        match self {
+            Tx::Lite(c) => {
+                let mut stmt = c.prepare_cached(&for_sqlite(sql))?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
+                match rows.next()? {
+                    Some(r) => Ok(Some(f(&Row::Lite(r))?)),
+                    None => Ok(None),
+                }
+            }
+            Tx::Pg(tx, cache) => {
+                let s = Tx::pg_statement(tx, cache, sql)?;
+                match tx.query_opt(&s, &pg_params(p))? {
+                    Some(r) => Ok(Some(f(&Row::Pg(&r))?)),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// The one row of a statement that always gives one (a count, an
+    /// aggregate, a row known to exist).
+    pub(crate) fn one<T>(
+        &mut self,
+        sql: &str,
+        p: &[P<'_>],
+        f: impl FnOnce(&Row<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
+        self.opt(sql, p, f)?
+            .ok_or(Error::Store("a row the office holds is missing"))
+    }
+
+    /// An integer from a one-row statement's column `n`.
+    pub(crate) fn int(&mut self, sql: &str, p: &[P<'_>]) -> Result<i64> {
+        self.one(sql, p, |r| r.get("n"))
+    }
+
+    /// Whether `sql` (a `SELECT 1 …`) finds a row.
+    pub(crate) fn exists(&mut self, sql: &str, p: &[P<'_>]) -> Result<bool> {
+        Ok(self.opt(sql, p, |_| Ok(()))?.is_some())
+    }
+
+    /// Hold the device's row until the transaction ends, so that servers
+    /// sharing a PostgreSQL store ingest one batch of a device at a time
+    /// (its chain head, fork detection, and its manifests' revisions stay
+    /// consistent). SQLite has one writer: nothing to do.
+    pub(crate) fn lock_device(&mut self, device_id: &str) -> Result<()> {
+        if let Tx::Pg(..) = self {
+            self.opt(
+                "SELECT 1 FROM devices WHERE device_id = $1 FOR UPDATE",
+                ps![device_id],
+                |_| Ok(()),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Hold the enrolment token's row until the transaction ends.
+    pub(crate) fn lock_token(&mut self, token_id: &str) -> Result<()> {
+        if let Tx::Pg(..) = self {
+            self.opt(
+                "SELECT 1 FROM enrol_tokens WHERE token_id = $1 FOR UPDATE",
+                ps![token_id],
+                |_| Ok(()),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_translate_for_sqlite() {
+        assert_eq!(
+            for_sqlite("UPDATE t SET a = $2 WHERE b = $1 AND c = $10"),
+            "UPDATE t SET a = ?2 WHERE b = ?1 AND c = ?10"
+        );
+    }
+}
