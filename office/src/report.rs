@@ -190,11 +190,13 @@ fn report(tx: &mut Tx<'_, '_>, office_id: &str) -> Result<Report> {
         duplicate: verdict("duplicate"),
         superseded: verdict("superseded"),
         after_lock: verdict("after_lock"),
-        attempts_exceeded: count(tx, 
+        attempts_exceeded: count(
+            tx,
             "SELECT COUNT(*) AS n FROM events WHERE verdict = 'attempts_exceeded'",
         )?,
         reimported: count(tx, "SELECT COUNT(*) AS n FROM events WHERE verdict = 'reimported'")?,
-        payment_mismatch: count(tx, 
+        payment_mismatch: count(
+            tx,
             "SELECT COUNT(*) AS n FROM events WHERE verdict = 'payment_mismatch'",
         )?,
         clock_suspect_events: count(tx, "SELECT COUNT(*) AS n FROM events WHERE clock_suspect")?,
@@ -203,19 +205,23 @@ fn report(tx: &mut Tx<'_, '_>, office_id: &str) -> Result<Report> {
         exceptions,
         payments,
         collected_paise: collected,
-        confirmation_sms: count(tx, 
+        confirmation_sms: count(
+            tx,
             "SELECT COUNT(*) AS n FROM sms_outbox WHERE purpose = 'confirmation'",
         )?,
         sms,
-        sms_segments: count(tx, 
+        sms_segments: count(
+            tx,
             "SELECT CAST(COALESCE(SUM(segments), 0) AS BIGINT) AS n FROM sms_outbox
              WHERE status IN ('sent', 'delivered')",
         )?,
-        sms_segments_queued: count(tx, 
+        sms_segments_queued: count(
+            tx,
             "SELECT CAST(COALESCE(SUM(segments), 0) AS BIGINT) AS n FROM sms_outbox
              WHERE status IN ('queued', 'sending')",
         )?,
-        certificates: count(tx, 
+        certificates: count(
+            tx,
             "SELECT COUNT(*) AS n FROM confirmations WHERE channel = 'certificate'",
         )?,
         clock_anomalies: count(tx, "SELECT COUNT(*) AS n FROM events WHERE kind = 'clock_anomaly'")?,
