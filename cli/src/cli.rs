@@ -65,6 +65,9 @@ enum Command {
         /// devices are made there, and what it holds is checked).
         #[arg(long)]
         dir: PathBuf,
+        /// The office's PostgreSQL store, if not office.toml's or SQLite.
+        #[arg(long, env = "HANDOVER_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
         /// Events per batch.
         #[arg(long, default_value_t = 100)]
         batch: u64,
@@ -90,12 +93,31 @@ struct DirArg {
     dir: PathBuf,
 }
 
+/// The office: its directory (keys, settings) and, when not SQLite in the
+/// directory, its PostgreSQL store.
+#[derive(Debug, Args)]
+struct OfficeDir {
+    /// The office directory (keys, office.toml; office.db when SQLite).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The PostgreSQL store (postgres://…), instead of office.toml's setting
+    /// or SQLite in the directory.
+    #[arg(long, env = "HANDOVER_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+impl OfficeDir {
+    fn open(&self) -> Result<Office> {
+        Ok(Office::open_in(&self.dir, self.database_url.as_deref())?)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum OfficeCommand {
     /// Create an office: keys and database. Prints the office public key (hex).
     Init {
         #[command(flatten)]
-        d: DirArg,
+        d: OfficeDir,
         /// The office's id.
         #[arg(long, default_value = "office")]
         office_id: String,
@@ -109,7 +131,7 @@ enum OfficeCommand {
     /// Enrol a device by its public key. Prints the device id.
     Enroll {
         #[command(flatten)]
-        d: DirArg,
+        d: OfficeDir,
         /// The device's public key (hex), from `handover device init`.
         #[arg(long)]
         device_key: String,
@@ -120,7 +142,7 @@ enum OfficeCommand {
     /// Revoke a device: its later batches are refused.
     Revoke {
         #[command(flatten)]
-        d: DirArg,
+        d: OfficeDir,
         /// The device id.
         #[arg(long)]
         device: String,
@@ -128,7 +150,7 @@ enum OfficeCommand {
     /// Issue a device's manifest from a bookings CSV, and the SMS file.
     Issue {
         #[command(flatten)]
-        d: DirArg,
+        d: OfficeDir,
         /// The device id.
         #[arg(long)]
         device: String,
@@ -162,7 +184,7 @@ enum OfficeCommand {
     /// Ingest a device's batch: verify, store, and write the signed ack.
     Ingest {
         #[command(flatten)]
-        d: DirArg,
+        d: OfficeDir,
         /// The batch file from `handover device export`.
         #[arg(long)]
         batch: PathBuf,
@@ -176,7 +198,7 @@ enum OfficeCommand {
     /// Report what the devices did.
     Report {
         #[command(flatten)]
-        d: DirArg,
+        d: OfficeDir,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -184,7 +206,7 @@ enum OfficeCommand {
     /// Run the sync service devices reach over HTTP(S), until SIGTERM.
     Serve {
         #[command(flatten)]
-        d: DirArg,
+        d: OfficeDir,
         /// Address and port to listen on. Plain HTTP only on loopback
         /// (behind a reverse proxy); give --tls-cert and --tls-key otherwise.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -203,7 +225,7 @@ enum OfficeCommand {
     /// draws it as a QR code.
     EnrolToken {
         #[command(flatten)]
-        d: DirArg,
+        d: OfficeDir,
         /// The postman or vaccinator who will carry the device.
         #[arg(long)]
         assignee: String,
@@ -332,7 +354,7 @@ enum SmsCommand {
     /// List the messages owed and what became of them (numbers masked, no texts).
     List {
         #[command(flatten)]
-        d: DirArg,
+        d: OfficeDir,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -340,7 +362,7 @@ enum SmsCommand {
     /// Send every queued message with the configured sender (office.toml).
     Send {
         #[command(flatten)]
-        d: DirArg,
+        d: OfficeDir,
         /// Queue the failed messages again first.
         #[arg(long)]
         retry_failed: bool,
@@ -351,7 +373,7 @@ enum SmsCommand {
     /// Send the current code of one item again (the recipient did not get it).
     Resend {
         #[command(flatten)]
-        d: DirArg,
+        d: OfficeDir,
         /// The item.
         #[arg(long)]
         reference: String,
@@ -486,6 +508,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             devices,
             events,
             dir,
+            database_url,
             batch,
             drop,
             ca_cert,
@@ -494,7 +517,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if !(0.0..1.0).contains(&drop) {
                 return Err(Error::Usage("--drop: a share from 0 to below 1".into()));
             }
-            let office = Office::open(&dir)?;
+            let office = Office::open_in(&dir, database_url.as_deref())?;
             let links = server
                 .iter()
                 .map(|s| client::OfficeLink::new(s, ca_cert.as_deref()))
@@ -533,13 +556,14 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             cod_upi,
             cod_name,
         } => {
-            let office = Office::init_with(
+            let office = Office::init_in(
                 &d.dir,
                 &office_id,
                 bookings::CodPayee {
                     upi: cod_upi,
                     name: cod_name,
                 },
+                d.database_url.as_deref(),
             )?;
             println!("{}", office.public_key());
             eprintln!("office {office_id} created in {}; pin the key above on each device with `handover device init`", d.dir.display());
@@ -549,12 +573,12 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             device_key,
             assignee,
         } => {
-            let office = Office::open(&d.dir)?;
+            let office = d.open()?;
             let key: PublicKey = device_key.parse()?;
             println!("{}", office.enroll(key, &assignee, now)?);
         }
         OfficeCommand::Revoke { d, device } => {
-            Office::open(&d.dir)?.revoke(&device, now)?;
+            d.open()?.revoke(&device, now)?;
             eprintln!("device {device} revoked: its batches will be refused");
         }
         OfficeCommand::Issue {
@@ -569,7 +593,7 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             valid_until,
             reissue,
         } => {
-            let office = Office::open(&d.dir)?;
+            let office = d.open()?;
             let policy = policy.map(|p| p.parse::<Policy>()).transpose()?;
             let from = time_arg("--valid-from", valid_from.as_deref())?.unwrap_or(now);
             let until = time_arg("--valid-until", valid_until.as_deref())?
@@ -644,7 +668,7 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             ack_out,
             json: as_json,
         } => {
-            let office = Office::open(&d.dir)?;
+            let office = d.open()?;
             let ingested = office.ingest(&read(&batch)?, now)?;
             write(&ack_out, &ingested.ack)?;
             let s = &ingested.summary;
@@ -671,7 +695,7 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             tls_cert,
             tls_key,
         } => {
-            let office = std::sync::Arc::new(Office::open(&d.dir)?);
+            let office = std::sync::Arc::new(d.open()?);
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => Some(handover_server::tls_config(&cert, &key)?),
                 _ => None,
@@ -697,7 +721,7 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             assignee,
             valid_for,
         } => {
-            let office = Office::open(&d.dir)?;
+            let office = d.open()?;
             let issued = office.create_enrol_token(&assignee, valid_for, now)?;
             let text = issued.token.to_string();
             println!("{text}");
@@ -723,7 +747,7 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             );
         }
         OfficeCommand::Report { d, json: as_json } => {
-            let r = Office::open(&d.dir)?.report()?;
+            let r = d.open()?.report()?;
             if as_json {
                 println!("{}", json(&r)?);
             } else {
@@ -737,7 +761,7 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
 fn sms_command(cmd: SmsCommand, now: DateTime<Utc>) -> Result<()> {
     match cmd {
         SmsCommand::List { d, json: as_json } => {
-            let rows = Office::open(&d.dir)?.sms_list()?;
+            let rows = d.open()?.sms_list()?;
             if as_json {
                 println!("{}", json(&rows)?);
             } else {
@@ -761,7 +785,7 @@ fn sms_command(cmd: SmsCommand, now: DateTime<Utc>) -> Result<()> {
             retry_failed,
             json: as_json,
         } => {
-            let office = Office::open(&d.dir)?;
+            let office = d.open()?;
             if retry_failed {
                 office.sms_requeue_failed(now)?;
             }
@@ -783,7 +807,7 @@ fn sms_command(cmd: SmsCommand, now: DateTime<Utc>) -> Result<()> {
             }
         }
         SmsCommand::Resend { d, reference } => {
-            let office = Office::open(&d.dir)?;
+            let office = d.open()?;
             let id = office.sms_resend(&reference, now)?;
             let sender = office.sender()?;
             let s = office.sms_send_some(&*sender, Some(&[id]), now)?;

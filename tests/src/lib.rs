@@ -2,6 +2,27 @@
 //! stand-in SMS gateway.
 
 pub mod gateway;
+pub mod pg;
+
+/// The office store the behavioural suite runs against:
+/// `HANDOVER_TEST_STORE=postgres` for PostgreSQL (a throwaway server, a
+/// database per office), SQLite in the office directory otherwise. The same
+/// tests run against both; `scripts/test` runs the suite twice.
+pub fn on_postgres() -> bool {
+    std::env::var("HANDOVER_TEST_STORE").as_deref() == Ok("postgres")
+}
+
+/// A new office in `dir`, on the store under test.
+pub fn init_office(dir: &Path, office_id: &str) -> Office {
+    let url = on_postgres().then(|| pg::server().database());
+    Office::init_in(
+        dir,
+        office_id,
+        bookings::CodPayee::default(),
+        url.as_deref(),
+    )
+    .expect("init office")
+}
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -36,12 +57,16 @@ pub fn handover_bin() -> PathBuf {
     bin
 }
 
-/// Run `handover ARGS`.
+/// Run `handover ARGS`. On the PostgreSQL run of the suite, `office init`
+/// gets a database of its own (`--database-url`), which it records in the
+/// office's settings for the commands after it.
 pub fn run(args: &[&str]) -> Output {
-    Command::new(handover_bin())
-        .args(args)
-        .output()
-        .expect("handover runs")
+    let mut cmd = Command::new(handover_bin());
+    cmd.args(args);
+    if on_postgres() && args.starts_with(&["office", "init"]) {
+        cmd.args(["--database-url", &pg::server().database()]);
+    }
+    cmd.output().expect("handover runs")
 }
 
 /// Run `handover ARGS`, require exit 0, return stdout.
@@ -101,7 +126,7 @@ impl Day {
     pub fn new(n: u32, policy: Policy) -> Day {
         let dir = tempfile::tempdir().expect("tempdir");
         let now = Utc::now();
-        let office = Office::init(&dir.path().join("office"), "PO-411001").expect("init");
+        let office = init_office(&dir.path().join("office"), "PO-411001");
         let device = Device::open(dir.path().join("device.db")).expect("device");
         device
             .trust_office_key(office.public_key(), now)
@@ -169,8 +194,7 @@ impl Service {
     /// A new office (`PO-1`) serving on `127.0.0.1:0` with `limits`.
     pub fn start(limits: handover_server::Limits) -> Service {
         let dir = tempfile::tempdir().expect("tempdir");
-        let office =
-            std::sync::Arc::new(Office::init(&dir.path().join("office"), "PO-1").expect("init"));
+        let office = std::sync::Arc::new(init_office(&dir.path().join("office"), "PO-1"));
         let server = handover_server::spawn(
             office.clone(),
             "127.0.0.1:0".parse().expect("addr"),

@@ -81,7 +81,7 @@ fn rogue_day(
 ) {
     let dir = tempfile::tempdir().unwrap();
     let now = Utc::now();
-    let office = handover_office::Office::init(&dir.path().join("office"), "PO-1").unwrap();
+    let office = init_office(&dir.path().join("office"), "PO-1");
     let rogue = Rogue::new();
     office
         .enroll(rogue.key.public_key(), "Postman 9", now)

@@ -36,7 +36,7 @@ fn sigkill_at_random_moments_loses_nothing_the_caller_was_told() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     let now = Utc::now();
-    let mut office = Office::init(&dir.join("office"), "PO-1").unwrap();
+    let mut office = init_office(&dir.join("office"), "PO-1");
     let device_key = {
         let device = Device::open(dir.join("device.db")).unwrap();
         device.trust_office_key(office.public_key(), now).unwrap();

@@ -39,12 +39,20 @@ fn office_with_gateway(gateway: &Gateway, extra: &str) -> SmsOffice {
     std::env::set_var(&secret_env, &secret);
     let dir = tempfile::tempdir().unwrap();
     let office_dir = dir.path().join("office");
-    drop(Office::init(&office_dir, "PO-273001").unwrap());
+    drop(init_office(&office_dir, "PO-273001"));
+    // Keep the store `init` recorded (PostgreSQL on that run of the suite).
+    let store: String = std::fs::read_to_string(office_dir.join("office.toml"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("database_url"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     std::fs::write(
         office_dir.join("office.toml"),
         format!(
             r#"[office]
 language = "en"
+{store}
 
 [sms]
 sender = "http"

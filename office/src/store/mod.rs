@@ -101,6 +101,21 @@ impl Drop for Lease<'_> {
     }
 }
 
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Store::Postgres { idle, .. } = self {
+            // Closing a connection of the blocking client runs a small
+            // runtime of its own, which must not happen on a thread that
+            // drives an async runtime (the service may drop the office from
+            // one when it shuts down): close them on a thread of their own.
+            let conns = std::mem::take(&mut *lock(idle));
+            if !conns.is_empty() {
+                let _ = std::thread::spawn(move || drop(conns)).join();
+            }
+        }
+    }
+}
+
 impl Store {
     /// The SQLite store at `path`, created if asked, migrated.
     pub(crate) fn open_sqlite(path: &Path, create: bool) -> Result<Store> {

@@ -1,0 +1,225 @@
+//! A throwaway PostgreSQL for the tests, from Debian's `postgresql` package
+//! (installed by `scripts/setup --all`): `initdb` in a temporary directory,
+//! as the unprivileged user `nobody` when the tests run as root, listening
+//! on a loopback port only, and stopped when the test process ends (it is
+//! started from a thread that lives as long as the process, with a
+//! parent-death signal).
+//!
+//! Each caller gets a database of its own ([`Postgres::database`]).
+//! `HANDOVER_SKIP_PG=1` makes the tests that need PostgreSQL skip, loudly;
+//! CI never sets it.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The running server.
+pub struct Postgres {
+    port: u16,
+    next: AtomicUsize,
+    _dir: tempfile::TempDir,
+}
+
+/// Whether the tests that need PostgreSQL should skip (and say so).
+pub fn skip(test: &str) -> bool {
+    if std::env::var("HANDOVER_SKIP_PG").as_deref() == Ok("1") {
+        eprintln!("\n*** SKIPPED {test}: HANDOVER_SKIP_PG=1 (PostgreSQL tests not run) ***\n");
+        true
+    } else {
+        false
+    }
+}
+
+/// The tests' shared server, started on first use.
+pub fn server() -> &'static Postgres {
+    static PG: OnceLock<Postgres> = OnceLock::new();
+    PG.get_or_init(|| {
+        Postgres::start(false).unwrap_or_else(|e| panic!("PostgreSQL for the tests: {e}"))
+    })
+}
+
+/// Where Debian keeps the server's programs: the newest version.
+fn bin_dir() -> Result<PathBuf, String> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|_| {
+            "no /usr/lib/postgresql: run scripts/setup --all (Debian package postgresql)".to_owned()
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|d| d.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+        .ok_or_else(|| "no initdb under /usr/lib/postgresql/*/bin".to_owned())
+}
+
+const NOBODY: u32 = 65534;
+
+fn as_unprivileged(cmd: &mut Command, die_with_parent: bool) {
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::getuid() == 0 {
+                if libc::setgid(NOBODY) != 0 || libc::setuid(NOBODY) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if die_with_parent {
+                // After setuid, which clears it.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
+            }
+            Ok(())
+        });
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+impl Postgres {
+    /// Start a server. `durable`: the production settings (fsync); else
+    /// the behavioural tests' quick ones.
+    pub fn start(durable: bool) -> Result<Postgres, String> {
+        let bin = bin_dir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("handover-pg-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).map_err(|e| e.to_string())?;
+        // SAFETY: getuid has no preconditions.
+        if unsafe { libc::getuid() } == 0 {
+            for p in [dir.path(), &data] {
+                let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+                    .map_err(|e| e.to_string())?;
+                // SAFETY: a valid C string; chown has no other preconditions.
+                if unsafe { libc::chown(c.as_ptr(), NOBODY, NOBODY) } != 0 {
+                    return Err(format!(
+                        "chown {}: {}",
+                        p.display(),
+                        std::io::Error::last_os_error()
+                    ));
+                }
+            }
+        }
+        let mut initdb = Command::new(bin.join("initdb"));
+        initdb
+            .args(["-D"])
+            .arg(&data)
+            .args(["-U", "handover", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .env_remove("PGDATA")
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        as_unprivileged(&mut initdb, false);
+        let out = initdb.output().map_err(|e| format!("initdb: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let port = free_port()?;
+        let mut args: Vec<String> = vec![
+            "-D".into(),
+            data.display().to_string(),
+            "-h".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-k".into(),
+            dir.path().display().to_string(),
+            "-c".into(),
+            "max_connections=200".into(),
+        ];
+        if !durable {
+            for c in [
+                "fsync=off",
+                "synchronous_commit=off",
+                "full_page_writes=off",
+            ] {
+                args.push("-c".into());
+                args.push(c.into());
+            }
+        }
+        let postgres = bin.join("postgres");
+        let log = dir.path().join("postgres.log");
+        let dir_for_thread = dir.path().to_owned();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The server is a child of this thread, which lives as long as the
+        // process: when the process ends, the parent-death signal stops it.
+        std::thread::Builder::new()
+            .name("postgres".into())
+            .spawn(move || {
+                let log = std::fs::File::create(&log);
+                let mut cmd = Command::new(postgres);
+                cmd.args(&args)
+                    .current_dir(&dir_for_thread)
+                    .stdout(Stdio::null());
+                match log {
+                    Ok(f) => cmd.stderr(f),
+                    Err(_) => cmd.stderr(Stdio::null()),
+                };
+                as_unprivileged(&mut cmd, true);
+                match cmd.spawn() {
+                    Ok(mut child) => {
+                        let _ = tx.send(Ok(()));
+                        let _ = child.wait();
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("postgres: {e}")));
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        rx.recv().map_err(|e| e.to_string())??;
+        let pg = Postgres {
+            port,
+            next: AtomicUsize::new(0),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match postgres::Client::connect(&pg.url("postgres"), postgres::NoTls) {
+                Ok(_) => return Ok(pg),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => {
+                    let log = std::fs::read_to_string(pg._dir.path().join("postgres.log"))
+                        .unwrap_or_default();
+                    return Err(format!("postgres did not start: {e}\n{log}"));
+                }
+            }
+        }
+    }
+
+    /// The URL of database `name`.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://handover@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// A new, empty database; its URL.
+    pub fn database(&self) -> String {
+        let name = format!(
+            "t_{}_{}",
+            std::process::id(),
+            self.next.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect to the test PostgreSQL: {e}"));
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("CREATE DATABASE: {e}"));
+        self.url(&name)
+    }
+
+    /// The directory the server keeps its data and log in.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+}
