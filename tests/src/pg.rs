@@ -61,10 +61,8 @@ fn as_unprivileged(cmd: &mut Command, die_with_parent: bool) {
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::getuid() == 0 {
-                if libc::setgid(NOBODY) != 0 || libc::setuid(NOBODY) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+            if libc::getuid() == 0 && (libc::setgid(NOBODY) != 0 || libc::setuid(NOBODY) != 0) {
+                return Err(std::io::Error::last_os_error());
             }
             if die_with_parent {
                 // After setuid, which clears it.
