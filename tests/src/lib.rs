@@ -223,56 +223,118 @@ impl Service {
 
     /// A new device at `path`, enrolled by token for `assignee`.
     pub fn enrolled_device(&self, path: &Path, assignee: &str) -> Device {
-        let device = Device::open(path).expect("device");
-        let token = self
-            .office
-            .create_enrol_token(assignee, Duration::hours(1), Utc::now())
-            .expect("token");
-        handover_cli::client::enrol(&device, &self.link(), &token.token).expect("enrol");
-        device
+        enrolled_device(&self.office, &self.link(), path, assignee)
     }
 
     /// Issue `n` post items to `device` (a cheap policy); returns the codes by reference.
     pub fn issue_post(&self, device: &Device, n: u32, first: u32) -> Vec<(String, String)> {
-        let mut csv = String::from("reference,service,addressee,address,mobile,cod_paise\n");
-        for i in first..first + n {
-            let r = handover_core::s10::make("EE", 30_000_000 + i, "IN").expect("valid");
-            csv.push_str(&format!(
-                "{r},parcel,Resident {i},{i} Hill Road,97{i:08},\n"
-            ));
-        }
-        let rows = bookings::parse(
-            Programme::Post,
-            csv.as_bytes(),
-            self.office.cod_payee(),
-            2026,
-        )
+        issue_post(&self.office, device, n, first)
+    }
+}
+
+/// A new device at `path`, enrolled for `assignee` by a token of `office`
+/// through the service at `link`.
+pub fn enrolled_device(
+    office: &Office,
+    link: &handover_cli::client::OfficeLink,
+    path: &Path,
+    assignee: &str,
+) -> Device {
+    let device = Device::open(path).expect("device");
+    let token = office
+        .create_enrol_token(assignee, Duration::hours(1), Utc::now())
+        .expect("token");
+    handover_cli::client::enrol(&device, link, &token.token).expect("enrol");
+    device
+}
+
+/// Issue `n` post items to `device` (a cheap policy) from `office`; returns
+/// the codes by reference.
+pub fn issue_post(office: &Office, device: &Device, n: u32, first: u32) -> Vec<(String, String)> {
+    let mut csv = String::from("reference,service,addressee,address,mobile,cod_paise\n");
+    for i in first..first + n {
+        let r = handover_core::s10::make("EE", 30_000_000 + i, "IN").expect("valid");
+        csv.push_str(&format!(
+            "{r},parcel,Resident {i},{i} Hill Road,97{i:08},\n"
+        ));
+    }
+    let rows = bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026)
         .expect("bookings");
-        let now = Utc::now();
-        let issued = self
-            .office
-            .issue(
-                &IssueRequest {
-                    device_id: &device.identity().device_id,
-                    programme: Programme::Post,
-                    bookings: &rows,
-                    policy: Some(test_policy()),
-                    valid_from: now - Duration::hours(1),
-                    valid_until: now + Duration::hours(8),
-                    reissue: &[],
-                    now,
-                },
-                &|| {},
-                |_| Ok(()),
-            )
-            .expect("issue");
-        issued
-            .sms
-            .iter()
-            .map(|s| {
-                let code = handover_cli::demo::code_from_sms(&s.message).expect("code");
-                (s.reference.clone(), code)
-            })
-            .collect()
+    let now = Utc::now();
+    let issued = office
+        .issue(
+            &IssueRequest {
+                device_id: &device.identity().device_id,
+                programme: Programme::Post,
+                bookings: &rows,
+                policy: Some(test_policy()),
+                valid_from: now - Duration::hours(1),
+                valid_until: now + Duration::hours(8),
+                reissue: &[],
+                now,
+            },
+            &|| {},
+            |_| Ok(()),
+        )
+        .expect("issue");
+    issued
+        .sms
+        .iter()
+        .map(|s| {
+            let code = handover_cli::demo::code_from_sms(&s.message).expect("code");
+            (s.reference.clone(), code)
+        })
+        .collect()
+}
+
+/// `handover office serve --dir DIR` as a child process on a loopback port
+/// (its store is the one `office.toml` records); killed when dropped.
+pub struct ServeProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ServeProcess {
+    /// Start serving the office in `office_dir`, with `extra` arguments.
+    pub fn start(office_dir: &Path, extra: &[&str]) -> ServeProcess {
+        use std::io::BufRead;
+        let mut child = Command::new(handover_bin())
+            .args(["office", "serve", "--dir"])
+            .arg(office_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("handover office serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("first line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        ServeProcess { child, url }
+    }
+
+    /// The service's base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A link to the service, retrying quickly.
+    pub fn link(&self) -> handover_cli::client::OfficeLink {
+        handover_cli::client::OfficeLink::new(&self.url, None)
+            .expect("link")
+            .with_backoff(std::time::Duration::from_millis(20))
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -61,7 +61,11 @@ fn as_unprivileged(cmd: &mut Command, die_with_parent: bool) {
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::getuid() == 0 && (libc::setgid(NOBODY) != 0 || libc::setuid(NOBODY) != 0) {
+            if libc::getuid() == 0
+                && (libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(NOBODY) != 0
+                    || libc::setuid(NOBODY) != 0)
+            {
                 return Err(std::io::Error::last_os_error());
             }
             if die_with_parent {

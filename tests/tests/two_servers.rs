@@ -1,0 +1,265 @@
+//! Two `handover office serve` processes on one PostgreSQL store, the way
+//! an office runs at national scale (`docs/scale.md`): the same batch of one
+//! device reaching both servers at the same instant is stored once and
+//! answered with the same ack bytes by each; a forked device (a cloned
+//! phone) sending its two chains to the two servers at once keeps one chain,
+//! one flag and one piece of evidence.
+//!
+//! These tests always run on PostgreSQL (a throwaway server, a database of
+//! their own), whichever store the rest of the suite is on. They skip,
+//! loudly, only when `HANDOVER_SKIP_PG=1`.
+
+use std::sync::Barrier;
+
+use chrono::Utc;
+use handover_cli::client::{self, OfficeLink};
+use handover_core::api;
+use handover_core::device::{Device, HttpRequest, HttpResponse, SyncSession, VerifyOutcome};
+use handover_core::event::ExceptionReason;
+use handover_office::{bookings, Office};
+use handover_tests::*;
+
+/// An office on a fresh PostgreSQL database, served by two processes.
+struct TwoServers {
+    dir: tempfile::TempDir,
+    url: String,
+    office: Office,
+    a: ServeProcess,
+    b: ServeProcess,
+}
+
+impl TwoServers {
+    fn start() -> TwoServers {
+        let dir = tempfile::tempdir().unwrap();
+        let url = pg::server().database();
+        let office_dir = dir.path().join("office");
+        drop(
+            Office::init_in(
+                &office_dir,
+                "PO-1",
+                bookings::CodPayee::default(),
+                Some(&url),
+            )
+            .unwrap(),
+        );
+        // Both servers find the store in office.toml, as an operator's would.
+        let a = ServeProcess::start(&office_dir, &[]);
+        let b = ServeProcess::start(&office_dir, &[]);
+        assert_ne!(a.url(), b.url());
+        let office = Office::open(&office_dir).unwrap();
+        assert!(office.on_postgres());
+        TwoServers {
+            dir,
+            url,
+            office,
+            a,
+            b,
+        }
+    }
+
+    fn sql_count(&self, sql: &str) -> i64 {
+        let mut c = postgres::Client::connect(&self.url, postgres::NoTls).unwrap();
+        c.query_one(sql, &[]).unwrap().get(0)
+    }
+}
+
+/// Run `session` through `link` until its next request is a batch push;
+/// that request.
+fn up_to_push(session: &mut SyncSession, device: &Device, link: &OfficeLink) -> HttpRequest {
+    loop {
+        let req = session
+            .next_request(device, Utc::now())
+            .unwrap()
+            .expect("a batch to push");
+        if req.path == api::BATCHES {
+            return req;
+        }
+        let resp = link.send(&req).unwrap();
+        session.handle_response(device, &resp, Utc::now()).unwrap();
+    }
+}
+
+/// Send `ra` to `a` and `rb` to `b` at the same instant.
+fn at_once(
+    a: &OfficeLink,
+    ra: &HttpRequest,
+    b: &OfficeLink,
+    rb: &HttpRequest,
+) -> (HttpResponse, HttpResponse) {
+    let barrier = Barrier::new(2);
+    std::thread::scope(|s| {
+        let ta = s.spawn(|| {
+            barrier.wait();
+            a.send(ra).unwrap()
+        });
+        let tb = s.spawn(|| {
+            barrier.wait();
+            b.send(rb).unwrap()
+        });
+        (ta.join().unwrap(), tb.join().unwrap())
+    })
+}
+
+#[test]
+fn one_devices_batches_at_two_servers_at_once_are_stored_once_with_identical_acks() {
+    if pg::skip("two servers: batches stored once") {
+        return;
+    }
+    let t = TwoServers::start();
+    let (la, lb) = (t.a.link(), t.b.link());
+    const DEVICES: u32 = 6;
+    const ITEMS: u32 = 24;
+    const ROUNDS: usize = 4;
+    let devices: Vec<(Device, Vec<(String, String)>)> = (0..DEVICES)
+        .map(|i| {
+            // Half enrol through each server.
+            let link = if i % 2 == 0 { &la } else { &lb };
+            let device = enrolled_device(
+                &t.office,
+                link,
+                &t.dir.path().join(format!("d{i}.db")),
+                &format!("Postman {i}"),
+            );
+            let codes = issue_post(&t.office, &device, ITEMS, i * 100);
+            (device, codes)
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for (device, codes) in &devices {
+            let (la, lb) = (t.a.link(), t.b.link());
+            s.spawn(move || {
+                client::sync(device, &la).unwrap();
+                for round in codes.chunks(codes.len() / ROUNDS) {
+                    for (r, c) in round {
+                        assert!(matches!(
+                            device.verify(r, c, Utc::now()).unwrap(),
+                            VerifyOutcome::Accepted { .. }
+                        ));
+                    }
+                    // The same outbox, pushed through both servers at once.
+                    let (mut sa, mut sb) = (SyncSession::new(100), SyncSession::new(100));
+                    let (ra, rb) = (
+                        up_to_push(&mut sa, device, &la),
+                        up_to_push(&mut sb, device, &lb),
+                    );
+                    assert_eq!(ra.body, rb.body, "the same batch");
+                    let (a, b) = at_once(&la, &ra, &lb, &rb);
+                    assert_eq!((a.status, b.status), (200, 200));
+                    assert_eq!(a.body, b.body, "the same ack bytes from either server");
+                    sa.handle_response(device, &a, Utc::now()).unwrap();
+                    sb.handle_response(device, &b, Utc::now()).unwrap();
+                    assert_eq!(device.pending_count().unwrap(), 0);
+                }
+            });
+        }
+    });
+
+    let total = i64::from(DEVICES * ITEMS);
+    let report = t.office.report().unwrap();
+    assert_eq!(
+        (report.handed_over, report.verified),
+        (total as u64, total as u64)
+    );
+    assert!(report.flagged.is_empty(), "{:?}", report.flagged);
+    let mut heads = 0;
+    for (device, _) in &devices {
+        let (head, _) = device.head().unwrap();
+        let held = t.office.device(&device.identity().device_id).unwrap();
+        assert_eq!(held.head_seq, head, "the office's head is the device's");
+        assert_eq!(held.flagged, None);
+        heads += head as i64;
+    }
+    // Every event once, and one confirmation SMS per verified handover.
+    assert_eq!(t.sql_count("SELECT count(*) FROM events"), heads);
+    assert_eq!(
+        t.sql_count(
+            "SELECT count(*) FROM (SELECT device_id, seq FROM events
+                 GROUP BY device_id, seq HAVING count(*) > 1) AS twice"
+        ),
+        0
+    );
+    assert_eq!(
+        t.sql_count("SELECT count(*) FROM sms_outbox WHERE purpose = 'confirmation'"),
+        total
+    );
+}
+
+#[test]
+fn a_cloned_phone_sending_its_two_chains_to_two_servers_at_once_keeps_one_chain_and_one_flag() {
+    if pg::skip("two servers: a fork") {
+        return;
+    }
+    let t = TwoServers::start();
+    let (la, lb) = (t.a.link(), t.b.link());
+    let path = t.dir.path().join("phone.db");
+    let device = enrolled_device(&t.office, &la, &path, "Postman 1");
+    let codes = issue_post(&t.office, &device, 4, 0);
+    client::sync(&device, &la).unwrap();
+    let (r0, c0) = &codes[0];
+    device.verify(r0, c0, Utc::now()).unwrap();
+    client::sync(&device, &lb).unwrap();
+    let id = device.identity().device_id;
+
+    // The phone is cloned: the copy carries the same key and chain.
+    drop(device);
+    let clone_path = t.dir.path().join("clone.db");
+    std::fs::copy(&path, &clone_path).unwrap();
+    let phone = Device::open(&path).unwrap();
+    let clone = Device::open(&clone_path).unwrap();
+    // Each goes on with a different event at the same seq.
+    let (r1, c1) = &codes[1];
+    phone.verify(r1, c1, Utc::now()).unwrap();
+    clone
+        .record_exception(r1, ExceptionReason::NotHome, Utc::now())
+        .unwrap();
+    assert_eq!(phone.head().unwrap().0, clone.head().unwrap().0);
+    assert_ne!(phone.head().unwrap().1, clone.head().unwrap().1);
+
+    let (mut sp, mut sc) = (SyncSession::new(100), SyncSession::new(100));
+    let (rp, rc) = (
+        up_to_push(&mut sp, &phone, &la),
+        up_to_push(&mut sc, &clone, &lb),
+    );
+    let (p, c) = at_once(&la, &rp, &lb, &rc);
+    // One chain is taken, whichever came first; the other is a fork.
+    let mut statuses = [p.status, c.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [200, 409],
+        "{} / {}",
+        String::from_utf8_lossy(&p.body),
+        String::from_utf8_lossy(&c.body)
+    );
+    let phone_won = p.status == 200;
+    let (winner, winner_req, winner_ack, other) = if phone_won {
+        (&phone, &rp, &p, &lb)
+    } else {
+        (&clone, &rc, &c, &la)
+    };
+    let held = t.office.device(&id).unwrap();
+    assert_eq!(held.flagged.as_deref(), Some("fork"));
+    assert_eq!(held.head_seq, winner.head().unwrap().0);
+    assert_eq!(
+        t.sql_count("SELECT count(*) FROM fork_evidence"),
+        1,
+        "one piece of evidence"
+    );
+    assert_eq!(
+        t.sql_count("SELECT count(*) FROM devices WHERE flagged = 'fork'"),
+        1
+    );
+
+    // The winner's batch again, at the other server: the same ack bytes.
+    let mut session = SyncSession::new(100);
+    let again = up_to_push(&mut session, winner, other);
+    assert_eq!(again.body, winner_req.body);
+    let resp = other.send(&again).unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, winner_ack.body);
+    // The stored chain is the winner's, event for event.
+    let events = t.sql_count(&format!(
+        "SELECT count(*) FROM events WHERE device_id = '{id}'"
+    ));
+    assert_eq!(events as u64, winner.head().unwrap().0);
+}
