@@ -701,19 +701,18 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                 _ => None,
             };
             let scheme = if tls.is_some() { "https" } else { "http" };
-            handover_server::run(
-                office,
-                listen,
-                tls,
-                handover_server::Limits::default(),
-                |addr| {
-                    println!("listening on {scheme}://{addr}");
-                    eprintln!(
-                        "office sync service for {}; stop with Ctrl-C or SIGTERM",
-                        d.dir.display()
-                    );
-                },
-            )?;
+            let every = office.config().sms.send_every_seconds;
+            let limits = handover_server::Limits {
+                sms_send_every: (every > 0).then(|| std::time::Duration::from_secs(every)),
+                ..handover_server::Limits::default()
+            };
+            handover_server::run(office, listen, tls, limits, |addr| {
+                println!("listening on {scheme}://{addr}");
+                eprintln!(
+                    "office sync service for {}; stop with Ctrl-C or SIGTERM",
+                    d.dir.display()
+                );
+            })?;
         }
         OfficeCommand::Sms(cmd) => sms_command(cmd, now)?,
         OfficeCommand::EnrolToken {

@@ -22,6 +22,7 @@
 //! entity_id = "1101234567890123456"  # DLT principal entity id
 //! timeout_seconds = 10
 //! max_attempts = 4
+//! send_every_seconds = 5           # how often `serve` sends the outbox; 0: never
 //!
 //! [sms.templates]                  # DLT content template ids, programme.purpose.language
 //! "post.code.en" = "1107160000000000001"
@@ -131,6 +132,11 @@ pub struct SmsSettings {
     pub max_attempts: u32,
     /// First wait between attempts, milliseconds (doubling).
     pub backoff_ms: u64,
+    /// How often `handover office serve` sends the outbox in the
+    /// background, seconds; 0: never (`handover office sms send` does).
+    /// Several servers on one store may all send: each message is claimed
+    /// by one of them.
+    pub send_every_seconds: u64,
 }
 
 impl Default for SmsSettings {
@@ -147,6 +153,7 @@ impl Default for SmsSettings {
             timeout_seconds: 10,
             max_attempts: 4,
             backoff_ms: 500,
+            send_every_seconds: 5,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! device reaching both servers at the same instant is stored once and
 //! answered with the same ack bytes by each; a forked device (a cloned
 //! phone) sending its two chains to the two servers at once keeps one chain,
-//! one flag and one piece of evidence.
+//! one flag and one piece of evidence; both servers sending the SMS outbox
+//! in the background send each message once.
 //!
 //! These tests always run on PostgreSQL (a throwaway server, a database of
 //! their own), whichever store the rest of the suite is on. They skip,
@@ -17,6 +18,7 @@ use handover_core::api;
 use handover_core::device::{Device, HttpRequest, HttpResponse, SyncSession, VerifyOutcome};
 use handover_core::event::ExceptionReason;
 use handover_office::{bookings, Office};
+use handover_tests::gateway::{Gateway, Mode};
 use handover_tests::*;
 
 /// An office on a fresh PostgreSQL database, served by two processes.
@@ -30,6 +32,12 @@ struct TwoServers {
 
 impl TwoServers {
     fn start() -> TwoServers {
+        TwoServers::start_with("")
+    }
+
+    /// `settings`, when given, make office.toml (with the store's URL)
+    /// before the servers start.
+    fn start_with(settings: &str) -> TwoServers {
         let dir = tempfile::tempdir().unwrap();
         let url = pg::server().database();
         let office_dir = dir.path().join("office");
@@ -42,6 +50,13 @@ impl TwoServers {
             )
             .unwrap(),
         );
+        if !settings.is_empty() {
+            std::fs::write(
+                office_dir.join("office.toml"),
+                format!("[office]\ndatabase_url = \"{url}\"\n{settings}"),
+            )
+            .unwrap();
+        }
         // Both servers find the store in office.toml, as an operator's would.
         let a = ServeProcess::start(&office_dir, &[]);
         let b = ServeProcess::start(&office_dir, &[]);
@@ -262,4 +277,90 @@ fn a_cloned_phone_sending_its_two_chains_to_two_servers_at_once_keeps_one_chain_
         "SELECT count(*) FROM events WHERE device_id = '{id}'"
     ));
     assert_eq!(events as u64, winner.head().unwrap().0);
+}
+
+#[test]
+fn two_servers_sending_the_sms_outbox_send_each_message_once() {
+    if pg::skip("two servers: the SMS outbox") {
+        return;
+    }
+    let gateway = Gateway::start(Mode::Accept);
+    // The servers inherit the key from this process's environment.
+    std::env::set_var("HANDOVER_TEST_TWO_SERVERS_SMS_KEY", "api-key");
+    let t = TwoServers::start_with(&format!(
+        r#"
+[sms]
+sender = "http"
+url = "{}"
+api_key_env = "HANDOVER_TEST_TWO_SERVERS_SMS_KEY"
+sender_id = "INPOST"
+entity_id = "1101234567890123456"
+send_every_seconds = 1
+backoff_ms = 10
+
+[sms.templates]
+"post.code.en" = "1107000000000000001"
+"post.confirmation.en" = "1107000000000000004"
+"#,
+        gateway.url()
+    ));
+    let la = t.a.link();
+    let devices: Vec<(Device, Vec<(String, String)>)> = (0..3)
+        .map(|i| {
+            let device = enrolled_device(
+                &t.office,
+                &la,
+                &t.dir.path().join(format!("d{i}.db")),
+                &format!("Postman {i}"),
+            );
+            let codes = issue_post(&t.office, &device, 20, i * 100);
+            (device, codes)
+        })
+        .collect();
+    for (i, (device, codes)) in devices.iter().enumerate() {
+        let link = if i % 2 == 0 { t.a.link() } else { t.b.link() };
+        client::sync(device, &link).unwrap();
+        for (r, c) in codes {
+            device.verify(r, c, Utc::now()).unwrap();
+        }
+        client::sync(device, &link).unwrap();
+    }
+    // 60 code SMS and 60 confirmations, claimed by whichever server
+    // gets there first.
+    let expected = 120;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while t.sql_count("SELECT count(*) FROM sms_outbox WHERE status = 'sent'") < expected {
+        let failed = t.sql_count("SELECT count(*) FROM sms_outbox WHERE status = 'failed'");
+        if failed > 0 || std::time::Instant::now() > deadline {
+            let mut c = postgres::Client::connect(&t.url, postgres::NoTls).unwrap();
+            let rows: Vec<String> = c
+                .query(
+                    "SELECT status, coalesce(reason, ''), count(*) FROM sms_outbox GROUP BY 1, 2",
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {:?} {}",
+                        r.get::<_, String>(0),
+                        r.get::<_, String>(1),
+                        r.get::<_, i64>(2)
+                    )
+                })
+                .collect();
+            panic!("the outbox was not sent: {rows:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // A moment more for a second send, if there were one.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let accepted = gateway.accepted();
+    let refs: std::collections::BTreeSet<String> = accepted
+        .iter()
+        .map(|r| r.body["client_ref"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(accepted.len() as i64, expected, "each message sent once");
+    assert_eq!(refs.len() as i64, expected);
+    assert_eq!(t.sql_count("SELECT count(*) FROM sms_outbox"), expected);
 }
