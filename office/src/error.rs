@@ -117,6 +117,9 @@ pub enum Error {
     /// A manifest's window must start before it ends.
     #[error("the validity window must start before it ends")]
     InvalidWindow,
+    /// The bookings hold one reference twice.
+    #[error("the bookings hold {0} twice")]
+    BookedTwice(String),
     /// A re-issue names a reference the bookings do not hold.
     #[error("a re-issue names {0}, which is not in the bookings")]
     ReissueNotBooked(String),

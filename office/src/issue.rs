@@ -25,9 +25,10 @@
 //! Nothing is committed until the caller's `deliver` step (writing the
 //! manifest and SMS files) has succeeded, so a failed write loses no SMS.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::store::{ps, Tx};
+use crate::store::ps;
+use crate::store::sql::P;
 use chrono::{DateTime, Utc};
 use handover_core::codes::{derive_code, Policy, Programme};
 use handover_core::manifest::{Item, Manifest, MANIFEST_FORMAT};
@@ -182,7 +183,20 @@ impl Office {
         {
             return Err(Error::ReissueNotBooked((*r).to_owned()));
         }
-        self.store.write(|tx| {
+        let mut booked = HashSet::with_capacity(req.bookings.len());
+        if let Some(b) = req
+            .bookings
+            .iter()
+            .find(|b| !booked.insert(b.reference.as_str()))
+        {
+            return Err(Error::BookedTwice(b.reference.clone()));
+        }
+        let references: Vec<P<'_>> = req
+            .bookings
+            .iter()
+            .map(|b| P::from(b.reference.as_str()))
+            .collect();
+        let issued = self.store.write(|tx| {
         // One issue of a device's manifests at a time, across servers.
         tx.lock_device(req.device_id)?;
         let held: Option<i64> = tx.opt(
@@ -197,13 +211,37 @@ impl Office {
                 .ok_or(Error::Store("manifest revision out of range"))
         })?;
         let default_language = self.config.default_language()?;
+        // What the office holds of these references, read at once: the
+        // manifest's items as issued before, and each reference's latest
+        // code version in any manifest.
+        let in_manifest: HashMap<String, (i64, Option<String>)> = tx
+            .all(
+                "SELECT i.reference AS reference, i.code_version AS code_version, c.policy AS policy
+                 FROM items i
+                 LEFT JOIN codes c ON c.programme = i.programme AND c.reference = i.reference
+                     AND c.code_version = i.code_version
+                 WHERE i.manifest_id = $1",
+                ps![&manifest_id],
+                |r| Ok((r.get("reference")?, (r.get("code_version")?, r.get("policy")?))),
+            )?
+            .into_iter()
+            .collect();
+        let latest: HashMap<String, i64> = tx
+            .all_in(
+                "SELECT reference, MAX(code_version) AS latest FROM codes
+                 WHERE programme = $1 AND reference IN ({keys}) GROUP BY reference",
+                ps![req.programme.as_str()],
+                &references,
+                |r| Ok((r.get("reference")?, r.get("latest")?)),
+            )?
+            .into_iter()
+            .collect();
         let mut plan = Vec::with_capacity(req.bookings.len());
         for b in req.bookings {
             plan.push(plan_item(
-                tx,
-                req.programme,
-                &manifest_id,
                 b,
+                in_manifest.get(&b.reference),
+                latest.get(&b.reference).copied(),
                 &reissue,
                 policy,
                 default_language,
@@ -295,65 +333,88 @@ impl Office {
                 &sealed
             ],
         )?;
-        let (mut sms_ids, mut sms_segments) = (Vec::new(), 0);
-        for (item, p) in manifest.items.iter().zip(&plan) {
-            let details = serde_json::to_string(&item.details)
-                .map_err(|_| Error::Encoding("item details"))?;
-            tx.exec(
-                "INSERT INTO items (manifest_id, reference, programme, code_version, digits, mobile,
-                     details, language)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (manifest_id, reference) DO UPDATE SET
-                     code_version = excluded.code_version, digits = excluded.digits,
-                     mobile = excluded.mobile, details = excluded.details,
-                     language = excluded.language",
-                ps![
-                    &manifest_id,
-                    &item.reference,
-                    programme.as_str(),
-                    item.code_version,
-                    p.policy.digits,
-                    &p.booking.mobile,
-                    &details,
-                    p.language.as_str()
-                ],
-            )?;
-            if p.new_code {
-                let segments =
-                    self.code_segments(programme, &item.reference, p.language, p.policy.digits)?;
-                sms_segments += segments;
-                sms_ids.extend(crate::sms::queue(
-                    tx,
-                    &crate::sms::Queued {
-                        purpose: crate::sms::Purpose::Code,
-                        programme,
-                        reference: &item.reference,
-                        code_version: Some(item.code_version),
-                        event: None,
-                        mobile: &p.booking.mobile,
-                        language: p.language,
-                        segments,
-                    },
-                    req.now,
-                )?);
-            }
-            if p.new_code {
-                let json =
-                    serde_json::to_string(&p.policy).map_err(|_| Error::Encoding("policy"))?;
-                tx.exec(
-                    "INSERT INTO codes (programme, reference, code_version, policy, code_key_id, issued_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                    ps![
-                        programme.as_str(),
-                        &item.reference,
-                        item.code_version,
-                        &json,
-                        self.code_key.id(),
-                        ms(req.now)
-                    ],
-                )?;
-            }
+        let details: Vec<String> = manifest
+            .items
+            .iter()
+            .map(|item| serde_json::to_string(&item.details).map_err(|_| Error::Encoding("item details")))
+            .collect::<Result<_>>()?;
+        let item_rows: Vec<Vec<P<'_>>> = manifest
+            .items
+            .iter()
+            .zip(&plan)
+            .zip(&details)
+            .map(|((item, p), details)| {
+                vec![
+                    P::from(manifest_id.as_str()),
+                    P::from(&item.reference),
+                    P::from(programme.as_str()),
+                    P::from(item.code_version),
+                    P::from(p.policy.digits),
+                    P::from(&p.booking.mobile),
+                    P::from(details),
+                    P::from(p.language.as_str()),
+                ]
+            })
+            .collect();
+        tx.insert_rows(
+            "INSERT INTO items (manifest_id, reference, programme, code_version, digits, mobile,
+                 details, language)",
+            8,
+            "ON CONFLICT (manifest_id, reference) DO UPDATE SET
+                 code_version = excluded.code_version, digits = excluded.digits,
+                 mobile = excluded.mobile, details = excluded.details,
+                 language = excluded.language",
+            &item_rows,
+        )?;
+        // New code versions: their policies, and the SMS that carry them.
+        let fresh: Vec<(&Item, &Planned<'_>)> = manifest
+            .items
+            .iter()
+            .zip(&plan)
+            .filter(|(_, p)| p.new_code)
+            .collect();
+        let policies: Vec<String> = fresh
+            .iter()
+            .map(|(_, p)| serde_json::to_string(&p.policy).map_err(|_| Error::Encoding("policy")))
+            .collect::<Result<_>>()?;
+        let code_rows: Vec<Vec<P<'_>>> = fresh
+            .iter()
+            .zip(&policies)
+            .map(|((item, _), json)| {
+                vec![
+                    P::from(programme.as_str()),
+                    P::from(&item.reference),
+                    P::from(item.code_version),
+                    P::from(json.as_str()),
+                    P::from(self.code_key.id()),
+                    P::from(ms(req.now)),
+                ]
+            })
+            .collect();
+        tx.insert_rows(
+            "INSERT INTO codes (programme, reference, code_version, policy, code_key_id, issued_at)",
+            6,
+            "",
+            &code_rows,
+        )?;
+        let mut queued = Vec::with_capacity(fresh.len());
+        let mut sms_segments = 0;
+        for (item, p) in &fresh {
+            let segments =
+                self.code_segments(programme, &item.reference, p.language, p.policy.digits)?;
+            sms_segments += segments;
+            queued.push(crate::sms::Queued {
+                purpose: crate::sms::Purpose::Code,
+                programme,
+                reference: &item.reference,
+                code_version: Some(item.code_version),
+                event: None,
+                mobile: &p.booking.mobile,
+                language: p.language,
+                segments,
+            });
         }
+        let sms_ids = crate::sms::queue_returning(tx, &queued, req.now)?;
         let issued = Issued {
             manifest_id: manifest_id.clone(),
             revision,
@@ -366,37 +427,28 @@ impl Office {
             policy_changed: plan.iter().filter(|p| p.policy_changed).count(),
         };
         deliver(&issued)?;
+        Ok::<_, Error>(issued)
+        })?;
+        // A morning's issue adds rows by the hundred thousand: keep the
+        // planner's picture of the tables current (PostgreSQL).
+        self.store.refresh_statistics()?;
         Ok(issued)
-        })
     }
 }
 
 /// Decide the code version, policy and SMS of one booking (the table in the
-/// module docs).
+/// module docs), from the item as this manifest held it (its code version
+/// and that version's policy) and the reference's latest code version.
 fn plan_item<'a>(
-    tx: &mut Tx<'_, '_>,
-    programme: Programme,
-    manifest_id: &str,
     booking: &'a Booking,
+    in_manifest: Option<&(i64, Option<String>)>,
+    latest: Option<i64>,
     reissue: &HashSet<&str>,
     policy: Policy,
     default_language: crate::sms::Language,
 ) -> Result<Planned<'a>> {
     let language = booking.language.unwrap_or(default_language);
     let reference = booking.reference.as_str();
-    let in_manifest: Option<(i64, Option<String>)> = tx.opt(
-        "SELECT i.code_version AS code_version, c.policy AS policy FROM items i
-         LEFT JOIN codes c ON c.programme = i.programme AND c.reference = i.reference
-             AND c.code_version = i.code_version
-         WHERE i.manifest_id = $1 AND i.reference = $2",
-        ps![manifest_id, reference],
-        |r| Ok((r.get("code_version")?, r.get("policy")?)),
-    )?;
-    let latest: Option<i64> = tx.one(
-        "SELECT MAX(code_version) AS latest FROM codes WHERE programme = $1 AND reference = $2",
-        ps![programme.as_str(), reference],
-        |r| r.get("latest"),
-    )?;
     let next = u32::try_from(latest.unwrap_or(0))
         .ok()
         .and_then(|v| v.checked_add(1))
@@ -409,7 +461,7 @@ fn plan_item<'a>(
         new_code: true,
         policy_changed,
     };
-    let Some((version, held_policy)) = in_manifest else {
+    let Some((version, held_policy)) = in_manifest.cloned() else {
         return Ok(fresh(false));
     };
     if reissue.contains(reference) {

@@ -22,6 +22,7 @@
 use std::str::FromStr;
 use std::time::Duration as StdDuration;
 
+use crate::store::sql::P;
 use crate::store::{ps, Tx};
 use chrono::{DateTime, Duration, Utc};
 use handover_core::codes::{derive_code, Programme};
@@ -175,35 +176,52 @@ pub(crate) struct Queued<'a> {
     pub segments: usize,
 }
 
-/// Queue a message in `tx`; returns its id (none if it was queued before,
-/// for one event's confirmation).
-pub(crate) fn queue(
+fn queue_rows<'q>(all: &'q [Queued<'q>], at: &'q i64) -> Vec<Vec<P<'q>>> {
+    all.iter()
+        .map(|q| {
+            let (device, seq) = q
+                .event
+                .map_or((None, None), |(d, s)| (Some(d), Some(s as i64)));
+            vec![
+                P::from(q.purpose.as_str()),
+                P::from(q.programme.as_str()),
+                P::from(q.reference),
+                P::from(q.code_version),
+                P::from(device),
+                P::from(seq),
+                P::from(q.mobile),
+                P::from(q.language.as_str()),
+                P::from("queued"),
+                P::from(q.segments as i64),
+                P::from(*at),
+                P::from(*at),
+            ]
+        })
+        .collect()
+}
+
+const QUEUE: &str = "INSERT INTO sms_outbox (purpose, programme, reference, code_version,
+     event_device, event_seq, mobile, language, status, segments, created_at, updated_at)";
+
+/// Queue messages in `tx`, in a few multi-row statements; a message queued
+/// before for the same event is not queued again. Returns how many were.
+pub(crate) fn queue_all(
     tx: &mut Tx<'_, '_>,
-    q: &Queued<'_>,
+    all: &[Queued<'_>],
     now: DateTime<Utc>,
-) -> Result<Option<i64>> {
-    let (device, seq) = q
-        .event
-        .map_or((None, None), |(d, s)| (Some(d), Some(s as i64)));
-    tx.opt(
-        "INSERT INTO sms_outbox (purpose, programme, reference, code_version, event_device, event_seq,
-             mobile, language, status, segments, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $10)
-         ON CONFLICT DO NOTHING RETURNING id",
-        ps![
-            q.purpose.as_str(),
-            q.programme.as_str(),
-            q.reference,
-            q.code_version,
-            device,
-            seq,
-            q.mobile,
-            q.language.as_str(),
-            q.segments as i64,
-            ms(now)
-        ],
-        |r| r.get("id"),
-    )
+) -> Result<u64> {
+    let at = ms(now);
+    tx.insert_rows(QUEUE, 12, "ON CONFLICT DO NOTHING", &queue_rows(all, &at))
+}
+
+/// Queue messages in `tx`; their ids.
+pub(crate) fn queue_returning(
+    tx: &mut Tx<'_, '_>,
+    all: &[Queued<'_>],
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>> {
+    let at = ms(now);
+    tx.insert_rows_returning(QUEUE, 12, "RETURNING id", &queue_rows(all, &at), "id")
 }
 
 /// A claimed row, with what rendering it needs.
@@ -593,9 +611,9 @@ impl Office {
             let language: Language = language.parse()?;
             let digits = u8::try_from(digits).map_err(|_| Error::Store("digits out of range"))?;
             let segments = self.code_segments(programme, reference, language, digits)?;
-            queue(
+            queue_returning(
                 tx,
-                &Queued {
+                &[Queued {
                     purpose: Purpose::Code,
                     programme,
                     reference,
@@ -604,9 +622,11 @@ impl Office {
                     mobile: &mobile,
                     language,
                     segments,
-                },
+                }],
                 now,
             )?
+            .first()
+            .copied()
             .ok_or(Error::Store("the message could not be queued"))
         })
     }

@@ -51,6 +51,10 @@ impl Transient for Error {
     }
 }
 
+/// Statements each SQLite connection keeps prepared: every statement the
+/// office runs, with room to spare (rusqlite keeps 16 by default).
+const STATEMENT_CACHE: usize = 256;
+
 pub(crate) struct PgConn {
     client: postgres::Client,
     statements: sql::PgStatements,
@@ -74,6 +78,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic inside a closure dropped its transaction, which rolled back:
     // what the mutex guards is safe to use.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A new connection to the PostgreSQL store, set up for the office.
+fn connect(url: &str) -> Result<postgres::Client> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+    // Statements stay prepared for the connection's life, while the tables
+    // grow from empty to millions of rows: a generic plan made early (a
+    // sequential scan of a small table) would be kept. Plan each execution
+    // for its parameters and the table as it is; planning these statements
+    // costs far less than one wrong plan.
+    client.batch_execute("SET plan_cache_mode = force_custom_plan")?;
+    Ok(client)
 }
 
 /// A pooled PostgreSQL connection, back to the pool when dropped.
@@ -120,8 +136,13 @@ impl Store {
     /// The SQLite store at `path`, created if asked, migrated.
     pub(crate) fn open_sqlite(path: &Path, create: bool) -> Result<Store> {
         let writer = handover_core::db::open(path, create, crate::schema::STEPS)?;
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let readers = (0..READERS)
-            .map(|_| handover_core::db::open(path, false, crate::schema::STEPS).map(Mutex::new))
+            .map(|_| {
+                let c = handover_core::db::open(path, false, crate::schema::STEPS)?;
+                c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+                Ok(Mutex::new(c))
+            })
             .collect::<handover_core::Result<_>>()?;
         Ok(Store::Sqlite {
             writer: Mutex::new(writer),
@@ -177,7 +198,7 @@ impl Store {
             if open.load(Ordering::SeqCst) < PG_CONNECTIONS {
                 open.fetch_add(1, Ordering::SeqCst);
                 drop(pool);
-                return match postgres::Client::connect(url, postgres::NoTls) {
+                return match connect(url) {
                     Ok(client) => Ok(Lease {
                         conn: Some(PgConn {
                             client,
@@ -187,12 +208,43 @@ impl Store {
                     }),
                     Err(e) => {
                         open.fetch_sub(1, Ordering::SeqCst);
-                        Err(e.into())
+                        Err(e)
                     }
                 };
             }
             pool = freed.wait(pool).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// On PostgreSQL, gather the planner's statistics of the tables that
+    /// changed by more than a tenth (and a thousand rows) since they were
+    /// last gathered. Autovacuum does the same within a minute or so; a
+    /// morning's issue followed at once by the first syncs should not run
+    /// on the picture of empty tables (a query for 64 references would
+    /// scan every code). SQLite plans from its indexes: nothing to do.
+    pub(crate) fn refresh_statistics(&self) -> Result<()> {
+        if let Store::Sqlite { .. } = self {
+            return Ok(());
+        }
+        let mut lease = self.lease()?;
+        let conn = lease.conn.as_mut().ok_or(Error::Store("no connection"))?;
+        let stale: Vec<String> = conn
+            .client
+            .query(
+                "SELECT relname::TEXT FROM pg_stat_user_tables
+                 WHERE schemaname = current_schema()
+                 AND relname IN ('codes', 'items', 'manifests', 'events', 'sms_outbox')
+                 AND n_mod_since_analyze > 1000 + n_live_tup / 10",
+                &[],
+            )?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<_, _>>()?;
+        for table in stale {
+            // The names come from the fixed list above.
+            conn.client.batch_execute(&format!("ANALYZE {table}"))?;
+        }
+        Ok(())
     }
 
     /// Run `f` in a write transaction; commit if it returns `Ok`. On

@@ -211,6 +211,43 @@ impl Row<'_, '_> {
     }
 }
 
+/// The row counts multi-row statements come in, largest first.
+const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// `rows` cut into statements `head VALUES (…), (…) tail` of [`CHUNKS`]
+/// sizes, with their parameters.
+fn multi_row<'p>(
+    head: &str,
+    width: usize,
+    tail: &str,
+    rows: &[Vec<P<'p>>],
+) -> Vec<(String, Vec<P<'p>>)> {
+    let mut out = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = CHUNKS
+            .iter()
+            .copied()
+            .find(|&c| c <= rest.len())
+            .unwrap_or(1);
+        let (chunk, next) = rest.split_at(size);
+        rest = next;
+        let values = (0..size)
+            .map(|r| {
+                let cols = (0..width)
+                    .map(|c| format!("${}", r * width + c + 1))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("({cols})")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let params: Vec<P<'p>> = chunk.iter().flatten().copied().collect();
+        out.push((format!("{head} VALUES {values} {tail}"), params));
+    }
+    out
+}
+
 /// Statements prepared on one PostgreSQL connection.
 pub(crate) type PgStatements = HashMap<String, postgres::Statement>;
 
@@ -335,6 +372,84 @@ impl Tx<'_, '_> {
         Ok(self.opt(sql, p, |_| Ok(()))?.is_some())
     }
 
+    /// Every row of `sql` for a list of `keys`: `sql` holds `{keys}` where
+    /// the list's placeholders go, after the fixed parameters `p`. The
+    /// list is cut into chunks of [`CHUNKS`] sizes, the last key repeated
+    /// to fill a chunk, so a handful of statements serve every length and
+    /// each is prepared once. Keys must be distinct (rows are not).
+    pub(crate) fn all_in<T>(
+        &mut self,
+        sql: &str,
+        p: &[P<'_>],
+        keys: &[P<'_>],
+        mut f: impl FnMut(&Row<'_, '_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut rest = keys;
+        while !rest.is_empty() {
+            let size = CHUNKS
+                .iter()
+                .rev()
+                .copied()
+                .find(|&c| c >= rest.len())
+                .unwrap_or(CHUNKS[0]);
+            let (chunk, next) = rest.split_at(size.min(rest.len()));
+            rest = next;
+            let list = (0..size)
+                .map(|i| format!("${}", p.len() + i + 1))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let statement = sql.replace("{keys}", &list);
+            let mut params: Vec<P<'_>> = Vec::with_capacity(p.len() + size);
+            params.extend_from_slice(p);
+            params.extend_from_slice(chunk);
+            if let Some(last) = chunk.last() {
+                params.resize(p.len() + size, *last);
+            }
+            out.extend(self.all(&statement, &params, &mut f)?);
+        }
+        Ok(out)
+    }
+
+    /// `head VALUES (…), (…) tail` for `rows` of `width` parameters each,
+    /// in as few statements as [`CHUNKS`] allow. Returns the rows changed.
+    pub(crate) fn insert_rows(
+        &mut self,
+        head: &str,
+        width: usize,
+        tail: &str,
+        rows: &[Vec<P<'_>>],
+    ) -> Result<u64> {
+        if rows.iter().any(|r| r.len() != width) {
+            return Err(Error::Store("a row of the wrong width"));
+        }
+        let mut changed = 0;
+        for (sql, params) in multi_row(head, width, tail, rows) {
+            changed += self.exec(&sql, &params)?;
+        }
+        Ok(changed)
+    }
+
+    /// [`insert_rows`](Self::insert_rows) with a `RETURNING` column `col`
+    /// in `tail`: the values of the rows inserted.
+    pub(crate) fn insert_rows_returning(
+        &mut self,
+        head: &str,
+        width: usize,
+        tail: &str,
+        rows: &[Vec<P<'_>>],
+        col: &str,
+    ) -> Result<Vec<i64>> {
+        if rows.iter().any(|r| r.len() != width) {
+            return Err(Error::Store("a row of the wrong width"));
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for (sql, params) in multi_row(head, width, tail, rows) {
+            out.extend(self.all(&sql, &params, |r| r.get::<i64>(col))?);
+        }
+        Ok(out)
+    }
+
     /// Hold the device's row until the transaction ends, so that servers
     /// sharing a PostgreSQL store ingest one batch of a device at a time
     /// (its chain head, fork detection, and its manifests' revisions stay
@@ -366,6 +481,45 @@ impl Tx<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_row_inserts_and_key_lists_of_every_length() {
+        for n in [0usize, 1, 3, 4, 5, 17, 64, 65, 100, 150] {
+            let conn = rusqlite::Connection::open_in_memory().unwrap();
+            conn.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL)")
+                .unwrap();
+            let mut tx = Tx::Lite(&conn);
+            let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+            let rows: Vec<Vec<P<'_>>> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| vec![P::from(k), P::from(i as i64)])
+                .collect();
+            let changed = tx
+                .insert_rows("INSERT INTO t (k, v)", 2, "ON CONFLICT DO NOTHING", &rows)
+                .unwrap();
+            assert_eq!(changed, n as u64);
+            // Every other key, and one that is not there.
+            let mut wanted: Vec<P<'_>> = keys.iter().step_by(2).map(P::from).collect();
+            wanted.push(P::from("absent"));
+            let mut found = tx
+                .all_in(
+                    "SELECT v FROM t WHERE v >= $1 AND k IN ({keys})",
+                    &[P::from(0i64)],
+                    &wanted,
+                    |r| r.get::<i64>("v"),
+                )
+                .unwrap();
+            found.sort();
+            let expected: Vec<i64> = (0..n as i64).step_by(2).collect();
+            assert_eq!(found, expected, "n = {n}");
+        }
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut tx = Tx::Lite(&conn);
+        assert!(tx
+            .insert_rows("INSERT INTO t (k, v)", 2, "", &[vec![P::from(1i64)]])
+            .is_err());
+    }
 
     #[test]
     fn statements_translate_for_sqlite() {

@@ -1,0 +1,212 @@
+//! National scale: two `handover office serve` processes on one PostgreSQL,
+//! and the embedded SQLite store beside them, in the same run.
+//! `cargo bench -p handover-cli --bench scale`
+//!
+//! Everything runs on this machine: a PostgreSQL with production settings
+//! (fsync and synchronous commit on; a throwaway server from Debian's
+//! programs, on a loopback port), the servers, and the load generator
+//! (`handover load`'s library: 50 simulated devices, 20,000 signed events
+//! in batches of 100, sent all at once).
+//!
+//! 1. **Raw baseline**: the same load ingested in-process by the office
+//!    library on the same PostgreSQL, 50 threads, no HTTP.
+//! 2. **Two servers on PostgreSQL**: devices spread over both. The office
+//!    then holds exactly what was sent (`lost`, `duplicated`).
+//! 3. **Two servers, 10 % of answers dropped**: devices send those batches
+//!    again, as after a lost response; the same check holds.
+//! 4. **One server on SQLite**: the embedded default under the same load.
+//!
+//! The servers run as an operator would run them: `handover office serve`
+//! with the default `office.toml`, so they also send the SMS outbox (the
+//! confirmations of the handovers) to its file every five seconds.
+//!
+//! Targets: at least 5,000 events/s into PostgreSQL with two servers, with
+//! and without the dropped answers; nothing lost or duplicated anywhere.
+//! CoWIN's national peak was about 700 doses a second; India Post's APT
+//! 3.7 million deliveries a day. The bench exits non-zero on a miss.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use chrono::Utc;
+use handover_cli::client::OfficeLink;
+use handover_cli::load::{self, LoadReport};
+use handover_office::{bookings, Office};
+
+#[allow(dead_code)]
+#[path = "../../tests/src/pg.rs"]
+mod pg;
+
+const DEVICES: u64 = 50;
+const EVENTS: u64 = 20_000;
+const BATCH: u64 = 100;
+const DROP: f64 = 0.10;
+const TARGET_EVENTS_PER_SECOND: f64 = 5_000.0;
+
+fn fail(what: &str, e: impl std::fmt::Display) -> ! {
+    eprintln!("scale bench: {what}: {e}");
+    std::process::exit(1)
+}
+
+/// `handover office serve` on a loopback port, killed when dropped.
+struct Serve(Child, String);
+
+impl Serve {
+    fn start(office_dir: &Path) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_handover"))
+            .args(["office", "serve", "--dir"])
+            .arg(office_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| fail("office serve", e));
+        let mut line = String::new();
+        let stdout = child
+            .stdout
+            .take()
+            .unwrap_or_else(|| fail("serve", "no stdout"));
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap_or_else(|e| fail("serve", e));
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| fail("serve", format!("first line {line:?}")))
+            .to_owned();
+        Serve(child, url)
+    }
+
+    fn link(&self) -> OfficeLink {
+        OfficeLink::new(&self.1, None).unwrap_or_else(|e| fail("link", e))
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Prepare new devices and drive them through `servers`, then check.
+fn run(office: &Office, servers: &[&Serve], drop_share: f64) -> LoadReport {
+    let sims = load::prepare(office, &servers[0].link(), DEVICES, EVENTS, BATCH)
+        .unwrap_or_else(|e| fail("prepare", e));
+    // Two connections' worth of links per server.
+    let links: Vec<OfficeLink> = servers
+        .iter()
+        .cycle()
+        .take(servers.len() * 2)
+        .map(|s| s.link())
+        .collect();
+    let mut report = load::drive(&links, &sims, drop_share).unwrap_or_else(|e| fail("drive", e));
+    load::check(office, &sims, &mut report).unwrap_or_else(|e| fail("check", e));
+    report
+}
+
+fn line(what: &str, r: &LoadReport) {
+    println!(
+        "{what}: {:.0} events/s; batch p50 {:.1} ms, p99 {:.1} ms; resent {}; lost {}, duplicated {}",
+        r.events_per_second, r.p50_ms, r.p99_ms, r.resent, r.lost, r.duplicated
+    );
+}
+
+fn main() {
+    let postgres = pg::Postgres::start(true).unwrap_or_else(|e| fail("PostgreSQL", e));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| fail("tempdir", e));
+
+    // PostgreSQL: the office, the in-process baseline, two servers.
+    let pg_dir = dir.path().join("pg-office");
+    let office = Office::init_in(
+        &pg_dir,
+        "PO-SCALE",
+        bookings::CodPayee::default(),
+        Some(&postgres.database()),
+    )
+    .unwrap_or_else(|e| fail("init on PostgreSQL", e));
+    let (a, b) = (Serve::start(&pg_dir), Serve::start(&pg_dir));
+
+    let sims = load::prepare(&office, &a.link(), DEVICES, EVENTS, BATCH)
+        .unwrap_or_else(|e| fail("prepare", e));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for sim in &sims {
+            let office = &office;
+            s.spawn(move || {
+                for batch in sim.batches() {
+                    if let Err(e) = office.ingest(batch, Utc::now()) {
+                        fail("in-process ingest", e);
+                    }
+                }
+            });
+        }
+    });
+    let held: u64 = sims
+        .iter()
+        .map(|s| office.event_count(s.device_id()).unwrap_or(0))
+        .sum();
+    let baseline = held as f64 / started.elapsed().as_secs_f64();
+
+    let two = run(&office, &[&a, &b], 0.0);
+    let dropped = run(&office, &[&a, &b], DROP);
+    drop((a, b));
+
+    // SQLite: the embedded default, one server.
+    let sqlite_dir = dir.path().join("sqlite-office");
+    let sqlite = Office::init(&sqlite_dir, "PO-SCALE").unwrap_or_else(|e| fail("init", e));
+    let one = Serve::start(&sqlite_dir);
+    let embedded = run(&sqlite, &[&one], 0.0);
+    drop(one);
+
+    println!(
+        "load: {DEVICES} devices at once, {EVENTS} events in batches of {BATCH}; generator, servers and PostgreSQL (fsync on) on this machine"
+    );
+    println!("in-process ingest into PostgreSQL (raw baseline): {baseline:.0} events/s");
+    line("two servers on PostgreSQL", &two);
+    line(
+        &format!(
+            "two servers on PostgreSQL, {:.0} % of answers dropped",
+            DROP * 100.0
+        ),
+        &dropped,
+    );
+    line("one server on SQLite", &embedded);
+    println!(
+        "ratios: two servers / in-process {:.2}; with drops / in-process {:.2}; SQLite server / PostgreSQL servers {:.2}",
+        two.events_per_second / baseline,
+        dropped.events_per_second / baseline,
+        embedded.events_per_second / two.events_per_second
+    );
+    let mut missed = false;
+    for (what, r) in [
+        ("two servers", &two),
+        ("with drops", &dropped),
+        ("SQLite", &embedded),
+    ] {
+        if r.lost > 0 || r.duplicated > 0 {
+            eprintln!(
+                "scale bench: {what}: {} lost, {} duplicated",
+                r.lost, r.duplicated
+            );
+            missed = true;
+        }
+    }
+    if dropped.resent == 0 {
+        eprintln!("scale bench: no answer was dropped: the retry path was not exercised");
+        missed = true;
+    }
+    for (what, r) in [("two servers", &two), ("with drops", &dropped)] {
+        let met = r.events_per_second >= TARGET_EVENTS_PER_SECOND;
+        println!(
+            "target {TARGET_EVENTS_PER_SECOND:.0} events/s into PostgreSQL, {what}: {}",
+            if met { "met" } else { "MISSED" }
+        );
+        missed |= !met;
+    }
+    if missed {
+        std::process::exit(1);
+    }
+}
