@@ -63,8 +63,10 @@ enum Command {
         events: u64,
         /// The office directory (tokens and manifests for the simulated
         /// devices are made there, and what it holds is checked).
+        /// Without it, the office of the servers when they are `handover
+        /// office serve` processes of yours on this machine.
         #[arg(long)]
-        dir: PathBuf,
+        dir: Option<PathBuf>,
         /// The office's PostgreSQL store, if not office.toml's or SQLite.
         #[arg(long, env = "HANDOVER_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
@@ -517,6 +519,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if !(0.0..1.0).contains(&drop) {
                 return Err(Error::Usage("--drop: a share from 0 to below 1".into()));
             }
+            let dir = match dir {
+                Some(dir) => dir,
+                None => crate::local::office_of(&server, database_url.as_deref())?,
+            };
             let office = Office::open_in(&dir, database_url.as_deref())?;
             let links = server
                 .iter()
@@ -706,7 +712,14 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                 sms_send_every: (every > 0).then(|| std::time::Duration::from_secs(every)),
                 ..handover_server::Limits::default()
             };
+            let mut record = None;
             handover_server::run(office, listen, tls, limits, |addr| {
+                // So that `handover load` on this machine finds the office.
+                record = Some(crate::local::record(
+                    addr.port(),
+                    &d.dir,
+                    d.database_url.is_some(),
+                ));
                 println!("listening on {scheme}://{addr}");
                 eprintln!(
                     "office sync service for {}; stop with Ctrl-C or SIGTERM",

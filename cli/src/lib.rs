@@ -22,5 +22,6 @@ pub mod client;
 pub mod demo;
 pub mod error;
 pub mod load;
+pub mod local;
 
 pub use error::{Error, Result};

@@ -447,3 +447,47 @@ fn tls_with_a_pinned_ca_and_no_plain_http_off_loopback() {
     assert_eq!(open.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&open.stderr).contains("plain HTTP only on a loopback address"));
 }
+
+#[test]
+fn handover_load_finds_a_local_server_office_and_forgets_it_after_sigterm() {
+    let d = tempfile::tempdir().unwrap();
+    let office = d.path().join("office");
+    ok(&["office", "init", "--dir", p(&office)]);
+    let mut server = Server::start(&office, &[]);
+    let load = |extra: &[&str]| -> Output {
+        let mut args = vec![
+            "load",
+            "--server",
+            &server.url,
+            "--devices",
+            "3",
+            "--events",
+            "150",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    // With --dir, and without: the server recorded its office.
+    for extra in [&["--dir", p(&office)][..], &[]] {
+        let out = load(extra);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["devices"], 3);
+        assert_eq!(
+            (report["lost"].as_u64(), report["duplicated"].as_u64()),
+            (Some(0), Some(0))
+        );
+    }
+    let url = server.url.clone();
+    server.signal("-TERM");
+    server.child.wait().unwrap();
+    // The record went with the service.
+    let out = run(&["load", "--server", &url, "--devices", "1", "--events", "10"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dir"));
+}

@@ -364,3 +364,67 @@ backoff_ms = 10
     assert_eq!(refs.len() as i64, expected);
     assert_eq!(t.sql_count("SELECT count(*) FROM sms_outbox"), expected);
 }
+
+#[test]
+fn handover_load_through_two_servers_reports_and_checks_what_the_office_holds() {
+    if pg::skip("two servers: handover load") {
+        return;
+    }
+    let t = TwoServers::start();
+    let servers = format!("{},{}", t.a.url(), t.b.url());
+    let mut sent = 0;
+    for drop_share in ["0", "0.3"] {
+        // No --dir: the servers are `handover office serve` on this machine.
+        let out = ok(&[
+            "load",
+            "--server",
+            &servers,
+            "--devices",
+            "6",
+            "--events",
+            "600",
+            "--batch",
+            "25",
+            "--drop",
+            drop_share,
+            "--json",
+        ]);
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        for field in [
+            "devices",
+            "events",
+            "events_per_second",
+            "p50_ms",
+            "p99_ms",
+            "lost",
+            "duplicated",
+        ] {
+            assert!(report.get(field).is_some(), "{field} in {out}");
+        }
+        assert_eq!(report["devices"], 6);
+        assert_eq!(
+            (report["lost"].as_u64(), report["duplicated"].as_u64()),
+            (Some(0), Some(0))
+        );
+        assert!(report["events_per_second"].as_f64().unwrap() > 0.0);
+        assert!(report["p99_ms"].as_f64().unwrap() >= report["p50_ms"].as_f64().unwrap());
+        if drop_share != "0" {
+            assert!(report["resent"].as_u64().unwrap() > 0, "{out}");
+        }
+        sent += report["events"].as_i64().unwrap();
+        // What the generator says the office holds, the store holds.
+        assert_eq!(t.sql_count("SELECT count(*) FROM events"), sent);
+    }
+    // A server that is not a `handover office serve` of this machine.
+    let out = run(&[
+        "load",
+        "--server",
+        "http://127.0.0.1:9",
+        "--devices",
+        "1",
+        "--events",
+        "10",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dir"));
+}
