@@ -107,6 +107,54 @@ fn run(office: &Office, servers: &[&Serve], drop_share: f64) -> LoadReport {
     report
 }
 
+/// Items issued a second into the store: 20 manifests of 500 items, with
+/// the cheapest verifiers, so the figure is the store's work, not PBKDF2's.
+fn issue_rate(office: &Office) -> f64 {
+    use handover_core::codes::{Policy, Programme};
+    let now = Utc::now();
+    let mut items = 0;
+    let mut took = 0.0;
+    for d in 0..20u32 {
+        let key = handover_core::keys::SigningKey::generate().unwrap_or_else(|e| fail("key", e));
+        let device = office
+            .enroll(key.public_key(), &format!("Issue {d}"), now)
+            .unwrap_or_else(|e| fail("enroll", e));
+        let mut csv = String::from("reference,service,addressee,address,mobile,cod_paise\n");
+        for i in 0..500u32 {
+            let r = handover_core::s10::make("IS", d * 1000 + i, "IN")
+                .unwrap_or_else(|e| fail("ref", e));
+            csv.push_str(&format!("{r},parcel,Issue {i},{i} Issue Road,9{i:09},\n"));
+        }
+        let rows = bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026)
+            .unwrap_or_else(|e| fail("bookings", e));
+        let started = Instant::now();
+        office
+            .issue(
+                &handover_office::issue::IssueRequest {
+                    device_id: &device,
+                    programme: Programme::Post,
+                    bookings: &rows,
+                    policy: Some(Policy {
+                        digits: 6,
+                        tag_bits: 16,
+                        iterations: 1,
+                        max_attempts: 3,
+                    }),
+                    valid_from: now - chrono::Duration::hours(1),
+                    valid_until: now + chrono::Duration::hours(8),
+                    reissue: &[],
+                    now,
+                },
+                &|| {},
+                |_| Ok(()),
+            )
+            .unwrap_or_else(|e| fail("issue", e));
+        took += started.elapsed().as_secs_f64();
+        items += rows.len();
+    }
+    items as f64 / took
+}
+
 fn line(what: &str, r: &LoadReport) {
     println!(
         "{what}: {:.0} events/s; batch p50 {:.1} ms, p99 {:.1} ms; resent {}; lost {}, duplicated {}",
@@ -150,6 +198,7 @@ fn main() {
         .sum();
     let baseline = held as f64 / started.elapsed().as_secs_f64();
 
+    let issue_rate = issue_rate(&office);
     let two = run(&office, &[&a, &b], 0.0);
     let dropped = run(&office, &[&a, &b], DROP);
     drop((a, b));
@@ -165,6 +214,9 @@ fn main() {
         "load: {DEVICES} devices at once, {EVENTS} events in batches of {BATCH}; generator, servers and PostgreSQL (fsync on) on this machine"
     );
     println!("in-process ingest into PostgreSQL (raw baseline): {baseline:.0} events/s");
+    println!(
+        "issue into PostgreSQL: {issue_rate:.0} items/s (store work only: verifiers of 1 PBKDF2 iteration)"
+    );
     line("two servers on PostgreSQL", &two);
     line(
         &format!(

@@ -5,6 +5,12 @@
 //! started from a thread that lives as long as the process, with a
 //! parent-death signal).
 //!
+//! Its directory (about 100 MB) goes with it: a [`Postgres`] stops its
+//! server and removes the directory when dropped, the shared [`server`]
+//! when the process exits, and a directory whose test process died without
+//! either (killed by a signal) is removed by the next start. Left behind,
+//! a hundred runs filled the CI machine's disk.
+//!
 //! Each caller gets a database of its own ([`Postgres::database`]).
 //! `HANDOVER_SKIP_PG=1` makes the tests that need PostgreSQL skip, loudly;
 //! CI never sets it.
@@ -19,9 +25,16 @@ use std::time::{Duration, Instant};
 /// The running server.
 pub struct Postgres {
     port: u16,
+    pid: libc::pid_t,
     next: AtomicUsize,
     _dir: tempfile::TempDir,
 }
+
+/// The name every test server's directory starts with.
+const PREFIX: &str = "handover-pg-";
+
+/// The file in a server's directory naming the test process it belongs to.
+const OWNER: &str = "owner.pid";
 
 /// Whether the tests that need PostgreSQL should skip (and say so).
 pub fn skip(test: &str) -> bool {
@@ -36,9 +49,64 @@ pub fn skip(test: &str) -> bool {
 /// The tests' shared server, started on first use.
 pub fn server() -> &'static Postgres {
     static PG: OnceLock<Postgres> = OnceLock::new();
+    extern "C" fn stop_at_exit() {
+        if let Some(pg) = PG.get() {
+            pg.stop();
+            let _ = std::fs::remove_dir_all(pg.dir());
+        }
+    }
     PG.get_or_init(|| {
-        Postgres::start(false).unwrap_or_else(|e| panic!("PostgreSQL for the tests: {e}"))
+        let pg = Postgres::start(false).unwrap_or_else(|e| panic!("PostgreSQL for the tests: {e}"));
+        // SAFETY: registers a plain function; it runs once, at exit.
+        unsafe { libc::atexit(stop_at_exit) };
+        pg
     })
+}
+
+/// Whether process `pid` is alive.
+fn alive(pid: libc::pid_t) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    // Alive, but another user's.
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Remove the directories of test servers whose test process is gone
+/// (killed before it could clean up); an unowned one once it is an hour old.
+fn sweep_stale() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let named = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(PREFIX));
+        if !named || !path.is_dir() {
+            continue;
+        }
+        let stale = match std::fs::read_to_string(path.join(OWNER)) {
+            Ok(pid) => pid
+                .trim()
+                .parse::<libc::pid_t>()
+                .is_ok_and(|pid| !alive(pid)),
+            Err(_) => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(3600)),
+        };
+        if stale {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
 }
 
 /// Where Debian keeps the server's programs: the newest version.
@@ -87,9 +155,12 @@ impl Postgres {
     /// the behavioural tests' quick ones.
     pub fn start(durable: bool) -> Result<Postgres, String> {
         let bin = bin_dir()?;
+        sweep_stale();
         let dir = tempfile::Builder::new()
-            .prefix("handover-pg-")
+            .prefix(PREFIX)
             .tempdir()
+            .map_err(|e| e.to_string())?;
+        std::fs::write(dir.path().join(OWNER), std::process::id().to_string())
             .map_err(|e| e.to_string())?;
         let data = dir.path().join("data");
         std::fs::create_dir(&data).map_err(|e| e.to_string())?;
@@ -169,7 +240,7 @@ impl Postgres {
                 as_unprivileged(&mut cmd, true);
                 match cmd.spawn() {
                     Ok(mut child) => {
-                        let _ = tx.send(Ok(()));
+                        let _ = tx.send(Ok(child.id()));
                         let _ = child.wait();
                     }
                     Err(e) => {
@@ -178,9 +249,10 @@ impl Postgres {
                 }
             })
             .map_err(|e| e.to_string())?;
-        rx.recv().map_err(|e| e.to_string())??;
+        let pid = rx.recv().map_err(|e| e.to_string())??;
         let pg = Postgres {
             port,
+            pid: libc::pid_t::try_from(pid).map_err(|e| e.to_string())?,
             next: AtomicUsize::new(0),
             _dir: dir,
         };
@@ -223,5 +295,22 @@ impl Postgres {
     /// The directory the server keeps its data and log in.
     pub fn dir(&self) -> &Path {
         self._dir.path()
+    }
+
+    /// Stop the server (fast shutdown) and wait, at most 30 s, for it to go.
+    fn stop(&self) {
+        // SAFETY: signals the server this process started.
+        unsafe { libc::kill(self.pid, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while alive(self.pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+        // The directory goes with the TempDir.
     }
 }

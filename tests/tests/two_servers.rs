@@ -428,3 +428,135 @@ fn handover_load_through_two_servers_reports_and_checks_what_the_office_holds() 
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--dir"));
 }
+
+/// A device whose key the test holds: it signs what it is told.
+struct Signer {
+    key: handover_core::keys::SigningKey,
+    id: String,
+    cursor: handover_core::event::ChainCursor,
+}
+
+impl Signer {
+    fn batch(&mut self, kind: handover_core::event::EventKind) -> Vec<u8> {
+        let now = Utc::now();
+        let body = handover_core::event::EventBody {
+            device_id: self.id.clone(),
+            seq: self.cursor.next_seq(),
+            time: now,
+            counter: now.timestamp_millis() + self.cursor.next_seq() as i64,
+            clock_suspect: false,
+            kind,
+        };
+        let event = self.cursor.append(&body, &self.key).unwrap();
+        handover_core::sync::Batch {
+            format: handover_core::sync::BATCH_FORMAT.into(),
+            device_id: self.id.clone(),
+            device_key: self.key.public_key(),
+            events: vec![event],
+        }
+        .to_bytes()
+        .unwrap()
+    }
+}
+
+#[test]
+fn one_items_payments_from_two_devices_at_two_servers_at_once_are_recorded_once() {
+    if pg::skip("two servers: one item's payments") {
+        return;
+    }
+    use handover_core::codes::Programme;
+    use handover_core::event::{EventKind, PaymentMethod};
+    use handover_office::issue::IssueRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg::server().database();
+    let office_dir = dir.path().join("office");
+    let first = Office::init_in(
+        &office_dir,
+        "PO-1",
+        bookings::CodPayee::default(),
+        Some(&url),
+    )
+    .unwrap();
+    // The second server: another office process on the same store.
+    let second = Office::open_in(&office_dir, Some(&url)).unwrap();
+    let now = Utc::now();
+    let rows = bookings::parse(
+        Programme::Post,
+        post_csv(30).as_bytes(),
+        first.cod_payee(),
+        2026,
+    )
+    .unwrap();
+    // The parcels went out with one postman, then were re-issued to a
+    // second: both hold them, both can record a payment.
+    let mut signers = Vec::new();
+    let mut manifests = Vec::new();
+    for name in ["Postman A", "Postman B"] {
+        let key = handover_core::keys::SigningKey::generate().unwrap();
+        let id = first.enroll(key.public_key(), name, now).unwrap();
+        let issued = first
+            .issue(
+                &IssueRequest {
+                    device_id: &id,
+                    programme: Programme::Post,
+                    bookings: &rows,
+                    policy: Some(test_policy()),
+                    valid_from: now - chrono::Duration::hours(1),
+                    valid_until: now + chrono::Duration::hours(8),
+                    reissue: &[],
+                    now,
+                },
+                &|| {},
+                |_| Ok(()),
+            )
+            .unwrap();
+        manifests.push(issued.manifest_id.clone());
+        signers.push(Signer {
+            key,
+            id,
+            cursor: handover_core::event::ChainCursor::genesis(),
+        });
+    }
+    let with_cod: Vec<&bookings::Booking> =
+        rows.iter().filter(|b| b.details.cod().is_some()).collect();
+    assert_eq!(with_cod.len(), 10);
+    for b in &with_cod {
+        let amount = b.details.cod().unwrap().amount_paise;
+        let batches: Vec<Vec<u8>> = signers
+            .iter_mut()
+            .zip(&manifests)
+            .map(|(s, m)| {
+                s.batch(EventKind::Payment {
+                    manifest_id: m.clone(),
+                    reference: b.reference.clone(),
+                    amount_paise: amount,
+                    method: PaymentMethod::Cash,
+                })
+            })
+            .collect();
+        let barrier = Barrier::new(2);
+        let verdicts: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = [&first, &second]
+                .into_iter()
+                .zip(&batches)
+                .map(|(office, batch)| {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        barrier.wait();
+                        let ingested = office.ingest(batch, Utc::now()).unwrap();
+                        ingested.summary.verdicts.keys().next().unwrap().clone()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut sorted = verdicts.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            ["payment_mismatch", "recorded"],
+            "{}: one payment recorded, the other a mismatch",
+            b.reference
+        );
+    }
+}

@@ -165,6 +165,9 @@ impl Known {
         }
 
         if !references.is_empty() {
+            // Other devices' handovers and payments of these items wait
+            // until this batch is stored (several servers on PostgreSQL).
+            tx.lock_references(&references.iter().copied().collect::<Vec<_>>())?;
             let refs = keys(&references);
             for (reference, v, kind) in tx.all_in(
                 "SELECT reference, code_version, kind FROM events
