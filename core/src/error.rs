@@ -79,6 +79,11 @@ pub enum Error {
     /// It is left untouched: it may hold the only copy of a signed receipt.
     #[error("database cannot be used and was left untouched: {0}")]
     DatabaseUnusable(String),
+    /// The device key is wrapped at rest and could not be unwrapped (the
+    /// wrapping key is gone or refused), or the store was opened without its
+    /// key wrapper. The database is left untouched.
+    #[error("the device key cannot be used: {0}")]
+    KeyUnavailable(String),
     /// The database was written by a newer version of this library.
     #[error("database schema version {found} is newer than this library supports ({supported})")]
     SchemaTooNew {

@@ -8,7 +8,11 @@ use handover_core::Error as Core;
 
 /// What an app can be told went wrong. Kotlin sees a sealed
 /// `HandoverException` with one subclass per variant.
+///
+/// Flat: Kotlin's exception message is the sentence below (`refused: …`),
+/// not a dump of fields.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
+#[uniffi(flat_error)]
 pub enum HandoverError {
     /// The input was malformed or invalid (bad bytes, bad field, bad key).
     #[error("invalid input: {reason}")]
@@ -30,6 +34,14 @@ pub enum HandoverError {
     /// The operation does not apply to the item in its state.
     #[error("not allowed: {reason}")]
     NotAllowed {
+        /// Why.
+        reason: String,
+    },
+    /// The device key is wrapped at rest and the key wrapper could not
+    /// unwrap it (its key is gone or invalidated), or the store was opened
+    /// without its wrapper. The database was left untouched.
+    #[error("device key unavailable: {reason}")]
+    KeyUnavailable {
         /// Why.
         reason: String,
     },
@@ -60,6 +72,7 @@ impl From<Core> for HandoverError {
             | Core::AckMismatch(_)
             | Core::Office { .. } => HandoverError::Refused { reason },
             Core::UnknownItem => HandoverError::UnknownItem,
+            Core::KeyUnavailable(_) => HandoverError::KeyUnavailable { reason },
             Core::NotAllowed(_) | Core::ClockBehind => HandoverError::NotAllowed { reason },
             Core::DatabaseUnusable(_)
             | Core::SchemaTooNew { .. }

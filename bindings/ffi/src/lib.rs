@@ -9,10 +9,14 @@
 //! |---|---|
 //! | `lib.rs` | the `HandoverDevice` object and the records it returns |
 //! | `error.rs` | `HandoverError` and the one mapping from core errors |
+//! | `key_wrapper.rs` | `KeyWrapper`, the host's wrapping of the device key at rest |
 //!
 //! Times cross the boundary as milliseconds since the Unix epoch (UTC),
 //! which is what `System.currentTimeMillis()` gives; byte blobs (manifests,
-//! batches, acks) as `ByteArray`.
+//! batches, acks) as `ByteArray`. Numbers are signed (`Int`, `Long` in
+//! Kotlin), and arguments out of range are `InvalidInput`, never a panic.
+//! Personal data and text holding a code cross as [`Sensitive`], whose
+//! Kotlin `toString()` shows nothing of it.
 
 #![deny(missing_docs)]
 
@@ -26,8 +30,10 @@ use handover_core::event::{self, ExceptionReason, PaymentMethod};
 use handover_core::manifest::{ItemDetails, PostService};
 
 mod error;
+mod key_wrapper;
 
 pub use error::HandoverError;
+pub use key_wrapper::{KeyWrapError, KeyWrapper};
 
 uniffi::setup_scaffolding!();
 
@@ -39,6 +45,31 @@ fn time(ms: i64) -> Result<DateTime<Utc>> {
     })
 }
 
+fn out_of_range(what: &str) -> HandoverError {
+    HandoverError::InvalidInput {
+        reason: format!("{what} out of range"),
+    }
+}
+
+/// A count or number as Kotlin's `Long`.
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Personal data (names, addresses, numbers), or text that holds a code
+/// (an event's body). Kotlin gets `app.handover.Sensitive`, whose
+/// `toString()` shows nothing of it; Rust's `Debug` neither.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sensitive(pub String);
+
+uniffi::custom_newtype!(Sensitive, String);
+
+impl std::fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sensitive(..)")
+    }
+}
+
 /// Who this device is.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct DeviceIdentity {
@@ -48,55 +79,36 @@ pub struct DeviceIdentity {
     pub public_key_hex: String,
 }
 
-/// A postal article's details. (Rust `Debug` leaves out personal data.)
-#[derive(Clone, uniffi::Record)]
+/// A postal article's details.
+#[derive(Debug, Clone, uniffi::Record)]
 pub struct PostInfo {
     /// Registered, speed post or parcel.
     pub service: PostService,
     /// Addressee.
-    pub addressee: String,
+    pub addressee: Sensitive,
     /// Address.
-    pub address: String,
+    pub address: Sensitive,
     /// Last digits of the mobile the code went to.
-    pub mobile_last_digits: String,
+    pub mobile_last_digits: Sensitive,
     /// Cash on delivery, paise, if any.
-    pub cod_amount_paise: Option<u64>,
+    pub cod_amount_paise: Option<i64>,
 }
 
-/// A vaccination appointment's details. (Rust `Debug` leaves out personal data.)
-#[derive(Clone, uniffi::Record)]
+/// A vaccination appointment's details.
+#[derive(Debug, Clone, uniffi::Record)]
 pub struct VaccinationInfo {
     /// Beneficiary reference.
-    pub beneficiary_ref: String,
+    pub beneficiary_ref: Sensitive,
     /// Name.
-    pub name: String,
+    pub name: Sensitive,
     /// Year of birth.
-    pub year_of_birth: u16,
+    pub year_of_birth: i32,
     /// Vaccine.
     pub vaccine: String,
     /// Dose number.
-    pub dose: u8,
+    pub dose: i32,
     /// Slot.
     pub slot: String,
-}
-
-impl std::fmt::Debug for PostInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostInfo")
-            .field("service", &self.service)
-            .field("cod_amount_paise", &self.cod_amount_paise)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for VaccinationInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VaccinationInfo")
-            .field("vaccine", &self.vaccine)
-            .field("dose", &self.dose)
-            .field("slot", &self.slot)
-            .finish_non_exhaustive()
-    }
 }
 
 /// An item as the UI shows it.
@@ -113,9 +125,9 @@ pub struct Item {
     /// Set when `state` is `Exception`.
     pub exception_reason: Option<ExceptionReason>,
     /// Wrong codes still allowed.
-    pub attempts_left: u32,
+    pub attempts_left: i32,
     /// Digits the code has (for the keypad).
-    pub digits: u8,
+    pub digits: i32,
     /// Whether cash on delivery was recorded as paid.
     pub paid: bool,
     /// Window start, epoch ms.
@@ -134,21 +146,21 @@ impl From<device::ItemView> for Item {
             ItemDetails::Post(p) => (
                 Some(PostInfo {
                     service: p.service,
-                    addressee: p.addressee,
-                    address: p.address,
-                    mobile_last_digits: p.mobile_last_digits,
-                    cod_amount_paise: p.cod.map(|c| c.amount_paise),
+                    addressee: Sensitive(p.addressee),
+                    address: Sensitive(p.address),
+                    mobile_last_digits: Sensitive(p.mobile_last_digits),
+                    cod_amount_paise: p.cod.map(|c| signed(c.amount_paise)),
                 }),
                 None,
             ),
             ItemDetails::Vaccination(x) => (
                 None,
                 Some(VaccinationInfo {
-                    beneficiary_ref: x.beneficiary_ref,
-                    name: x.name,
-                    year_of_birth: x.year_of_birth,
+                    beneficiary_ref: Sensitive(x.beneficiary_ref),
+                    name: Sensitive(x.name),
+                    year_of_birth: i32::from(x.year_of_birth),
                     vaccine: x.vaccine,
-                    dose: x.dose,
+                    dose: i32::from(x.dose),
                     slot: x.slot,
                 }),
             ),
@@ -159,8 +171,8 @@ impl From<device::ItemView> for Item {
             programme: v.programme,
             state: v.state,
             exception_reason: v.reason,
-            attempts_left: v.attempts_left,
-            digits: v.digits,
+            attempts_left: i32::try_from(v.attempts_left).unwrap_or(i32::MAX),
+            digits: i32::from(v.digits),
             paid: v.paid,
             valid_from_ms: v.valid_from.timestamp_millis(),
             valid_until_ms: v.valid_until.timestamp_millis(),
@@ -170,36 +182,26 @@ impl From<device::ItemView> for Item {
     }
 }
 
-/// A signed event: the reference to what was recorded. (Rust `Debug` leaves
-/// out the body: a handover's body holds the code.)
-#[derive(Clone, uniffi::Record)]
+/// A signed event: the reference to what was recorded.
+#[derive(Debug, Clone, uniffi::Record)]
 pub struct EventRecord {
     /// Position in the outbox.
-    pub seq: u64,
+    pub seq: i64,
     /// Chain hash, hex.
     pub hash_hex: String,
     /// Device signature of the hash, hex.
     pub signature_hex: String,
-    /// The signed body (JSON).
-    pub body_json: String,
-}
-
-impl std::fmt::Debug for EventRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventRecord")
-            .field("seq", &self.seq)
-            .field("hash_hex", &self.hash_hex)
-            .finish_non_exhaustive()
-    }
+    /// The signed body (JSON): a handover's holds the code entered.
+    pub body_json: Sensitive,
 }
 
 impl From<event::Event> for EventRecord {
     fn from(e: event::Event) -> Self {
         EventRecord {
-            seq: e.seq,
+            seq: signed(e.seq),
             hash_hex: hex::encode(e.hash),
             signature_hex: hex::encode(e.signature),
-            body_json: String::from_utf8_lossy(&e.body).into_owned(),
+            body_json: Sensitive(String::from_utf8_lossy(&e.body).into_owned()),
         }
     }
 }
@@ -215,7 +217,7 @@ pub enum VerifyResult {
     /// Wrong code.
     Refused {
         /// Wrong codes still allowed.
-        attempts_left: u32,
+        attempts_left: i32,
     },
     /// No more attempts.
     Locked,
@@ -230,7 +232,7 @@ pub enum VerifyResult {
     /// Wrong length or not digits; no attempt counted.
     Malformed {
         /// Digits expected.
-        digits: u8,
+        digits: i32,
     },
 }
 
@@ -241,12 +243,16 @@ impl From<device::VerifyOutcome> for VerifyResult {
             O::Accepted { receipt } => VerifyResult::Accepted {
                 receipt: receipt.event.into(),
             },
-            O::Refused { attempts_left } => VerifyResult::Refused { attempts_left },
+            O::Refused { attempts_left } => VerifyResult::Refused {
+                attempts_left: i32::try_from(attempts_left).unwrap_or(i32::MAX),
+            },
             O::Locked => VerifyResult::Locked,
             O::AlreadyDone => VerifyResult::AlreadyDone,
             O::NotYetValid => VerifyResult::NotYetValid,
             O::Expired => VerifyResult::Expired,
-            O::Malformed { digits } => VerifyResult::Malformed { digits },
+            O::Malformed { digits } => VerifyResult::Malformed {
+                digits: i32::from(digits),
+            },
             _ => VerifyResult::UnknownItem,
         }
     }
@@ -258,9 +264,9 @@ pub struct ImportResult {
     /// Manifest id.
     pub manifest_id: String,
     /// Revision held now.
-    pub revision: u32,
+    pub revision: i64,
     /// Items in it (0 when unchanged).
-    pub items: u32,
+    pub items: i64,
     /// False when the identical manifest was already held.
     pub changed: bool,
 }
@@ -283,11 +289,11 @@ pub struct UpiPayment {
     /// The `upi://pay` deep link.
     pub uri: String,
     /// Amount, paise.
-    pub amount_paise: u64,
+    pub amount_paise: i64,
     /// Transaction reference of this request.
     pub txn_ref: String,
     /// QR modules per side.
-    pub qr_width: u32,
+    pub qr_width: i32,
     /// `qr_width²` modules, row-major, true = dark.
     pub qr_modules: Vec<bool>,
 }
@@ -296,13 +302,13 @@ pub struct UpiPayment {
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct AckResult {
     /// Acknowledged through this seq.
-    pub through_seq: u64,
+    pub through_seq: i64,
     /// Newly acknowledged events.
-    pub newly_acked: u64,
+    pub newly_acked: i64,
     /// Handovers the office verified.
-    pub verified: u64,
+    pub verified: i64,
     /// Events the office flagged.
-    pub flagged: u64,
+    pub flagged: i64,
 }
 
 /// One header of a request.
@@ -362,7 +368,7 @@ pub struct Enrolment {
     /// The device id at the office.
     pub device_id: String,
     /// Who carries it.
-    pub assignee: String,
+    pub assignee: Sensitive,
     /// The office.
     pub office_id: String,
     /// The office key now pinned, hex.
@@ -384,10 +390,6 @@ pub struct SyncProgress {
     pub flagged: i64,
     /// Events still waiting.
     pub pending: i64,
-}
-
-fn signed(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// One sync with the office, driven by the app's HTTP client: ask for the
@@ -453,6 +455,19 @@ impl HandoverDevice {
         }))
     }
 
+    /// Open with the device key wrapped at rest by `wrapper` (on Android,
+    /// an AES-256-GCM key in the Android Keystore): the database never
+    /// holds the key in the clear. A store made by [`open`](Self::open) has
+    /// its key wrapped on the first such open. A key the wrapper cannot
+    /// unwrap is `KeyUnavailable`, and the database is left untouched.
+    #[uniffi::constructor]
+    pub fn open_wrapped(path: String, wrapper: Arc<dyn KeyWrapper>) -> Result<Arc<Self>> {
+        let wrap = key_wrapper::Adapter(wrapper);
+        Ok(Arc::new(HandoverDevice {
+            inner: Device::open_wrapped(path, device::DeviceOptions::default(), &wrap)?,
+        }))
+    }
+
     /// This device's id and public key.
     pub fn identity(&self) -> DeviceIdentity {
         let id = self.inner.identity();
@@ -480,8 +495,8 @@ impl HandoverDevice {
                     ..
                 } => ImportResult {
                     manifest_id,
-                    revision,
-                    items,
+                    revision: i64::from(revision),
+                    items: i64::from(items),
                     changed: true,
                 },
                 device::ImportOutcome::Unchanged {
@@ -489,7 +504,7 @@ impl HandoverDevice {
                     revision,
                 } => ImportResult {
                     manifest_id,
-                    revision,
+                    revision: i64::from(revision),
                     items: 0,
                     changed: false,
                 },
@@ -510,6 +525,13 @@ impl HandoverDevice {
     /// One item by reference.
     pub fn item(&self, reference: String) -> Result<Option<Item>> {
         Ok(self.inner.item(&reference)?.map(Item::from))
+    }
+
+    /// The receipt of an item that was handed over, as `verify` returned
+    /// it: to show it again after the app was closed. Null if the item was
+    /// not handed over (or its event was purged).
+    pub fn receipt(&self, reference: String) -> Result<Option<EventRecord>> {
+        Ok(self.inner.receipt(&reference)?.map(|r| r.event.into()))
     }
 
     /// Check a code at the door; committed before it returns.
@@ -553,26 +575,31 @@ impl HandoverDevice {
         let qr = r.qr_modules()?;
         Ok(UpiPayment {
             uri: r.uri(),
-            amount_paise: r.amount_paise,
+            amount_paise: signed(r.amount_paise),
             txn_ref: r.txn_ref,
-            qr_width: qr.width as u32,
+            qr_width: i32::try_from(qr.width).map_err(|_| out_of_range("QR width"))?,
             qr_modules: qr.modules,
         })
     }
 
-    /// The next batch (JSON bytes) of at most `max` unacknowledged events.
-    pub fn export_batch(&self, max: u32) -> Result<Vec<u8>> {
-        Ok(self.inner.export_batch(u64::from(max))?.to_bytes()?)
+    /// The next batch (JSON bytes) of at most `max` (1 or more)
+    /// unacknowledged events.
+    pub fn export_batch(&self, max: i32) -> Result<Vec<u8>> {
+        let max = u64::try_from(max)
+            .ok()
+            .filter(|m| *m > 0)
+            .ok_or_else(|| out_of_range("batch size"))?;
+        Ok(self.inner.export_batch(max)?.to_bytes()?)
     }
 
     /// Apply the office's signed ack.
     pub fn apply_ack(&self, ack: Vec<u8>, now_ms: i64) -> Result<AckResult> {
         let s = self.inner.apply_ack(&ack, time(now_ms)?)?;
         Ok(AckResult {
-            through_seq: s.through_seq,
-            newly_acked: s.newly_acked,
-            verified: s.verified,
-            flagged: s.flagged,
+            through_seq: signed(s.through_seq),
+            newly_acked: signed(s.newly_acked),
+            verified: signed(s.verified),
+            flagged: signed(s.flagged),
         })
     }
 
@@ -603,36 +630,39 @@ impl HandoverDevice {
             .finish_enrolment(&token, &response, time(now_ms)?)?;
         Ok(Enrolment {
             device_id: e.device_id,
-            assignee: e.assignee,
+            assignee: Sensitive(e.assignee),
             office_id: e.office_id,
             office_key_hex: e.office_key.to_hex(),
         })
     }
 
-    /// A sync with the office, at most `max_events` per batch.
-    pub fn sync_session(self: Arc<Self>, max_events: i32) -> Arc<SyncSession> {
-        Arc::new(SyncSession {
-            inner: std::sync::Mutex::new(device::SyncSession::new(
-                u64::try_from(max_events.max(1)).unwrap_or(1),
-            )),
+    /// A sync with the office, at most `max_events` (1 or more) per batch.
+    pub fn sync_session(self: Arc<Self>, max_events: i32) -> Result<Arc<SyncSession>> {
+        let max = u64::try_from(max_events)
+            .ok()
+            .filter(|m| *m > 0)
+            .ok_or_else(|| out_of_range("batch size"))?;
+        Ok(Arc::new(SyncSession {
+            inner: std::sync::Mutex::new(device::SyncSession::new(max)),
             device: self,
-        })
+        }))
     }
 
     /// Events not yet acknowledged.
-    pub fn pending_count(&self) -> Result<u64> {
-        Ok(self.inner.pending_count()?)
+    pub fn pending_count(&self) -> Result<i64> {
+        Ok(signed(self.inner.pending_count()?))
     }
 
     /// Remove acknowledged events older than `retention_days`, and reduce
     /// finished manifests to tombstones; returns how many of each went.
-    pub fn purge(&self, retention_days: u32, now_ms: i64) -> Result<u64> {
-        let retention =
-            Duration::try_days(i64::from(retention_days)).ok_or(HandoverError::InvalidInput {
-                reason: "retention out of range".into(),
-            })?;
+    pub fn purge(&self, retention_days: i32, now_ms: i64) -> Result<i64> {
+        if retention_days < 0 {
+            return Err(out_of_range("retention"));
+        }
+        let retention = Duration::try_days(i64::from(retention_days))
+            .ok_or_else(|| out_of_range("retention"))?;
         let s = self.inner.purge(retention, time(now_ms)?)?;
-        Ok(s.events + s.manifests)
+        Ok(signed(s.events + s.manifests))
     }
 }
 
@@ -673,16 +703,25 @@ mod tests {
         for now_ms in [i64::MIN, i64::MAX, -1, 0, 8_210_266_876_799_999] {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 (
-                    d.purge(u32::MAX, now_ms).is_err(),
+                    d.purge(i32::MAX, now_ms).is_err(),
+                    d.purge(-1, now_ms).is_err(),
+                    d.export_batch(-1).is_err(),
                     d.verify("X".into(), "1234".into(), now_ms),
                 )
             }));
             assert!(r.is_ok(), "panicked at now_ms {now_ms}");
         }
-        assert!(matches!(
-            d.purge(u32::MAX, 0),
-            Err(HandoverError::InvalidInput { .. })
-        ));
+        for (what, r) in [
+            ("purge(-1)", d.purge(-1, 0)),
+            ("purge(MAX)", d.purge(i32::MAX, 0)),
+            ("export_batch(0)", d.export_batch(0).map(|_| 0)),
+            ("export_batch(-5)", d.export_batch(-5).map(|_| 0)),
+        ] {
+            assert!(
+                matches!(r, Err(HandoverError::InvalidInput { .. })),
+                "{what}: {r:?}"
+            );
+        }
         drop(d);
         std::fs::write(dir.join("junk.db"), b"not a database, not at all, no").unwrap();
         let junk = dir.join("junk.db").to_string_lossy().into_owned();

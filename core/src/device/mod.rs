@@ -34,7 +34,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -56,6 +56,39 @@ pub use items::{ItemState, ItemView};
 pub use sync::{AckSummary, PurgeSummary};
 
 const DEVICE_KEY: &str = "device_pkcs8";
+const DEVICE_KEY_WRAPPED: &str = "device_key_wrapped";
+
+/// Keeps the device key wrapped at rest: the host's own key (on Android an
+/// AES-256-GCM key in the Android Keystore, in StrongBox when the phone
+/// has one) encrypts the device key's PKCS#8 document before it is stored,
+/// and decrypts it when the store opens. The database then never holds the
+/// device key in the clear. Open with [`Device::open_wrapped`].
+///
+/// ```
+/// use handover_core::device::{Device, DeviceOptions, KeyWrap};
+/// struct Xor(u8); // a toy: use a real cipher
+/// impl KeyWrap for Xor {
+///     fn wrap(&self, key: &[u8]) -> Result<Vec<u8>, String> {
+///         Ok(key.iter().map(|b| b ^ self.0).collect())
+///     }
+///     fn unwrap(&self, wrapped: &[u8]) -> Result<Vec<u8>, String> {
+///         self.wrap(wrapped)
+///     }
+/// }
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("device.db");
+/// let id = Device::open_wrapped(&path, DeviceOptions::default(), &Xor(0x5a)).unwrap().identity();
+/// // The same key comes back only through the wrapper.
+/// let again = Device::open_wrapped(&path, DeviceOptions::default(), &Xor(0x5a)).unwrap();
+/// assert_eq!(again.identity(), id);
+/// assert!(Device::open(&path).is_err());
+/// ```
+pub trait KeyWrap: Send + Sync {
+    /// Encrypt the device key (a PKCS#8 document).
+    fn wrap(&self, key: &[u8]) -> std::result::Result<Vec<u8>, String>;
+    /// Decrypt what [`wrap`](Self::wrap) returned.
+    fn unwrap(&self, wrapped: &[u8]) -> std::result::Result<Vec<u8>, String>;
+}
 
 /// Tunables of a device store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,18 +140,78 @@ impl Device {
     /// Open with `options`. A file that is not a usable database is reported
     /// as [`Error::DatabaseUnusable`] and left exactly as it was.
     pub fn open_with(path: impl AsRef<Path>, options: DeviceOptions) -> Result<Device> {
-        let mut conn = crate::db::open(path.as_ref(), true, schema::STEPS)?;
+        Device::open_inner(path.as_ref(), options, None)
+    }
+
+    /// Open with the device key wrapped at rest by `wrap` (see [`KeyWrap`]).
+    /// A store whose key is still in the clear (made by [`open`](Self::open))
+    /// has it wrapped, checked to unwrap to the same key, and the clear copy
+    /// deleted (SQLite's `secure_delete` overwrites it; the write-ahead log
+    /// is truncated) in one step. A key that cannot be unwrapped is
+    /// [`Error::KeyUnavailable`], and the database is left untouched.
+    pub fn open_wrapped(
+        path: impl AsRef<Path>,
+        options: DeviceOptions,
+        wrap: &dyn KeyWrap,
+    ) -> Result<Device> {
+        Device::open_inner(path.as_ref(), options, Some(wrap))
+    }
+
+    fn open_inner(
+        path: &Path,
+        options: DeviceOptions,
+        wrap: Option<&dyn KeyWrap>,
+    ) -> Result<Device> {
+        let mut conn = crate::db::open(path, true, schema::STEPS)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let key = match outbox::meta_blob(&tx, DEVICE_KEY)? {
-            Some(pkcs8) => SigningKey::from_pkcs8(&pkcs8)
-                .map_err(|_| Error::DatabaseUnusable("stored device key is damaged".into()))?,
-            None => {
+        let clear = outbox::meta_blob(&tx, DEVICE_KEY)?;
+        let wrapped = outbox::meta_blob(&tx, DEVICE_KEY_WRAPPED)?;
+        let damaged = || Error::DatabaseUnusable("stored device key is damaged".into());
+        let mut rewrapped = false;
+        let key = match (wrap, wrapped, clear) {
+            (Some(wrap), Some(wrapped), _) => {
+                let pkcs8 =
+                    zeroize::Zeroizing::new(wrap.unwrap(&wrapped).map_err(Error::KeyUnavailable)?);
+                SigningKey::from_pkcs8(&pkcs8).map_err(|_| {
+                    Error::KeyUnavailable("the unwrapped device key is not a key".into())
+                })?
+            }
+            (None, Some(_), _) => {
+                return Err(Error::KeyUnavailable(
+                    "the device key is wrapped: open the store with its key wrapper".into(),
+                ))
+            }
+            (Some(wrap), None, clear) => {
+                let key = match clear {
+                    Some(pkcs8) => SigningKey::from_pkcs8(&pkcs8).map_err(|_| damaged())?,
+                    None => SigningKey::generate()?,
+                };
+                let wrapped = wrap.wrap(key.pkcs8()).map_err(Error::KeyUnavailable)?;
+                let back =
+                    zeroize::Zeroizing::new(wrap.unwrap(&wrapped).map_err(Error::KeyUnavailable)?);
+                if back.as_slice() != key.pkcs8() {
+                    return Err(Error::KeyUnavailable(
+                        "the key wrapper does not give back what it wrapped".into(),
+                    ));
+                }
+                outbox::set_meta(&tx, DEVICE_KEY_WRAPPED, wrapped)?;
+                tx.execute("DELETE FROM meta WHERE key = ?1", [DEVICE_KEY])?;
+                rewrapped = true;
+                key
+            }
+            (None, None, Some(pkcs8)) => SigningKey::from_pkcs8(&pkcs8).map_err(|_| damaged())?,
+            (None, None, None) => {
                 let key = SigningKey::generate()?;
                 outbox::set_meta(&tx, DEVICE_KEY, key.pkcs8())?;
                 key
             }
         };
         tx.commit()?;
+        if rewrapped {
+            // The clear key's page was overwritten in the database
+            // (secure_delete); older copies of it in the log go too.
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
         let device_id = key.public_key().device_id();
         Ok(Device {
             conn: Mutex::new(conn),
@@ -173,6 +266,33 @@ impl Device {
         items::find(&self.lock(), reference)?
             .map(|r| r.view())
             .transpose()
+    }
+
+    /// The receipt of the live item's handover, if it was handed over and
+    /// its event is still held (not purged): to show it again after the
+    /// app was closed, as it was when [`verify`](Self::verify) accepted.
+    pub fn receipt(&self, reference: &str) -> Result<Option<Receipt>> {
+        let conn = self.lock();
+        let Some(item) = items::find(&conn, reference)? else {
+            return Ok(None);
+        };
+        if item.state != ItemState::HandedOver {
+            return Ok(None);
+        }
+        let seq: Option<i64> = conn
+            .query_row(
+                "SELECT seq FROM events
+                 WHERE kind = 'handed_over' AND manifest_id = ?1 AND reference = ?2
+                 ORDER BY seq DESC LIMIT 1",
+                params![item.manifest_id, item.reference],
+                |r| r.get("seq"),
+            )
+            .optional()?;
+        let Some(seq) = seq else { return Ok(None) };
+        Ok(outbox::read_event(&conn, seq)?.map(|event| Receipt {
+            device_id: self.device_id.clone(),
+            event,
+        }))
     }
 
     /// Events not yet acknowledged by the office.

@@ -164,6 +164,39 @@ pub(crate) fn check_clock(
     Ok(true)
 }
 
+/// The stored event at `seq`, if held.
+pub(crate) fn read_event(conn: &rusqlite::Connection, seq: i64) -> Result<Option<Event>> {
+    let row = conn
+        .query_row(
+            "SELECT seq, prev_hash, body, hash, signature FROM events WHERE seq = ?1",
+            [seq],
+            |r| {
+                Ok((
+                    r.get::<_, i64>("seq")?,
+                    r.get::<_, Vec<u8>>("prev_hash")?,
+                    r.get::<_, Vec<u8>>("body")?,
+                    r.get::<_, Vec<u8>>("hash")?,
+                    r.get::<_, Vec<u8>>("signature")?,
+                ))
+            },
+        )
+        .optional()?;
+    row.map(event_of).transpose()
+}
+
+fn event_of(
+    (seq, prev, body, hash, sig): (i64, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>),
+) -> Result<Event> {
+    let bad = || Error::DatabaseUnusable("stored event has a field of the wrong length".into());
+    Ok(Event {
+        seq: seq as u64,
+        prev_hash: prev.try_into().map_err(|_| bad())?,
+        body,
+        hash: hash.try_into().map_err(|_| bad())?,
+        signature: sig.try_into().map_err(|_| bad())?,
+    })
+}
+
 /// Read stored events (only unacknowledged ones if `unacked_only`), oldest
 /// first, at most `limit`.
 pub(crate) fn read_events(
@@ -189,15 +222,7 @@ pub(crate) fn read_events(
     )?;
     let mut out = Vec::new();
     for row in rows {
-        let (seq, prev, body, hash, sig) = row?;
-        let bad = || Error::DatabaseUnusable("stored event has a field of the wrong length".into());
-        out.push(Event {
-            seq: seq as u64,
-            prev_hash: prev.try_into().map_err(|_| bad())?,
-            body,
-            hash: hash.try_into().map_err(|_| bad())?,
-            signature: sig.try_into().map_err(|_| bad())?,
-        });
+        out.push(event_of(row?)?);
     }
     Ok(out)
 }

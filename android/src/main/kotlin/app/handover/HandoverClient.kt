@@ -1,29 +1,35 @@
 package app.handover
 
+import app.handover.core.ExceptionReason
 import app.handover.ffi.AckResult
 import app.handover.ffi.DeviceIdentity
 import app.handover.ffi.EventRecord
-import app.handover.core.ExceptionReason
 import app.handover.ffi.HandoverDevice
 import app.handover.ffi.ImportResult
 import app.handover.ffi.Item
+import app.handover.ffi.KeyWrapper
 import app.handover.ffi.Payment
 import app.handover.ffi.UpiPayment
 import app.handover.ffi.VerifyResult
 import java.io.Closeable
 import java.util.concurrent.Executors
 import kotlinx.coroutines.ExecutorCoroutineDispatcher
+import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.asCoroutineDispatcher
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.distinctUntilChanged
+import kotlinx.coroutines.flow.map
 import kotlinx.coroutines.withContext
 
 /**
  * A signed handover event: the recipient's receipt. Already on disk when you
- * get it. [bodyJson] holds the code that was entered, so [toString] leaves it
- * out: log the seq and hash, never the body.
+ * get it. [body] holds the code that was entered, so it is [Sensitive]:
+ * log the seq and hash, never the body.
  */
-data class Receipt(val seq: Long, val hashHex: String, val signatureHex: String, val bodyJson: String) {
-    override fun toString() = "Receipt(seq=$seq, hash=$hashHex)"
-}
+data class Receipt(val seq: Long, val hashHex: String, val signatureHex: String, val body: Sensitive)
 
 /** What to tell the person at the door after a code was entered. */
 sealed class Verification {
@@ -53,12 +59,23 @@ sealed class Verification {
 }
 
 /**
- * The doorstep API for apps: suspend functions that run on one writer thread
- * owned by this client, so the database sees one call at a time and the main
- * thread never touches the disk. Every outcome is committed before the call
- * returns. Errors are thrown as [app.handover.ffi.HandoverException]
- * (InvalidInput, Refused, UnknownItem, NotAllowed, Storage); their messages
- * carry no codes or personal data.
+ * The doorstep API for apps. Open **one** client per process and share it
+ * between the screens and the sync worker (on Android,
+ * `app.handover.android.Handover.client(context)` does that for you).
+ *
+ * * Every call runs on one writer thread owned by this client, so the
+ *   database sees one call at a time and the main thread never touches the
+ *   disk.
+ * * Writes run `NonCancellable`: once a write has started, cancelling the
+ *   screen that asked for it does not stop it, and its outcome is committed
+ *   before the call returns. If the caller was cancelled meanwhile, the
+ *   outcome is still on disk: [receipt] and [item] show it.
+ * * Reads are [Flow]s that emit again after every write through this client,
+ *   whoever made it (the UI or the sync worker): [pending], [items], [item].
+ * * Errors are [app.handover.ffi.HandoverException] (`InvalidInput`,
+ *   `Refused`, `UnknownItem`, `NotAllowed`, `KeyUnavailable`, `Storage`);
+ *   arguments out of range are `IllegalArgumentException` before anything is
+ *   done. Messages carry no codes or personal data.
  *
  * No Android APIs are used here: it runs on any JVM.
  */
@@ -68,13 +85,28 @@ class HandoverClient private constructor(
     private val clock: () -> Long,
 ) : Closeable {
     companion object {
-        /** Open (or create) the device database at [path], e.g. `context.getDatabasePath("handover.db")`. */
-        suspend fun open(path: String, clock: () -> Long = System::currentTimeMillis): HandoverClient {
+        /**
+         * Open (or create) the device database at [path]. With a
+         * [keyWrapper] the device key is stored wrapped by it (on Android, an
+         * Android Keystore key: `app.handover.android.KeystoreKeyWrapper`)
+         * and the database never holds it in the clear. On Android use
+         * `app.handover.android.Handover.client(context)`, which keeps the
+         * database out of backups.
+         */
+        suspend fun open(
+            path: String,
+            keyWrapper: KeyWrapper? = null,
+            clock: () -> Long = System::currentTimeMillis,
+        ): HandoverClient {
+            require(path.isNotBlank()) { "path is blank" }
             val writer = Executors.newSingleThreadExecutor { r ->
                 Thread(r, "handover-writer").apply { isDaemon = true }
             }.asCoroutineDispatcher()
             return try {
-                withContext(writer) { HandoverClient(HandoverDevice.open(path), writer, clock) }
+                withContext(writer) {
+                    val device = if (keyWrapper == null) HandoverDevice.open(path) else HandoverDevice.openWrapped(path, keyWrapper)
+                    HandoverClient(device, writer, clock).also { it.publish() }
+                }
             } catch (e: Throwable) {
                 writer.close()
                 throw e
@@ -82,63 +114,109 @@ class HandoverClient private constructor(
         }
     }
 
-    private suspend fun <T> write(block: () -> T): T = withContext(writer) { block() }
+    /** Bumped after every write: what the read flows follow. */
+    private val changes = MutableStateFlow(0L)
+    private val pendingCount = MutableStateFlow(0L)
+
+    /** Events not yet acknowledged by the office; updated after every write. */
+    val pending: StateFlow<Long> = pendingCount.asStateFlow()
+
+    /** Run on the writer thread; not cancellable once started; readers notified after. */
+    internal suspend fun <T> write(block: (HandoverDevice) -> T): T = withContext(NonCancellable + writer) {
+        try {
+            block(device)
+        } finally {
+            publish()
+        }
+    }
+
+    private suspend fun <T> read(block: (HandoverDevice) -> T): T = withContext(writer) { block(device) }
+
+    private fun publish() {
+        pendingCount.value = try {
+            device.pendingCount()
+        } catch (e: Exception) {
+            pendingCount.value
+        }
+        changes.value = changes.value + 1
+    }
+
+    internal fun now(): Long = clock()
 
     /** This device's id and public key (hex), for enrolment at the office. */
     val identity: DeviceIdentity by lazy { device.identity() }
 
     /** Pin the office's signing key (hex), as shown by `handover office init`. */
-    suspend fun trustOfficeKey(publicKeyHex: String) = write { device.trustOfficeKey(publicKeyHex, clock()) }
+    suspend fun trustOfficeKey(publicKeyHex: String) {
+        require(publicKeyHex.isNotBlank()) { "office key is blank" }
+        write { it.trustOfficeKey(publicKeyHex, clock()) }
+    }
 
-    /** Import the day's signed manifest. */
-    suspend fun importManifest(manifest: ByteArray): ImportResult = write { device.importManifest(manifest, clock()) }
+    /** Import a signed manifest (the sync does this for you). */
+    suspend fun importManifest(manifest: ByteArray): ImportResult = write { it.importManifest(manifest, clock()) }
 
-    /** The day's items with their state. */
-    suspend fun items(): List<Item> = write { device.items() }
+    /** The day's items with their state; emits again after every write. */
+    fun items(): Flow<List<Item>> = changes.map { read { it.items() } }.distinctUntilChanged()
 
-    /** One item, or null. */
-    suspend fun item(reference: String): Item? = write { device.item(reference) }
+    /** One item, or null; emits again when it changes. */
+    fun item(reference: String): Flow<Item?> = changes.map { read { d -> d.item(reference) } }.distinctUntilChanged()
 
-    /** Check the code the recipient says. */
-    suspend fun verify(reference: String, code: String): Verification = write {
-        when (val r = device.verify(reference, code, clock())) {
-            is VerifyResult.Accepted -> Verification.Accepted(r.receipt.toReceipt())
-            is VerifyResult.Refused -> Verification.Refused(r.attemptsLeft.toInt())
-            is VerifyResult.Malformed -> Verification.Malformed(r.digits.toInt())
-            VerifyResult.Locked -> Verification.Locked
-            VerifyResult.AlreadyDone -> Verification.AlreadyDone
-            VerifyResult.NotYetValid -> Verification.NotYetValid
-            VerifyResult.Expired -> Verification.Expired
-            VerifyResult.UnknownItem -> Verification.UnknownItem
+    /** Check the code the recipient says. Committed before it returns, even if the caller is cancelled. */
+    suspend fun verify(reference: String, code: String): Verification {
+        require(reference.isNotBlank()) { "reference is blank" }
+        return write { d ->
+            when (val r = d.verify(reference, code, clock())) {
+                is VerifyResult.Accepted -> Verification.Accepted(r.receipt.toReceipt())
+                is VerifyResult.Refused -> Verification.Refused(r.attemptsLeft)
+                is VerifyResult.Malformed -> Verification.Malformed(r.digits)
+                VerifyResult.Locked -> Verification.Locked
+                VerifyResult.AlreadyDone -> Verification.AlreadyDone
+                VerifyResult.NotYetValid -> Verification.NotYetValid
+                VerifyResult.Expired -> Verification.Expired
+                VerifyResult.UnknownItem -> Verification.UnknownItem
+            }
         }
     }
 
+    /** The receipt of an item handed over, again (e.g. after the app was closed); null if it was not. */
+    suspend fun receipt(reference: String): Receipt? = read { it.receipt(reference)?.toReceipt() }
+
     /** Record why an item was not handed over; returns the event's seq. */
     suspend fun recordException(reference: String, reason: ExceptionReason): Long =
-        write { device.recordException(reference, reason, clock()).seq.toLong() }
+        write { it.recordException(reference, reason, clock()).seq }
 
     /** Record a cash payment of the item's cash on delivery; returns the event's seq. */
-    suspend fun payCash(reference: String): Long =
-        write { device.recordPayment(reference, Payment.Cash, clock()).seq.toLong() }
+    suspend fun payCash(reference: String): Long = write { it.recordPayment(reference, Payment.Cash, clock()).seq }
 
-    /** Record a UPI payment with its transaction reference (UTR); returns the event's seq. */
-    suspend fun payUpi(reference: String, utr: String): Long =
-        write { device.recordPayment(reference, Payment.Upi(utr), clock()).seq.toLong() }
+    /** Record a UPI payment with its transaction reference (UTR, 12 digits); returns the event's seq. */
+    suspend fun payUpi(reference: String, utr: String): Long {
+        require(utr.length == 12 && utr.all { it in '0'..'9' }) { "a UTR is 12 digits" }
+        return write { it.recordPayment(reference, Payment.Upi(utr), clock()).seq }
+    }
 
     /** A fresh UPI request (deep link and QR modules) for the item's cash on delivery. */
-    suspend fun upiRequest(reference: String): UpiPayment = write { device.upiRequest(reference, clock()) }
+    suspend fun upiRequest(reference: String): UpiPayment = write { it.upiRequest(reference, clock()) }
 
-    /** The next batch to send to the office (at most [max] events). */
-    suspend fun exportBatch(max: Int = 1000): ByteArray = write { device.exportBatch(max.toUInt()) }
+    /** The next batch to send to the office (at most [max] events, 1 or more). */
+    suspend fun exportBatch(max: Int = 1000): ByteArray {
+        require(max > 0) { "max must be 1 or more, not $max" }
+        return read { it.exportBatch(max) }
+    }
 
     /** Apply the office's signed answer to a batch. */
-    suspend fun applyAck(ack: ByteArray): AckResult = write { device.applyAck(ack, clock()) }
+    suspend fun applyAck(ack: ByteArray): AckResult = write { it.applyAck(ack, clock()) }
 
-    /** Events not yet acknowledged by the office. */
-    suspend fun pendingCount(): Long = write { device.pendingCount().toLong() }
+    /** Events not yet acknowledged by the office, read now. */
+    suspend fun pendingCount(): Long = read { it.pendingCount() }
 
-    /** Remove acknowledged events and finished manifests older than [retentionDays]. */
-    suspend fun purge(retentionDays: Int): Long = write { device.purge(retentionDays.toUInt(), clock()).toLong() }
+    /** Remove acknowledged events and finished manifests older than [retentionDays] (0 or more). */
+    suspend fun purge(retentionDays: Int): Long {
+        require(retentionDays >= 0) { "retentionDays must be 0 or more, not $retentionDays" }
+        return write { it.purge(retentionDays, clock()) }
+    }
+
+    /** The device object, for the sync session (same writer thread). */
+    internal val handoverDevice: HandoverDevice get() = device
 
     override fun close() {
         device.close()
@@ -146,4 +224,4 @@ class HandoverClient private constructor(
     }
 }
 
-private fun EventRecord.toReceipt() = Receipt(seq.toLong(), hashHex, signatureHex, bodyJson)
+private fun EventRecord.toReceipt() = Receipt(seq, hashHex, signatureHex, bodyJson)

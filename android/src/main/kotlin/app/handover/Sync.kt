@@ -1,14 +1,71 @@
 package app.handover
 
+import app.handover.ffi.Enrolment
+import app.handover.ffi.OfficeRequest
+import app.handover.ffi.SyncProgress
+import java.io.IOException
+
+/** The office's answer to an [OfficeRequest]: HTTP status and body. */
+class OfficeResponse(val status: Int, val body: ByteArray) {
+    override fun toString() = "OfficeResponse(status=$status, ${body.size} bytes)"
+}
+
 /**
- * How batches reach the office: send the batch bytes, return the office's
- * signed ack bytes. Throw on a network failure; the outbox keeps everything.
+ * Moves a signed request to the office and its answer back: [HttpSyncTransport]
+ * over HTTP(S), or a test double. Throw [IOException] when the office cannot
+ * be reached; nothing is lost, the next sync sends it again.
+ */
+fun interface OfficeTransport {
+    suspend fun send(request: OfficeRequest): OfficeResponse
+}
+
+/**
+ * Enrol this device with a single-use token from `handover office
+ * enrol-token` (typed in or scanned from its QR code): the office learns the
+ * device key and the device pins the office key the token binds, so a party
+ * in the middle can neither enrol nor substitute a key. Safe to repeat after
+ * a lost answer.
+ */
+suspend fun HandoverClient.enroll(token: String, transport: OfficeTransport): Enrolment {
+    require(token.isNotBlank()) { "token is blank" }
+    val request = write { it.enrolRequest(token.trim(), now()) }
+    val response = transport.send(request)
+    return write { it.finishEnrolment(token.trim(), response.status, response.body, now()) }
+}
+
+/**
+ * One sync with the office over [transport] (docs/sync-api.md): pull and
+ * import newer manifests, then push the outbox in batches of at most
+ * [maxPerBatch] events and apply each signed ack, until nothing waits or
+ * the office makes no progress. A network failure throws [IOException]
+ * with the outbox intact; a forged or mismatched ack throws
+ * `HandoverException.Refused` and is not applied.
+ */
+suspend fun HandoverClient.sync(transport: OfficeTransport, maxPerBatch: Int = 500): SyncProgress {
+    require(maxPerBatch > 0) { "maxPerBatch must be 1 or more, not $maxPerBatch" }
+    val session = write { it.syncSession(maxPerBatch) }
+    try {
+        while (true) {
+            val request = write { session.nextRequest(now()) } ?: break
+            val response = transport.send(request)
+            write { session.handleResponse(response.status, response.body, now()) }
+        }
+        return session.progress()
+    } finally {
+        session.close()
+    }
+}
+
+/**
+ * How batches reach the office without HTTP (a file carried to the office,
+ * a USB cable): send the batch bytes, return the office's signed ack bytes.
+ * Throw on a failure; the outbox keeps everything.
  */
 fun interface SyncTransport {
     suspend fun exchange(batch: ByteArray): ByteArray
 }
 
-/** What a sync round did. */
+/** What a [syncOnce] round did. */
 data class SyncResult(val batches: Int, val acknowledgedThrough: Long, val flagged: Long, val pending: Long)
 
 /**
@@ -17,15 +74,16 @@ data class SyncResult(val batches: Int, val acknowledgedThrough: Long, val flagg
  * applied; a refused ack throws and leaves the outbox as it was.
  */
 suspend fun HandoverClient.syncOnce(transport: SyncTransport, maxPerBatch: Int = 500): SyncResult {
+    require(maxPerBatch > 0) { "maxPerBatch must be 1 or more, not $maxPerBatch" }
     var batches = 0
     var through = -1L
     var flagged = 0L
     while (pendingCount() > 0) {
         val ack = applyAck(transport.exchange(exportBatch(maxPerBatch)))
         batches++
-        flagged += ack.flagged.toLong()
-        if (ack.throughSeq.toLong() <= through) break // no progress: try again later
-        through = ack.throughSeq.toLong()
+        flagged += ack.flagged
+        if (ack.throughSeq <= through) break // no progress: try again later
+        through = ack.throughSeq
     }
     return SyncResult(batches, through, flagged, pendingCount())
 }

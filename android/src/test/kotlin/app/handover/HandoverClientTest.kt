@@ -9,6 +9,7 @@ import java.io.File
 import java.nio.file.Files
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.runBlocking
 import org.junit.After
 import org.junit.Assert.assertArrayEquals
@@ -71,7 +72,7 @@ class HandoverClientTest {
         cli("office", "issue", "--dir", officeDir.path, "--device", id, "--programme", "post", "--bookings", csv.path,
             "--out", manifest.path, "--sms-out", sms.path, "--policy", "digits=6,tag_bits=64,iterations=10,max_attempts=3")
         val imported = client.importManifest(manifest.readBytes())
-        assertEquals(articles.size.toUInt(), imported.items)
+        assertEquals(articles.size.toLong(), imported.items)
         assertTrue(imported.changed)
         assertFalse(client.importManifest(manifest.readBytes()).changed)
         return sms.readLines().drop(1).associate { line ->
@@ -89,7 +90,7 @@ class HandoverClientTest {
             val (a, b) = articles
             val accepted = c.verify(a, codes.getValue(a))
             assertTrue(accepted is Verification.Accepted)
-            assertTrue((accepted as Verification.Accepted).receipt.bodyJson.contains("\"handed_over\""))
+            assertTrue((accepted as Verification.Accepted).receipt.body.value.contains("\"handed_over\""))
             assertEquals(128, accepted.receipt.signatureHex.length)
             assertFalse("no code in toString", accepted.toString().contains(codes.getValue(a)))
             assertEquals(Verification.AlreadyDone, c.verify(a, codes.getValue(a)))
@@ -99,14 +100,14 @@ class HandoverClientTest {
             assertEquals(Verification.Locked, c.verify(b, wrong(codes.getValue(b))))
             assertEquals(Verification.Locked, c.verify(b, codes.getValue(b)))
             assertEquals(Verification.UnknownItem, c.verify("EE999999990IN", "123456"))
-            assertEquals(ItemState.LOCKED, c.item(b)!!.state)
-            assertEquals(ItemState.HANDED_OVER, c.item(a)!!.state)
-            assertNull(c.item("nope"))
+            assertEquals(ItemState.LOCKED, c.item(b).first()!!.state)
+            assertEquals(ItemState.HANDED_OVER, c.item(a).first()!!.state)
+            assertNull(c.item("nope").first())
         }
         // Lockout and outcomes survive reopening.
         HandoverClient.open(File(dir, "d.db").path).use { c ->
-            assertEquals(ItemState.LOCKED, c.item(articles[1])!!.state)
-            assertEquals(0u, c.item(articles[1])!!.attemptsLeft)
+            assertEquals(ItemState.LOCKED, c.item(articles[1]).first()!!.state)
+            assertEquals(0, c.item(articles[1]).first()!!.attemptsLeft)
         }
     }
 
@@ -117,7 +118,7 @@ class HandoverClientTest {
             val cod = articles[0]
             val upi = c.upiRequest(cod)
             assertTrue(upi.uri, upi.uri.startsWith("upi://pay?pa=indiapost.cod@sbi&pn=India%20Post&am=250.00&cu=INR&tr=$cod-1"))
-            assertEquals((upi.qrWidth * upi.qrWidth).toInt(), upi.qrModules.size)
+            assertEquals(upi.qrWidth * upi.qrWidth, upi.qrModules.size)
             assertTrue(c.payUpi(cod, "612345678901") > 0)
             try {
                 c.payCash(cod)
@@ -126,12 +127,12 @@ class HandoverClientTest {
                 assertFalse(e.message!!.contains(cod))
             }
             c.recordException(articles[2], ExceptionReason.NOT_HOME)
-            val item = c.item(articles[2])!!
+            val item = c.item(articles[2]).first()!!
             assertEquals(ItemState.EXCEPTION, item.state)
             assertEquals(ExceptionReason.NOT_HOME, item.exceptionReason)
             assertTrue(c.verify(articles[2], codes.getValue(articles[2])) is Verification.Accepted)
-            assertTrue(c.item(cod)!!.paid)
-            assertEquals(25000uL, c.item(cod)!!.post!!.codAmountPaise)
+            assertTrue(c.item(cod).first()!!.paid)
+            assertEquals(25000L, c.item(cod).first()!!.post!!.codAmountPaise)
         }
     }
 
@@ -158,8 +159,8 @@ class HandoverClientTest {
             }
             assertEquals(1L + articles.size, c.pendingCount())
             val result = c.applyAck(ack)
-            assertEquals(articles.size.toULong(), result.verified)
-            assertEquals(0uL, result.flagged)
+            assertEquals(articles.size.toLong(), result.verified)
+            assertEquals(0L, result.flagged)
             assertEquals(0L, c.pendingCount())
         }
     }
@@ -254,7 +255,7 @@ class HandoverClientTest {
         HandoverDevice.open(File(dir, "g.db").path).use { d ->
             assertEquals(16, d.identity().deviceId.length)
             assertEquals(VerifyResult.UnknownItem, d.verify("X1", "1234", System.currentTimeMillis()))
-            assertEquals(0uL, d.pendingCount())
+            assertEquals(0L, d.pendingCount())
             assertTrue(d.items().isEmpty())
         }
     }
