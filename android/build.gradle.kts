@@ -12,7 +12,7 @@ import java.util.Properties
 
 plugins {
     id("com.android.library") version "8.13.0"
-    id("org.jetbrains.kotlin.android") version "2.2.20"
+    id("org.jetbrains.kotlin.android") version "2.4.20"
     `maven-publish`
 }
 
@@ -102,13 +102,13 @@ kotlin {
 val jnaDesktop by configurations.creating
 
 dependencies {
-    implementation("net.java.dev.jna:jna:5.18.1@aar")
-    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.10.2")
-    implementation("androidx.work:work-runtime-ktx:2.11.2")
-    implementation("androidx.core:core-ktx:1.17.0")
+    implementation("net.java.dev.jna:jna:5.19.1@aar")
+    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.11.0")
+    implementation("androidx.work:work-runtime-ktx:2.12.0")
+    implementation("androidx.core:core-ktx:1.18.0")
     testImplementation("junit:junit:4.13.2")
-    testImplementation("org.jetbrains.kotlinx:kotlinx-coroutines-test:1.10.2")
-    jnaDesktop("net.java.dev.jna:jna:5.18.1")
+    testImplementation("org.jetbrains.kotlinx:kotlinx-coroutines-test:1.11.0")
+    jnaDesktop("net.java.dev.jna:jna:5.19.1")
 }
 
 configurations.matching { it.name.startsWith("test") && it.name.endsWith("RuntimeClasspath") }.configureEach {
