@@ -6,7 +6,6 @@ import app.handover.ffi.HandoverException
 import app.handover.core.ItemState
 import app.handover.ffi.VerifyResult
 import java.io.File
-import java.nio.file.Files
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.flow.first
@@ -28,57 +27,32 @@ import org.junit.Test
  * binary (system property `handover.bin`).
  */
 class HandoverClientTest {
-    private lateinit var dir: File
-    private lateinit var officeDir: File
-    private lateinit var officeKey: String
+    private lateinit var office: TestOffice
+    private val dir get() = office.root
+    private val officeDir get() = office.dir
+    private val articles get() = office.articles
 
-    private fun cli(vararg args: String): String {
-        val bin = System.getProperty("handover.bin") ?: error("-Dhandover.bin is not set")
-        val p = ProcessBuilder(listOf(bin) + args).redirectErrorStream(false).start()
-        val out = p.inputStream.bufferedReader().readText()
-        val err = p.errorStream.bufferedReader().readText()
-        val code = p.waitFor()
-        assertEquals("handover ${args.joinToString(" ")}: $err", 0, code)
-        return out
-    }
+    private fun cli(vararg args: String) = office.cli(*args)
 
     @Before
     fun setUp() {
-        dir = Files.createTempDirectory("handover-kt").toFile()
-        officeDir = File(dir, "office")
-        officeKey = cli("office", "init", "--dir", officeDir.path, "--office-id", "PO-1").trim()
+        office = TestOffice()
     }
 
     @After
-    fun tearDown() {
-        dir.deleteRecursively()
-    }
+    fun tearDown() = office.close()
 
-    private val articles = listOf("EE123456785IN", "RR287043775IN", "CP000000080IN", "EE000000014IN")
-
-    /** Enrol [client], issue a post manifest of [articles] and return the codes by reference. */
+    /** Enrol [client], issue a post manifest of the office's articles and return the codes by reference. */
     private suspend fun loaded(client: HandoverClient): Map<String, String> {
-        client.trustOfficeKey(officeKey)
-        val id = cli("office", "enroll", "--dir", officeDir.path, "--device-key", client.identity.publicKeyHex,
-            "--assignee", "Postman 1").trim()
+        client.trustOfficeKey(office.key)
+        val id = office.enroll(client.identity.publicKeyHex)
         assertEquals(client.identity.deviceId, id)
-        val csv = File(dir, "bookings.csv")
-        csv.writeText(buildString {
-            append("reference,service,addressee,address,mobile,cod_paise\n")
-            articles.forEachIndexed { i, r -> append("$r,parcel,Resident $i,$i Lake Road,98765432$i$i,${if (i == 0) 25000 else ""}\n") }
-        })
-        val manifest = File(dir, "m.bin")
-        val sms = File(dir, "sms.csv")
-        cli("office", "issue", "--dir", officeDir.path, "--device", id, "--programme", "post", "--bookings", csv.path,
-            "--out", manifest.path, "--sms-out", sms.path, "--policy", "digits=6,tag_bits=64,iterations=10,max_attempts=3")
-        val imported = client.importManifest(manifest.readBytes())
+        val (manifest, codes) = office.issue(id)
+        val imported = client.importManifest(manifest)
         assertEquals(articles.size.toLong(), imported.items)
         assertTrue(imported.changed)
-        assertFalse(client.importManifest(manifest.readBytes()).changed)
-        return sms.readLines().drop(1).associate { line ->
-            val ref = line.split(",")[1]
-            ref to Regex(" is (\\d+)").find(line)!!.groupValues[1]
-        }
+        assertFalse(client.importManifest(manifest).changed)
+        return codes
     }
 
     private fun wrong(code: String) = if (code == "000000") "111111" else "000000"
@@ -174,7 +148,7 @@ class HandoverClientTest {
             } catch (e: HandoverException.Refused) {
                 // No office key pinned yet: nothing is trusted.
             }
-            c.trustOfficeKey(officeKey)
+            c.trustOfficeKey(office.key)
             try {
                 c.importManifest(ByteArray(200) { it.toByte() })
                 fail("garbage imported")

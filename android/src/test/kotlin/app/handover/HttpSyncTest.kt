@@ -53,14 +53,19 @@ class HttpSyncTest {
         }
     }
 
+    /** Enrol [c] over [http], pull its manifest and hand one item over: an event waits. */
+    private suspend fun oneHandoverWaiting(c: HandoverClient, http: HttpSyncTransport) {
+        c.enroll(office.token(), http)
+        val (_, codes) = office.issue(c.identity.deviceId)
+        c.sync(http)
+        assertTrue(c.verify(office.articles[0], codes.getValue(office.articles[0])) is Verification.Accepted)
+    }
+
     @Test
     fun aForgedAckIsRefusedAndNothingIsLost() = runBlocking {
         HandoverClient.open(db).use { c ->
             val http = HttpSyncTransport(url)
-            c.enroll(office.token(), http)
-            val (_, codes) = office.issue(c.identity.deviceId)
-            c.sync(http)
-            c.verify(office.articles[0], codes.getValue(office.articles[0]))
+            oneHandoverWaiting(c, http)
             val pending = c.pendingCount()
             // A party in the middle flips a bit of every ack.
             val tampering = OfficeTransport { req ->
@@ -87,10 +92,7 @@ class HttpSyncTest {
     fun anOfficeThatIsDownIsAnIOExceptionAndNothingIsLost() = runBlocking {
         HandoverClient.open(db).use { c ->
             val http = HttpSyncTransport(url)
-            c.enroll(office.token(), http)
-            val (_, codes) = office.issue(c.identity.deviceId)
-            c.sync(http)
-            c.verify(office.articles[0], codes.getValue(office.articles[0]))
+            oneHandoverWaiting(c, http)
             office.stopServer()
             val pending = c.pendingCount()
             try {
