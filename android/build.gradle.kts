@@ -47,6 +47,58 @@ val rustSources = files(
     File(workspace, "Cargo.lock"),
 )
 
+// Rust for the three ABIs into build/generated/jniLibs, 16 KB page aligned,
+// with the NDK that AGP uses.
+val cargoNdk by tasks.registering(Exec::class) {
+    group = "build"
+    description = "Builds libhandover_ffi.so for arm64-v8a, armeabi-v7a and x86_64 with cargo-ndk"
+    workingDir = workspace
+    environment("RUSTFLAGS", "-C link-arg=-Wl,-z,max-page-size=16384")
+    environment("ANDROID_NDK_HOME", android.ndkDirectory.path)
+    val profileArgs = if (cargoProfile == "release") listOf("--release") else emptyList()
+    commandLine(
+        listOf(
+            cargo, "ndk",
+            "-t", "arm64-v8a", "-t", "armeabi-v7a", "-t", "x86_64",
+            "--platform", "24",
+            "-o", generatedJniLibs.get().asFile.path,
+            "build", "-p", "handover-ffi", "--locked",
+        ) + profileArgs,
+    )
+    inputs.files(rustSources)
+    inputs.property("profile", cargoProfile)
+    outputs.dir(generatedJniLibs)
+}
+
+// The host library (JNA loads it in the JVM tests, and binding generation
+// reads its metadata: a debug build keeps the symbol table) and the
+// `handover` binary the tests run the office with.
+val cargoHost by tasks.registering(Exec::class) {
+    group = "build"
+    description = "Builds the host libhandover_ffi, uniffi-bindgen and the handover binary (debug)"
+    workingDir = workspace
+    commandLine(cargo, "build", "--locked", "-p", "handover-ffi", "-p", "uniffi-bindgen", "-p", "handover-cli")
+    inputs.files(rustSources)
+    inputs.files(fileTree(workspace) { include("office/src/**", "server/src/**", "cli/src/**", "*/Cargo.toml") })
+    outputs.file(File(cargoTarget, "debug/$hostLibName"))
+    outputs.file(File(cargoTarget, "debug/handover"))
+}
+
+// Kotlin bindings, generated in library mode from the host build.
+val generateBindings by tasks.registering(Exec::class) {
+    group = "build"
+    description = "Generates the uniffi Kotlin bindings into build/generated/uniffi/kotlin"
+    dependsOn(cargoHost)
+    workingDir = workspace
+    commandLine(
+        File(cargoTarget, "debug/uniffi-bindgen").path, "generate", "--no-format", "--language", "kotlin",
+        "--out-dir", generatedKotlin.get().asFile.path, File(cargoTarget, "debug/$hostLibName").path,
+    )
+    inputs.file(File(cargoTarget, "debug/$hostLibName"))
+    inputs.file(File(workspace, "bindings/ffi/uniffi.toml"))
+    outputs.dir(generatedKotlin)
+}
+
 android {
     namespace = "app.handover"
     compileSdk = 36
@@ -113,58 +165,6 @@ dependencies {
 
 configurations.matching { it.name.startsWith("test") && it.name.endsWith("RuntimeClasspath") }.configureEach {
     extendsFrom(jnaDesktop)
-}
-
-// Rust for the three ABIs into build/generated/jniLibs, 16 KB page aligned,
-// with the NDK that AGP uses.
-val cargoNdk by tasks.registering(Exec::class) {
-    group = "build"
-    description = "Builds libhandover_ffi.so for arm64-v8a, armeabi-v7a and x86_64 with cargo-ndk"
-    workingDir = workspace
-    environment("RUSTFLAGS", "-C link-arg=-Wl,-z,max-page-size=16384")
-    environment("ANDROID_NDK_HOME", android.ndkDirectory.path)
-    val profileArgs = if (cargoProfile == "release") listOf("--release") else emptyList()
-    commandLine(
-        listOf(
-            cargo, "ndk",
-            "-t", "arm64-v8a", "-t", "armeabi-v7a", "-t", "x86_64",
-            "--platform", "24",
-            "-o", generatedJniLibs.get().asFile.path,
-            "build", "-p", "handover-ffi", "--locked",
-        ) + profileArgs,
-    )
-    inputs.files(rustSources)
-    inputs.property("profile", cargoProfile)
-    outputs.dir(generatedJniLibs)
-}
-
-// The host library (JNA loads it in the JVM tests, and binding generation
-// reads its metadata: a debug build keeps the symbol table) and the
-// `handover` binary the tests run the office with.
-val cargoHost by tasks.registering(Exec::class) {
-    group = "build"
-    description = "Builds the host libhandover_ffi, uniffi-bindgen and the handover binary (debug)"
-    workingDir = workspace
-    commandLine(cargo, "build", "--locked", "-p", "handover-ffi", "-p", "uniffi-bindgen", "-p", "handover-cli")
-    inputs.files(rustSources)
-    inputs.files(fileTree(workspace) { include("office/src/**", "server/src/**", "cli/src/**", "*/Cargo.toml") })
-    outputs.file(File(cargoTarget, "debug/$hostLibName"))
-    outputs.file(File(cargoTarget, "debug/handover"))
-}
-
-// Kotlin bindings, generated in library mode from the host build.
-val generateBindings by tasks.registering(Exec::class) {
-    group = "build"
-    description = "Generates the uniffi Kotlin bindings into build/generated/uniffi/kotlin"
-    dependsOn(cargoHost)
-    workingDir = workspace
-    commandLine(
-        File(cargoTarget, "debug/uniffi-bindgen").path, "generate", "--no-format", "--language", "kotlin",
-        "--out-dir", generatedKotlin.get().asFile.path, File(cargoTarget, "debug/$hostLibName").path,
-    )
-    inputs.file(File(cargoTarget, "debug/$hostLibName"))
-    inputs.file(File(workspace, "bindings/ffi/uniffi.toml"))
-    outputs.dir(generatedKotlin)
 }
 
 tasks.named("preBuild") {
