@@ -219,24 +219,8 @@ fn main() {
 
     let sims = load::prepare(&office, &a.link(), DEVICES, EVENTS, BATCH)
         .unwrap_or_else(|e| fail("prepare", e));
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for sim in &sims {
-            let office = &office;
-            s.spawn(move || {
-                for batch in sim.batches() {
-                    if let Err(e) = office.ingest(batch, Utc::now()) {
-                        fail("in-process ingest", e);
-                    }
-                }
-            });
-        }
-    });
-    let held: u64 = sims
-        .iter()
-        .map(|s| office.event_count(s.device_id()).unwrap_or(0))
-        .sum();
-    let baseline = held as f64 / started.elapsed().as_secs_f64();
+    let baseline =
+        load::ingest_in_process(&office, &sims).unwrap_or_else(|e| fail("in-process ingest", e));
 
     let issue_rate = issue_rate(&office);
     let two = run(&office, &[&a, &b], 0.0);

@@ -16,9 +16,7 @@
 //! about 700 doses a second. The bench exits non-zero below the target.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use chrono::Utc;
 use handover_cli::client::OfficeLink;
 use handover_cli::load;
 use handover_office::Office;
@@ -57,24 +55,8 @@ fn main() {
     // The raw baseline: the office library, in-process, 50 threads.
     let sims = load::prepare(&office, &link, DEVICES, EVENTS, BATCH)
         .unwrap_or_else(|e| fail("prepare", e));
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for sim in &sims {
-            let office = &office;
-            s.spawn(move || {
-                for batch in sim.batches() {
-                    if let Err(e) = office.ingest(batch, Utc::now()) {
-                        fail("in-process ingest", e);
-                    }
-                }
-            });
-        }
-    });
-    let events_in_process: u64 = sims
-        .iter()
-        .map(|s| office.event_count(s.device_id()).unwrap_or(0))
-        .sum();
-    let in_process_rate = events_in_process as f64 / started.elapsed().as_secs_f64();
+    let in_process_rate =
+        load::ingest_in_process(&office, &sims).unwrap_or_else(|e| fail("in-process ingest", e));
 
     // Through HTTP: new devices, the same load.
     let sims = load::prepare(&office, &link, DEVICES, EVENTS, BATCH)

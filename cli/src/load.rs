@@ -338,6 +338,40 @@ pub fn drive(links: &[OfficeLink], sims: &[SimDevice], drop_share: f64) -> Resul
     })
 }
 
+/// The raw baseline the benches compare HTTP with: every device's batches
+/// ingested by the office library in this process, one thread per device,
+/// no HTTP. Returns the events the office then holds for these devices, per
+/// second; the first failed ingest is the error.
+pub fn ingest_in_process(office: &Office, sims: &[SimDevice]) -> Result<f64> {
+    let failure: Mutex<Option<handover_office::Error>> = Mutex::new(None);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for sim in sims {
+            let failure = &failure;
+            s.spawn(move || {
+                for batch in &sim.batches {
+                    if let Err(e) = office.ingest(batch, Utc::now()) {
+                        failure
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e.into());
+    }
+    let mut held = 0;
+    for sim in sims {
+        held += office.event_count(&sim.device_id)?;
+    }
+    Ok(held as f64 / seconds)
+}
+
 /// Compare what the office holds with what the devices sent.
 pub fn check(office: &Office, sims: &[SimDevice], report: &mut LoadReport) -> Result<()> {
     let (mut lost, mut duplicated) = (0, 0);

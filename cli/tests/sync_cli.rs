@@ -3,7 +3,7 @@
 //! the middle of a batch and restarted; SIGTERM draining; TLS.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
@@ -297,32 +297,43 @@ fn converged(root: &Path, id: &str) {
     assert!(report.flagged.is_empty());
 }
 
-#[test]
-fn an_office_killed_mid_batch_and_restarted_converges() {
+/// An office and an enrolled phone that has pulled its manifest and then
+/// recorded `events` more, none sent: (the root, the office, the device id).
+fn phone_with_events(events: usize) -> (tempfile::TempDir, PathBuf, String) {
     let d = tempfile::tempdir().unwrap();
     let office = d.path().join("office");
     ok(&["office", "init", "--dir", p(&office)]);
     let server = Server::start(&office, &[]);
     let id = office_and_device(d.path(), &server);
     sync_json(d.path(), &server.url);
-    many_events(d.path(), 3000);
-    let phone = d.path().join("phone");
+    many_events(d.path(), events);
+    (d, office, id)
+}
+
+/// `handover device sync --json` of the phone under `root`, in the background.
+fn spawn_sync(root: &Path, url: &str) -> std::process::Child {
+    Command::new(bin())
+        .args([
+            "device",
+            "sync",
+            "--dir",
+            p(&root.join("phone")),
+            "--server",
+            url,
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn an_office_killed_mid_batch_and_restarted_converges() {
+    let (d, office, id) = phone_with_events(3000);
     for kill_after_ms in [40u64, 120] {
         let server = Server::start(&office, &[]);
-        let sync = Command::new(bin())
-            .args([
-                "device",
-                "sync",
-                "--dir",
-                p(&phone),
-                "--server",
-                &server.url,
-                "--json",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let sync = spawn_sync(d.path(), &server.url);
         std::thread::sleep(std::time::Duration::from_millis(kill_after_ms));
         server.signal("-KILL");
         let out = sync.wait_with_output().unwrap();
@@ -337,28 +348,9 @@ fn an_office_killed_mid_batch_and_restarted_converges() {
 
 #[test]
 fn sigterm_drains_requests_in_flight_and_exits_cleanly() {
-    let d = tempfile::tempdir().unwrap();
-    let office = d.path().join("office");
-    ok(&["office", "init", "--dir", p(&office)]);
-    let server = Server::start(&office, &[]);
-    let id = office_and_device(d.path(), &server);
-    sync_json(d.path(), &server.url);
-    many_events(d.path(), 2000);
-    let phone = d.path().join("phone");
+    let (d, office, id) = phone_with_events(2000);
     let mut server = Server::start(&office, &[]);
-    let sync = Command::new(bin())
-        .args([
-            "device",
-            "sync",
-            "--dir",
-            p(&phone),
-            "--server",
-            &server.url,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let sync = spawn_sync(d.path(), &server.url);
     std::thread::sleep(std::time::Duration::from_millis(60));
     server.signal("-TERM");
     let status = server.child.wait().unwrap();

@@ -191,6 +191,20 @@ fn runtime(addr: SocketAddr) -> Result<tokio::runtime::Runtime, ServeError> {
         .map_err(|source| ServeError::Listen { addr, source })
 }
 
+/// Bind `listen`, and the runtime to serve it on: the listener, the address
+/// it got (port 0 picks one) and the runtime.
+fn bound(
+    listen: SocketAddr,
+    tls: bool,
+) -> Result<(TcpListener, SocketAddr, tokio::runtime::Runtime), ServeError> {
+    let listener = bind(listen, tls)?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
+        addr: listen,
+        source,
+    })?;
+    Ok((listener, addr, runtime(addr)?))
+}
+
 /// Start the service on its own thread; it runs until [`Running::stop`].
 pub fn spawn(
     office: Arc<Office>,
@@ -198,12 +212,7 @@ pub fn spawn(
     tls: Option<RustlsConfig>,
     limits: Limits,
 ) -> Result<Running, ServeError> {
-    let listener = bind(listen, tls.is_some())?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: listen,
-        source,
-    })?;
-    let rt = runtime(addr)?;
+    let (listener, addr, rt) = bound(listen, tls.is_some())?;
     let handle = Handle::new();
     let h = handle.clone();
     let thread = std::thread::Builder::new()
@@ -226,12 +235,7 @@ pub fn run(
     limits: Limits,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
-    let listener = bind(listen, tls.is_some())?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: listen,
-        source,
-    })?;
-    let rt = runtime(addr)?;
+    let (listener, addr, rt) = bound(listen, tls.is_some())?;
     let handle = Handle::new();
     on_ready(addr);
     rt.block_on(async move {

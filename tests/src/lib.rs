@@ -141,22 +141,7 @@ impl Day {
             2026,
         )
         .expect("bookings");
-        let issued = office
-            .issue(
-                &IssueRequest {
-                    device_id: &device_id,
-                    programme: Programme::Post,
-                    bookings: &rows,
-                    policy: Some(policy),
-                    valid_from: now - Duration::hours(1),
-                    valid_until: now + Duration::hours(8),
-                    reissue: &[],
-                    now,
-                },
-                &|| {},
-                |_| Ok(()),
-            )
-            .expect("issue");
+        let issued = issue_today(&office, &device_id, Programme::Post, &rows, policy, now);
         device.import_manifest(&issued.sealed, now).expect("import");
         Day {
             dir,
@@ -248,6 +233,35 @@ pub fn enrolled_device(
     device
 }
 
+/// Issue `rows` of `programme` to `device_id` under `policy`, as a morning's
+/// issue: valid from an hour before `now` to eight hours after, nothing
+/// re-issued, no file to write.
+pub fn issue_today(
+    office: &Office,
+    device_id: &str,
+    programme: Programme,
+    rows: &[Booking],
+    policy: Policy,
+    now: chrono::DateTime<Utc>,
+) -> Issued {
+    office
+        .issue(
+            &IssueRequest {
+                device_id,
+                programme,
+                bookings: rows,
+                policy: Some(policy),
+                valid_from: now - Duration::hours(1),
+                valid_until: now + Duration::hours(8),
+                reissue: &[],
+                now,
+            },
+            &|| {},
+            |_| Ok(()),
+        )
+        .expect("issue")
+}
+
 /// Issue `n` post items to `device` (a cheap policy) from `office`; returns
 /// the codes by reference.
 pub fn issue_post(office: &Office, device: &Device, n: u32, first: u32) -> Vec<(String, String)> {
@@ -260,23 +274,14 @@ pub fn issue_post(office: &Office, device: &Device, n: u32, first: u32) -> Vec<(
     }
     let rows = bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026)
         .expect("bookings");
-    let now = Utc::now();
-    let issued = office
-        .issue(
-            &IssueRequest {
-                device_id: &device.identity().device_id,
-                programme: Programme::Post,
-                bookings: &rows,
-                policy: Some(test_policy()),
-                valid_from: now - Duration::hours(1),
-                valid_until: now + Duration::hours(8),
-                reissue: &[],
-                now,
-            },
-            &|| {},
-            |_| Ok(()),
-        )
-        .expect("issue");
+    let issued = issue_today(
+        office,
+        &device.identity().device_id,
+        Programme::Post,
+        &rows,
+        test_policy(),
+        Utc::now(),
+    );
     issued
         .sms
         .iter()

@@ -93,22 +93,14 @@ fn rogue_day(
         2026,
     )
     .unwrap();
-    let issued = office
-        .issue(
-            &IssueRequest {
-                device_id: &rogue.device_id,
-                programme: Programme::Post,
-                bookings: &rows,
-                policy: Some(policy),
-                valid_from: now - Duration::hours(1),
-                valid_until: now + Duration::hours(8),
-                reissue: &[],
-                now,
-            },
-            &|| {},
-            |_| Ok(()),
-        )
-        .unwrap();
+    let issued = issue_today(
+        &office,
+        &rogue.device_id,
+        Programme::Post,
+        &rows,
+        policy,
+        now,
+    );
     let refs = rows.iter().map(|b| b.reference.clone()).collect();
     (dir, office, rogue, refs, issued)
 }

@@ -7,14 +7,13 @@
 //! handovers, wrong codes past the limit, locks, reimports, payments twice,
 //! items never issued.
 
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use handover_core::codes::{Code, Programme};
 use handover_core::event::{
     ChainCursor, Event, EventBody, EventKind, ExceptionReason, PaymentMethod,
 };
 use handover_core::keys::SigningKey;
 use handover_core::sync::{Ack, Batch, BATCH_FORMAT};
-use handover_office::issue::IssueRequest;
 use handover_office::{bookings, Office};
 use handover_tests::*;
 use proptest::prelude::*;
@@ -85,22 +84,14 @@ fn setup() -> Setup {
         2026,
     )
     .unwrap();
-    let issued = office
-        .issue(
-            &IssueRequest {
-                device_id: &device_id,
-                programme: Programme::Post,
-                bookings: &rows,
-                policy: Some(test_policy()),
-                valid_from: now - Duration::hours(1),
-                valid_until: now + Duration::hours(8),
-                reissue: &[],
-                now,
-            },
-            &|| {},
-            |_| Ok(()),
-        )
-        .unwrap();
+    let issued = issue_today(
+        &office,
+        &device_id,
+        Programme::Post,
+        &rows,
+        test_policy(),
+        now,
+    );
     let mut references: Vec<String> = rows.iter().map(|b| b.reference.clone()).collect();
     let codes = references
         .iter()

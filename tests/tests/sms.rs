@@ -11,7 +11,6 @@ use handover_cli::client;
 use handover_core::api;
 use handover_core::codes::{Policy, Programme};
 use handover_core::device::{Device, HttpRequest, VerifyOutcome};
-use handover_office::issue::IssueRequest;
 use handover_office::{bookings, Office};
 use handover_server::Limits;
 use handover_tests::gateway::{Gateway, Mode};
@@ -108,22 +107,7 @@ fn issue(office: &Office, languages: &[&str]) -> (String, Vec<(String, String)>)
     }
     let rows = bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026).unwrap();
     let now = Utc::now();
-    let issued = office
-        .issue(
-            &IssueRequest {
-                device_id: &id,
-                programme: Programme::Post,
-                bookings: &rows,
-                policy: Some(test_policy()),
-                valid_from: now - Duration::hours(1),
-                valid_until: now + Duration::hours(8),
-                reissue: &[],
-                now,
-            },
-            &|| {},
-            |_| Ok(()),
-        )
-        .unwrap();
+    let issued = issue_today(office, &id, Programme::Post, &rows, test_policy(), now);
     let codes = issued
         .sms
         .iter()
@@ -431,22 +415,14 @@ fn a_whole_day_through_the_http_sender() {
         (&vaccinator, Programme::Vaccination, &vacc, 4),
     ] {
         let rows = bookings::parse(programme, csv.as_bytes(), o.office.cod_payee(), 2026).unwrap();
-        o.office
-            .issue(
-                &IssueRequest {
-                    device_id: &device.identity().device_id,
-                    programme,
-                    bookings: &rows,
-                    policy: Some(policy(digits)),
-                    valid_from: now - Duration::hours(1),
-                    valid_until: now + Duration::hours(8),
-                    reissue: &[],
-                    now,
-                },
-                &|| {},
-                |_| Ok(()),
-            )
-            .unwrap();
+        issue_today(
+            &o.office,
+            &device.identity().device_id,
+            programme,
+            &rows,
+            policy(digits),
+            now,
+        );
         client::sync(device, &link).unwrap();
     }
     // The recipients read their codes off the messages the gateway delivered.

@@ -466,7 +466,6 @@ fn one_items_payments_from_two_devices_at_two_servers_at_once_are_recorded_once(
     }
     use handover_core::codes::Programme;
     use handover_core::event::{EventKind, PaymentMethod};
-    use handover_office::issue::IssueRequest;
     let dir = tempfile::tempdir().unwrap();
     let url = pg::server().database();
     let office_dir = dir.path().join("office");
@@ -494,22 +493,7 @@ fn one_items_payments_from_two_devices_at_two_servers_at_once_are_recorded_once(
     for name in ["Postman A", "Postman B"] {
         let key = handover_core::keys::SigningKey::generate().unwrap();
         let id = first.enroll(key.public_key(), name, now).unwrap();
-        let issued = first
-            .issue(
-                &IssueRequest {
-                    device_id: &id,
-                    programme: Programme::Post,
-                    bookings: &rows,
-                    policy: Some(test_policy()),
-                    valid_from: now - chrono::Duration::hours(1),
-                    valid_until: now + chrono::Duration::hours(8),
-                    reissue: &[],
-                    now,
-                },
-                &|| {},
-                |_| Ok(()),
-            )
-            .unwrap();
+        let issued = issue_today(&first, &id, Programme::Post, &rows, test_policy(), now);
         manifests.push(issued.manifest_id.clone());
         signers.push(Signer {
             key,

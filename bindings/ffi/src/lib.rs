@@ -51,6 +51,14 @@ fn out_of_range(what: &str) -> HandoverError {
     }
 }
 
+/// Events per batch: 1 or more.
+fn batch_size(max: i32) -> Result<u64> {
+    u64::try_from(max)
+        .ok()
+        .filter(|m| *m > 0)
+        .ok_or_else(|| out_of_range("batch size"))
+}
+
 /// A count or number as Kotlin's `Long`.
 fn signed(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -585,10 +593,7 @@ impl HandoverDevice {
     /// The next batch (JSON bytes) of at most `max` (1 or more)
     /// unacknowledged events.
     pub fn export_batch(&self, max: i32) -> Result<Vec<u8>> {
-        let max = u64::try_from(max)
-            .ok()
-            .filter(|m| *m > 0)
-            .ok_or_else(|| out_of_range("batch size"))?;
+        let max = batch_size(max)?;
         Ok(self.inner.export_batch(max)?.to_bytes()?)
     }
 
@@ -638,10 +643,7 @@ impl HandoverDevice {
 
     /// A sync with the office, at most `max_events` (1 or more) per batch.
     pub fn sync_session(self: Arc<Self>, max_events: i32) -> Result<Arc<SyncSession>> {
-        let max = u64::try_from(max_events)
-            .ok()
-            .filter(|m| *m > 0)
-            .ok_or_else(|| out_of_range("batch size"))?;
+        let max = batch_size(max_events)?;
         Ok(Arc::new(SyncSession {
             inner: std::sync::Mutex::new(device::SyncSession::new(max)),
             device: self,
