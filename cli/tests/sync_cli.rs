@@ -136,16 +136,13 @@ fn office_and_device(root: &Path, server: &Server) -> String {
 }
 
 fn sync_json(root: &Path, url: &str) -> Value {
-    let out = ok(&[
-        "device",
-        "sync",
-        "--dir",
-        p(&root.join("phone")),
-        "--server",
-        url,
-        "--json",
-    ]);
-    serde_json::from_str(&out).unwrap()
+    let out = spawn_sync(root, url).wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "handover device sync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]

@@ -165,6 +165,15 @@ impl Day {
     }
 }
 
+/// The sync service of `office` on a loopback port (`127.0.0.1:0`), until dropped.
+pub fn serve(
+    office: std::sync::Arc<Office>,
+    limits: handover_server::Limits,
+) -> handover_server::Running {
+    handover_server::spawn(office, "127.0.0.1:0".parse().expect("addr"), None, limits)
+        .expect("serve")
+}
+
 /// An office with its sync service running on a loopback port.
 pub struct Service {
     /// Keeps the office's files.
@@ -180,13 +189,7 @@ impl Service {
     pub fn start(limits: handover_server::Limits) -> Service {
         let dir = tempfile::tempdir().expect("tempdir");
         let office = std::sync::Arc::new(init_office(&dir.path().join("office"), "PO-1"));
-        let server = handover_server::spawn(
-            office.clone(),
-            "127.0.0.1:0".parse().expect("addr"),
-            None,
-            limits,
-        )
-        .expect("serve");
+        let server = serve(office.clone(), limits);
         Service {
             dir,
             office,

@@ -278,13 +278,7 @@ fn delivery_reports_need_the_shared_secret() {
         sms_send_every: None,
         ..Limits::default()
     };
-    let server = handover_server::spawn(
-        o.office.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-        limits,
-    )
-    .unwrap();
+    let server = serve(o.office.clone(), limits);
     let link = client::OfficeLink::new(&format!("http://{}", server.addr()), None).unwrap();
     let report = |secret: &str, status: &str| {
         link.send(&HttpRequest {
@@ -368,13 +362,7 @@ fn a_whole_day_through_the_http_sender() {
         sms_send_every: Some(StdDuration::from_millis(50)),
         ..Limits::default()
     };
-    let server = handover_server::spawn(
-        o.office.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        None,
-        limits,
-    )
-    .unwrap();
+    let server = serve(o.office.clone(), limits);
     let link = client::OfficeLink::new(&format!("http://{}", server.addr()), None)
         .unwrap()
         .with_backoff(StdDuration::from_millis(20));
