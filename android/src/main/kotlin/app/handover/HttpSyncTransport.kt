@@ -62,8 +62,6 @@ class HttpSyncTransport(
             val stream = if (status >= 400) connection.errorStream else connection.inputStream
             val body = stream?.use { it.readBytes() } ?: ByteArray(0)
             OfficeResponse(status, body)
-        } catch (e: IOException) {
-            throw e
         } finally {
             connection.disconnect()
         }

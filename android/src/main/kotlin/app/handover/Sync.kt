@@ -27,10 +27,11 @@ fun interface OfficeTransport {
  * a lost answer.
  */
 suspend fun HandoverClient.enroll(token: String, transport: OfficeTransport): Enrolment {
-    require(token.isNotBlank()) { "token is blank" }
-    val request = write { it.enrolRequest(token.trim(), now()) }
+    val trimmed = token.trim()
+    require(trimmed.isNotEmpty()) { "token is blank" }
+    val request = write { it.enrolRequest(trimmed, now()) }
     val response = transport.send(request)
-    return write { it.finishEnrolment(token.trim(), response.status, response.body, now()) }
+    return write { it.finishEnrolment(trimmed, response.status, response.body, now()) }
 }
 
 /**
