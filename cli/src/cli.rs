@@ -110,7 +110,26 @@ struct OfficeDir {
 
 impl OfficeDir {
     fn open(&self) -> Result<Office> {
-        Ok(Office::open_in(&self.dir, self.database_url.as_deref())?)
+        Ok(Office::open_in(
+            &self.dir,
+            database_url(self.database_url.as_deref())?,
+        )?)
+    }
+}
+
+/// The `--database-url` given, refused when it holds a password and came
+/// from the command line (where `ps` shows it to every user) rather than
+/// from `HANDOVER_DATABASE_URL`.
+fn database_url(given: Option<&str>) -> Result<Option<&str>> {
+    match given {
+        Some(url)
+            if handover_office::config::url_has_password(url)
+                && std::env::var(handover_office::config::DATABASE_URL_ENV).as_deref()
+                    != Ok(url) =>
+        {
+            Err(handover_office::Error::PasswordInUrl.into())
+        }
+        other => Ok(other),
     }
 }
 
@@ -510,7 +529,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             devices,
             events,
             dir,
-            database_url,
+            database_url: db_url,
             batch,
             drop,
             ca_cert,
@@ -521,9 +540,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let dir = match dir {
                 Some(dir) => dir,
-                None => crate::local::office_of(&server, database_url.as_deref())?,
+                None => crate::local::office_of(&server, database_url(db_url.as_deref())?)?,
             };
-            let office = Office::open_in(&dir, database_url.as_deref())?;
+            let office = Office::open_in(&dir, database_url(db_url.as_deref())?)?;
             let links = server
                 .iter()
                 .map(|s| client::OfficeLink::new(s, ca_cert.as_deref()))
@@ -569,7 +588,7 @@ fn office(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                     upi: cod_upi,
                     name: cod_name,
                 },
-                d.database_url.as_deref(),
+                database_url(d.database_url.as_deref())?,
             )?;
             println!("{}", office.public_key());
             eprintln!("office {office_id} created in {}; pin the key above on each device with `handover device init`", d.dir.display());

@@ -408,29 +408,32 @@ pub struct SignedRequest {
 
 impl SignedRequest {
     /// Read the four headers through `get` (names as [`H_DEVICE`] etc.).
+    /// Only the canonical forms are taken: the time in decimal without a
+    /// sign, leading zeros or spaces; the nonce and signature in lowercase
+    /// hex. The signed text is made from these values, so another spelling
+    /// of a header would be another request under the same signature.
     pub fn from_headers<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<SignedRequest> {
         let missing = |h: &'static str| Error::malformed("request signature", h);
         let device_id = get(H_DEVICE).ok_or(missing("no handover-device header"))?;
         crate::rules::check_id("device id", device_id)?;
-        let time_ms = get(H_TIME)
-            .and_then(|t| t.trim().parse::<i64>().ok())
-            .ok_or(missing("handover-time is not milliseconds"))?;
+        let time = get(H_TIME).ok_or(missing("no handover-time header"))?;
+        let time_ms = time
+            .parse::<i64>()
+            .ok()
+            .filter(|t| t.to_string() == time)
+            .ok_or(missing("handover-time is not milliseconds in decimal"))?;
         let mut nonce = [0u8; 16];
-        hex::decode_to_slice(
-            get(H_NONCE)
-                .ok_or(missing("no handover-nonce header"))?
-                .trim(),
+        lower_hex(
+            get(H_NONCE).ok_or(missing("no handover-nonce header"))?,
             &mut nonce,
         )
-        .map_err(|_| missing("handover-nonce is not 32 hex characters"))?;
+        .ok_or(missing("handover-nonce is not 32 lowercase hex characters"))?;
         let mut signature = [0u8; 64];
-        hex::decode_to_slice(
-            get(H_SIGNATURE)
-                .ok_or(missing("no handover-signature header"))?
-                .trim(),
+        lower_hex(
+            get(H_SIGNATURE).ok_or(missing("no handover-signature header"))?,
             &mut signature,
         )
-        .map_err(|_| missing("handover-signature is not 128 hex characters"))?;
+        .ok_or(missing("handover-signature is not 128 lowercase hex characters"))?;
         Ok(SignedRequest {
             device_id: device_id.to_owned(),
             time_ms,
@@ -438,6 +441,14 @@ impl SignedRequest {
             signature,
         })
     }
+}
+
+/// Decode `text`, which must be exactly `out`'s bytes in lowercase hex.
+fn lower_hex(text: &str, out: &mut [u8]) -> Option<()> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    hex::decode_to_slice(text, out).ok()
 }
 
 /// The text a request signature covers:

@@ -7,7 +7,8 @@
 //!    left exactly as it was. It may hold the only copy of a signed receipt.
 //! 3. A schema newer than this build is refused ([`Error::SchemaTooNew`]),
 //!    never downgraded.
-//! 4. WAL journal, `synchronous=FULL`: a committed outcome survives power
+//! 4. The database, its `-wal` and its `-shm` are mode 0600 whatever the
+//!    umask. WAL journal, `synchronous=FULL`: a committed outcome survives power
 //!    loss. `secure_delete`: what is deleted (a purged manifest's names and
 //!    addresses, a purged event's code) is overwritten, not left in free
 //!    pages.
@@ -63,6 +64,9 @@ pub fn open(path: &Path, create: bool, steps: &[Step]) -> Result<Connection> {
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
+    if create {
+        create_private(path)?;
+    }
     let mut conn = Connection::open_with_flags(path, flags).map_err(unusable)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(unusable)?;
     let check: String = conn
@@ -83,12 +87,63 @@ pub fn open(path: &Path, create: bool, steps: &[Step]) -> Result<Connection> {
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::DatabaseUnusable("cannot switch to WAL mode".into()));
     }
+    keep_private(path)?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     apply_steps(&mut conn, steps, known)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
+}
+
+/// Create the database file mode 0600 if it does not exist, whatever the
+/// umask: SQLite makes its `-wal` and `-shm` files with the database's mode.
+fn create_private(path: &Path) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::DatabaseUnusable(format!(
+            "cannot create the database file: {}",
+            e.kind()
+        ))),
+    }
+}
+
+/// Take group and other permissions off the database, its `-wal` and its
+/// `-shm` (a database made by an earlier version under a lax umask).
+fn keep_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = Path::new(&name);
+            let Ok(meta) = std::fs::metadata(file) else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            if meta.is_file() && mode & 0o077 != 0 {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode & 0o700))
+                    .map_err(|e| {
+                        Error::DatabaseUnusable(format!(
+                            "cannot make the database files private: {}",
+                            e.kind()
+                        ))
+                    })?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Switch to WAL. The switch needs an exclusive lock, and SQLite answers

@@ -158,6 +158,39 @@ impl Default for SmsSettings {
     }
 }
 
+/// The environment variable the command line reads the PostgreSQL URL
+/// from, and that `office init` records in `database_url_env` when the URL
+/// holds a password.
+pub const DATABASE_URL_ENV: &str = "HANDOVER_DATABASE_URL";
+
+/// Whether a PostgreSQL connection string holds a password: a URL's
+/// `user:password@` or `password=` parameter, or a `password=` keyword.
+/// Such a string must not be on a command line (`ps` shows it to every
+/// user) nor in a file the office writes.
+pub fn url_has_password(url: &str) -> bool {
+    let lower = url.trim().to_ascii_lowercase();
+    for scheme in ["postgres://", "postgresql://"] {
+        if let Some(rest) = lower.strip_prefix(scheme) {
+            let (authority, query) = match rest.split_once('?') {
+                Some((a, q)) => (a, q),
+                None => (rest, ""),
+            };
+            let authority = authority.split('/').next().unwrap_or("");
+            let in_userinfo = authority
+                .rsplit_once('@')
+                .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+            let in_query = query
+                .split('&')
+                .any(|kv| kv.trim_start().starts_with("password="));
+            return in_userinfo || in_query;
+        }
+    }
+    lower
+        .split_whitespace()
+        .any(|kv| kv.starts_with("password=") || kv.starts_with("password ="))
+        || lower.contains("password =")
+}
+
 impl Config {
     /// Read `office.toml` from `dir`; the defaults when there is none.
     pub fn load(dir: &Path) -> Result<Config> {
@@ -176,6 +209,13 @@ impl Config {
     }
 
     fn check(&self) -> std::result::Result<(), String> {
+        if self.office.database_url.as_deref().is_some_and(url_has_password) {
+            return Err(format!(
+                "office.database_url holds a password: name an environment variable that holds \
+                 the URL in office.database_url_env (e.g. {DATABASE_URL_ENV}), or keep the \
+                 password in PostgreSQL's password file (~/.pgpass)"
+            ));
+        }
         self.default_language()
             .map_err(|_| "office.language: en, hi or hi+en".to_owned())?;
         match self.sms.sender.as_str() {

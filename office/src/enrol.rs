@@ -97,8 +97,7 @@ impl Office {
             expires_at: i64,
             used_by: Option<String>,
         }
-        self.store.write(|tx| {
-            tx.lock_token(&req.token_id)?;
+        let token = |tx: &mut crate::store::Tx<'_, '_>| -> Result<(Row, [u8; 32])> {
             let row = tx
                 .opt(
                     "SELECT proof_key, assignee, expires_at, device_id FROM enrol_tokens
@@ -121,17 +120,40 @@ impl Office {
                 .map_err(|_| Error::Store("a token's proof key has the wrong length"))?;
             // Whoever does not hold the token learns nothing of its state.
             req.verify(&proof_key)?;
+            Ok((row, proof_key))
+        };
+        // The token and the proofs are checked on a reader first: a
+        // stranger's request never waits for, or holds, the writer.
+        self.store.read(|tx| token(tx).map(|_| ()))?;
+        self.store.write(|tx| {
+            tx.lock_token(&req.token_id)?;
+            let (row, proof_key) = token(tx)?;
             let device_id = req.device_key.device_id();
             match &row.used_by {
                 Some(d) if *d == device_id => {}
                 Some(_) => return Err(Error::TokenUsed),
                 None if row.expires_at < ms(now) => return Err(Error::TokenExpired),
+                None if tx
+                    .opt(
+                        "SELECT device_id FROM devices WHERE device_id = $1",
+                        ps![&device_id],
+                        |r| r.get::<String>("device_id"),
+                    )?
+                    .is_some() =>
+                {
+                    // Enrolled or revoked already: the token is not used up.
+                    return Err(Error::AlreadyEnrolled);
+                }
                 None => {
-                    tx.exec(
+                    let added = tx.exec(
                         "INSERT INTO devices (device_id, public_key, assignee, enrolled_at)
                          VALUES ($1, $2, $3, $4) ON CONFLICT (device_id) DO NOTHING",
                         ps![&device_id, &req.device_key.0, &row.assignee, ms(now)],
                     )?;
+                    if added == 0 {
+                        // Enrolled at that moment by another server.
+                        return Err(Error::AlreadyEnrolled);
+                    }
                     tx.exec(
                         "UPDATE enrol_tokens SET used_at = $2, device_id = $3 WHERE token_id = $1",
                         ps![&req.token_id, ms(now), &device_id],
@@ -177,7 +199,9 @@ impl Office {
             return Err(Error::DeviceRevoked(signed.device_id.clone()));
         }
         let now_ms = ms(now);
-        if signed.time_ms.saturating_sub(now_ms).abs() > REQUEST_WINDOW_MS {
+        // `abs_diff` cannot overflow: `(time - now).abs()` wrapped for a
+        // time near -2^63, and such a request never went stale.
+        if signed.time_ms.abs_diff(now_ms) > REQUEST_WINDOW_MS.unsigned_abs() {
             return Err(Error::StaleRequest {
                 server_time_ms: now_ms,
             });

@@ -82,6 +82,14 @@ pub enum Error {
     /// The enrolment token has expired.
     #[error("this enrolment token has expired")]
     TokenExpired,
+    /// A PostgreSQL URL with a password was given other than through the
+    /// environment.
+    #[error("the database URL holds a password: give it in the environment variable HANDOVER_DATABASE_URL, or keep the password in PostgreSQL's password file (~/.pgpass), never on a command line or in a file")]
+    PasswordInUrl,
+    /// The device presenting a fresh token is enrolled (or revoked)
+    /// already; the token stays usable for another device.
+    #[error("this device is already enrolled at this office; the token was not used")]
+    AlreadyEnrolled,
     /// A token's validity must be positive and at most 30 days.
     #[error("a token must be valid for more than nothing and at most 30 days")]
     TokenValidity,

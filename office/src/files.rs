@@ -2,8 +2,10 @@
 //! mode 0600, never written through a symlink, synced before they count.
 //!
 //! * [`replace_private`] writes a whole file: a new temporary file beside it
-//!   (0600), synced, then renamed over the path. A rename replaces a symlink
-//!   rather than following it, and a reader never sees half a file.
+//!   (0600), synced, then renamed over the path, so a reader never sees half
+//!   a file. A path that exists and is not a regular file (a device such as
+//!   `/dev/null`, a symlink such as `/dev/stdout`, a directory) is refused:
+//!   the rename would replace it, and as root that breaks the system.
 //! * [`append_private`] appends (an SMS file is never overwritten: its rows
 //!   may not have been sent yet). It opens with `O_NOFOLLOW` and refuses a
 //!   file that others can read or that is not a regular file.
@@ -25,8 +27,24 @@ pub fn private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Write `bytes` as the whole of `path`, mode 0600, atomically.
+/// Write `bytes` as the whole of `path`, mode 0600, atomically. Refuses a
+/// path that exists and is not a regular file.
 pub fn replace_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => {
+            return Err(Error::UnsafeFile {
+                path: path.to_owned(),
+                why: if meta.file_type().is_symlink() {
+                    "it is a symbolic link; name the file itself"
+                } else {
+                    "it exists and is not a regular file"
+                },
+            });
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(path)(e)),
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -98,17 +116,42 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
-    fn replace_is_private_and_replaces_a_symlink_without_following_it() {
+    fn replace_is_private_and_refuses_what_is_not_a_regular_file() {
         let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        fs::write(&out, "old").unwrap();
+        fs::set_permissions(&out, fs::Permissions::from_mode(0o644)).unwrap();
+        replace_private(&out, b"manifest").unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"manifest");
+        let mode = fs::symlink_metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A symlink (as /dev/stdout is) is neither followed nor replaced.
         let victim = d.path().join("victim");
         fs::write(&victim, "keep").unwrap();
-        let link = d.path().join("out");
+        let link = d.path().join("link");
         std::os::unix::fs::symlink(&victim, &link).unwrap();
-        replace_private(&link, b"manifest").unwrap();
+        assert!(matches!(
+            replace_private(&link, b"manifest"),
+            Err(Error::UnsafeFile { .. })
+        ));
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
-        assert_eq!(fs::read(&link).unwrap(), b"manifest");
-        let mode = fs::symlink_metadata(&link).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        // A FIFO stands in for a device file such as /dev/null: no test
+        // touches a system path.
+        let fifo = d.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(
+            replace_private(&fifo, b"manifest"),
+            Err(Error::UnsafeFile { .. })
+        ));
+        use std::os::unix::fs::FileTypeExt;
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        // A directory.
+        assert!(matches!(
+            replace_private(d.path(), b"manifest"),
+            Err(Error::UnsafeFile { .. })
+        ));
     }
 
     #[test]

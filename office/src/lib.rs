@@ -126,7 +126,10 @@ impl Office {
 
     /// [`init_with`](Self::init_with), the store in the PostgreSQL database
     /// at `database_url` when given (recorded in `office.toml`, mode 0600);
-    /// the keys always stay in files under `dir`, never in a database.
+    /// the keys always stay in files under `dir`, never in a database. A
+    /// URL that holds a password is taken only from the environment
+    /// variable [`config::DATABASE_URL_ENV`], and `office.toml` records the
+    /// variable, never the password.
     pub fn init_in(
         dir: &Path,
         office_id: &str,
@@ -135,6 +138,12 @@ impl Office {
     ) -> Result<Office> {
         handover_core::rules::check_id("office id", office_id)?;
         handover_core::upi::validate_vpa(&cod.upi)?;
+        if let Some(url) = database_url.filter(|u| config::url_has_password(u)) {
+            // Recorded as the environment variable it must then come from.
+            if std::env::var(config::DATABASE_URL_ENV).as_deref() != Ok(url) {
+                return Err(Error::PasswordInUrl);
+            }
+        }
         if dir.join(DB_FILE).exists() || dir.join("keys").exists() {
             return Err(Error::AlreadyInitialised(dir.to_owned()));
         }
@@ -165,6 +174,15 @@ impl Office {
         let settings = dir.join(config::FILE);
         if !settings.exists() {
             let text = match database_url {
+                // A password never goes into a file: the URL stays in the
+                // environment variable it came from.
+                Some(url) if config::url_has_password(url) => DEFAULT_CONFIG.replace(
+                    "# database_url = \"postgres://handover@db.example/handover\"",
+                    &format!(
+                        "database_url_env = {}",
+                        toml_string(config::DATABASE_URL_ENV)
+                    ),
+                ),
                 Some(url) => DEFAULT_CONFIG.replace(
                     "# database_url = \"postgres://handover@db.example/handover\"",
                     &format!("database_url = {}", toml_string(url)),

@@ -43,7 +43,7 @@ impl Failure {
             ..Failure::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
-                "too many requests from this device; try again shortly",
+                "too many requests; try again shortly",
             )
         }
     }
@@ -86,6 +86,7 @@ impl From<Office> for Failure {
             Office::UnknownToken => (StatusCode::UNAUTHORIZED, "unknown_token"),
             Office::TokenUsed => (StatusCode::CONFLICT, "token_used"),
             Office::TokenExpired => (StatusCode::GONE, "token_expired"),
+            Office::AlreadyEnrolled => (StatusCode::CONFLICT, "already_enrolled"),
             Office::Fork { .. } => (StatusCode::CONFLICT, "fork"),
             Office::Gap { .. } => (StatusCode::CONFLICT, "gap"),
             Office::BadEvent { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "bad_event"),

@@ -22,19 +22,21 @@
 //! | `lib.rs` | routes and handlers |
 //! | `run.rs` | listening, TLS, graceful shutdown |
 //! | `error.rs` | refusals as statuses and JSON bodies |
-//! | `limits.rs` | body sizes, timeouts, per-device rate |
+//! | `limits.rs` | body sizes, timeouts, per-device and per-address rates |
+//! | `conn.rs` | the connection cap, in all and per client address |
 //! | `metrics.rs` | Prometheus text |
 
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -45,6 +47,7 @@ use handover_core::api::{self, EnrolRequest, ManifestsRequest, SignedRequest};
 use handover_core::sync::Batch;
 use handover_office::Office;
 
+mod conn;
 pub mod error;
 pub mod limits;
 pub mod metrics;
@@ -59,6 +62,8 @@ pub struct Service {
     office: Arc<Office>,
     metrics: metrics::Metrics,
     limiter: limits::RateLimiter,
+    enrol_limiter: limits::RateLimiter,
+    slots: conn::Slots,
     limits: Limits,
 }
 
@@ -70,10 +75,20 @@ impl Service {
                 limits.per_device_per_second,
                 limits.per_device_burst,
             ),
+            enrol_limiter: limits::RateLimiter::new(
+                limits.enrol_per_address_per_second,
+                limits.enrol_per_address_burst,
+            ),
+            slots: conn::Slots::new(limits.max_connections, limits.max_connections_per_address),
             office,
             metrics: metrics::Metrics::default(),
             limits,
         })
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.slots.open()
     }
 
     /// The office behind the service.
@@ -96,6 +111,7 @@ pub fn router(service: Shared) -> Router {
         .route(api::BATCHES, post(batches).layer(large))
         .route(api::SMS_STATUS, post(sms_status).layer(small))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(service.clone(), observe))
         .with_state(service)
 }
@@ -108,6 +124,7 @@ fn route_name(path: Option<&str>) -> &'static str {
         api::ENROL,
         api::MANIFESTS,
         api::BATCHES,
+        api::SMS_STATUS,
     ]
     .into_iter()
     .find(|r| Some(*r) == path)
@@ -209,8 +226,13 @@ async fn metrics_text(State(svc): State<Shared>) -> Result<Response, Failure> {
 
 async fn enrol(
     State(svc): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<api::EnrolResponse>, Failure> {
+    // Unauthenticated: limited per client address before any work.
+    svc.enrol_limiter
+        .check(&peer.ip().to_string(), Instant::now())
+        .map_err(Failure::rate_limited)?;
     let raw = body(raw)?;
     let req: EnrolRequest =
         serde_json::from_slice(&raw).map_err(|_| malformed("an enrolment request"))?;
@@ -327,4 +349,12 @@ async fn sms_status(
 
 async fn not_found() -> Failure {
     Failure::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> Failure {
+    Failure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
 }

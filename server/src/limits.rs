@@ -17,6 +17,21 @@ pub struct Limits {
     pub per_device_burst: f64,
     /// Longest a request may take, reading its body included.
     pub request_timeout: Duration,
+    /// Longest a client may take to send a request's headers, and longest
+    /// a kept-alive connection may sit idle between requests.
+    pub header_timeout: Duration,
+    /// Longest a TLS handshake may take.
+    pub handshake_timeout: Duration,
+    /// Connections held at once, in all (`handover office serve` keeps it
+    /// below the process's open-file limit).
+    pub max_connections: usize,
+    /// Connections held at once from one client address.
+    pub max_connections_per_address: usize,
+    /// Enrolment requests (unauthenticated) per second from one client
+    /// address, sustained.
+    pub enrol_per_address_per_second: f64,
+    /// Enrolment requests from one address at once above that rate.
+    pub enrol_per_address_burst: f64,
     /// How often the service sends the SMS outbox in the background
     /// (`None`: never; `handover office sms send` does it).
     pub sms_send_every: Option<Duration>,
@@ -30,6 +45,12 @@ impl Default for Limits {
             per_device_per_second: 20.0,
             per_device_burst: 40.0,
             request_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_connections_per_address: 256,
+            enrol_per_address_per_second: 1.0,
+            enrol_per_address_burst: 10.0,
             sms_send_every: Some(Duration::from_secs(5)),
         }
     }
@@ -40,7 +61,7 @@ struct Bucket {
     at: Instant,
 }
 
-/// A token bucket per device.
+/// A token bucket per key (a device, or a client address).
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
@@ -57,7 +78,8 @@ impl RateLimiter {
         }
     }
 
-    /// Take one request for `device`; `Err(seconds)` to wait when none is left.
+    /// Take one request for `device` (or any key); `Err(seconds)` to wait
+    /// when none is left.
     pub fn check(&self, device: &str, now: Instant) -> Result<(), u64> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() > 100_000 {

@@ -1,18 +1,28 @@
 //! Listening: plain HTTP on loopback (behind a reverse proxy that
 //! terminates TLS), or HTTPS with rustls on any address; graceful shutdown
 //! on SIGTERM or Ctrl-C that lets requests in flight finish.
+//!
+//! What a connection may hold ([`Limits`]): a slot of the connection cap
+//! (`conn.rs`), taken before anything is read; `handshake_timeout` for the
+//! TLS handshake; `header_timeout` for the first request's headers, for
+//! every later request's headers, and for the idle wait between requests
+//! on a kept-alive connection; `request_timeout` for a whole request,
+//! body included. A client that holds connections open without sending
+//! loses them.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::DefaultAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
 use handover_office::Office;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::conn::Capped;
 use crate::{router, Limits, Service};
 
 /// How long requests in flight may take to finish after a shutdown signal.
@@ -160,27 +170,73 @@ async fn serve(
         .limits
         .sms_send_every
         .map(|every| tokio::spawn(send_sms(service.clone(), every)));
-    let app = router(service).into_make_service();
+    let limits = service.limits;
+    let slots = service.slots.clone();
+    let app = router(service).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum_server::from_tcp(listener).map_err(ServeError::Stopped)?;
+    // HTTP/1.1 only: no protocol detection to wait on. A request's headers,
+    // and the wait for the next request on a kept-alive connection, each
+    // get `header_timeout`; the first request too.
+    let server = server
+        .http1_only()
+        .first_request_timeout(limits.header_timeout)
+        .handle(handle);
     let result = match tls {
         Some(config) => {
-            axum_server::from_tcp_rustls(listener, config)
-                .map_err(ServeError::Stopped)?
-                .handle(handle)
-                .serve(app)
-                .await
+            let acceptor = RustlsAcceptor::new(config)
+                .handshake_timeout(limits.handshake_timeout)
+                .acceptor(Capped::new(DefaultAcceptor::new(), slots));
+            let mut server = server.acceptor(acceptor);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(limits.header_timeout);
+            server.serve(app).await
         }
         None => {
-            axum_server::from_tcp(listener)
-                .map_err(ServeError::Stopped)?
-                .handle(handle)
-                .serve(app)
-                .await
+            let mut server = server.acceptor(Capped::new(DefaultAcceptor::new(), slots));
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(limits.header_timeout);
+            server.serve(app).await
         }
     };
     if let Some(task) = sms {
         task.abort();
     }
     result.map_err(ServeError::Stopped)
+}
+
+/// Raise this process's open-file limit to its hard limit, and keep the
+/// connection cap below it (with room for the database's files), so that
+/// a full house of connections is refused by the cap rather than by
+/// `accept` failing.
+fn fit_open_files(limits: &mut Limits) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write only `lim`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    let room = usize::try_from(lim.rlim_cur)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(256)
+        .max(64);
+    limits.max_connections = limits.max_connections.min(room);
 }
 
 fn runtime(addr: SocketAddr) -> Result<tokio::runtime::Runtime, ServeError> {
@@ -232,9 +288,10 @@ pub fn run(
     office: Arc<Office>,
     listen: SocketAddr,
     tls: Option<RustlsConfig>,
-    limits: Limits,
+    mut limits: Limits,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
+    fit_open_files(&mut limits);
     let (listener, addr, rt) = bound(listen, tls.is_some())?;
     let handle = Handle::new();
     on_ready(addr);

@@ -3,6 +3,7 @@
 
 pub mod gateway;
 pub mod pg;
+pub mod rogue;
 
 /// The office store the behavioural suite runs against:
 /// `HANDOVER_TEST_STORE=postgres` for PostgreSQL (a throwaway server, a
@@ -305,16 +306,27 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Start serving the office in `office_dir`, with `extra` arguments.
     pub fn start(office_dir: &Path, extra: &[&str]) -> ServeProcess {
+        ServeProcess::start_with(office_dir, extra, |_| {})
+    }
+
+    /// [`start`](Self::start), with the command adjusted by `configure`
+    /// first (its environment, limits).
+    pub fn start_with(
+        office_dir: &Path,
+        extra: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> ServeProcess {
         use std::io::BufRead;
-        let mut child = Command::new(handover_bin())
+        let mut command = Command::new(handover_bin());
+        command
             .args(["office", "serve", "--dir"])
             .arg(office_dir)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("handover office serve");
+            .stderr(std::process::Stdio::inherit());
+        configure(&mut command);
+        let mut child = command.spawn().expect("handover office serve");
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)

@@ -7,66 +7,11 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 use handover_core::codes::{Code, Policy, Programme};
 use handover_core::device::{Device, VerifyOutcome};
-use handover_core::event::{Event, EventBody, EventKind, ExceptionReason, PaymentMethod, GENESIS};
-use handover_core::keys::SigningKey;
+use handover_core::event::{Event, EventBody, EventKind, ExceptionReason, PaymentMethod};
 use handover_core::manifest::Manifest;
-use handover_core::sync::{Batch, BATCH_FORMAT};
 use handover_office::issue::IssueRequest;
+use handover_tests::rogue::{Rogue, RogueDay};
 use handover_tests::*;
-
-/// A device whose key the test holds, so it can sign whatever a modified
-/// app would: the office must judge the events, not trust the app.
-struct Rogue {
-    key: SigningKey,
-    device_id: String,
-    seq: u64,
-    hash: [u8; 32],
-    counter: i64,
-    events: Vec<Event>,
-}
-
-impl Rogue {
-    fn new() -> Rogue {
-        let key = SigningKey::generate().unwrap();
-        let device_id = key.public_key().device_id();
-        Rogue {
-            key,
-            device_id,
-            seq: 0,
-            hash: GENESIS,
-            counter: 0,
-            events: vec![],
-        }
-    }
-
-    fn push(&mut self, time: DateTime<Utc>, kind: EventKind) -> Event {
-        self.counter = (self.counter + 1).max(time.timestamp_millis());
-        let body = EventBody {
-            device_id: self.device_id.clone(),
-            seq: self.seq + 1,
-            time,
-            counter: self.counter,
-            clock_suspect: false,
-            kind,
-        };
-        let e = Event::create(self.hash, &body, &self.key).unwrap();
-        self.seq += 1;
-        self.hash = e.hash;
-        self.events.push(e.clone());
-        e
-    }
-
-    fn batch(&self, events: Vec<Event>) -> Vec<u8> {
-        Batch {
-            format: BATCH_FORMAT.into(),
-            device_id: self.device_id.clone(),
-            device_key: self.key.public_key(),
-            events,
-        }
-        .to_bytes()
-        .unwrap()
-    }
-}
 
 /// An office with a rogue device enrolled and `n` post items issued to it.
 fn rogue_day(
@@ -79,30 +24,8 @@ fn rogue_day(
     Vec<String>,
     handover_office::issue::Issued,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let now = Utc::now();
-    let office = init_office(&dir.path().join("office"), "PO-1");
-    let rogue = Rogue::new();
-    office
-        .enroll(rogue.key.public_key(), "Postman 9", now)
-        .unwrap();
-    let rows = handover_office::bookings::parse(
-        Programme::Post,
-        post_csv(n).as_bytes(),
-        office.cod_payee(),
-        2026,
-    )
-    .unwrap();
-    let issued = issue_today(
-        &office,
-        &rogue.device_id,
-        Programme::Post,
-        &rows,
-        policy,
-        now,
-    );
-    let refs = rows.iter().map(|b| b.reference.clone()).collect();
-    (dir, office, rogue, refs, issued)
+    let day = RogueDay::new(Programme::Post, n, policy);
+    (day.dir, day.office, day.rogue, day.references, day.issued)
 }
 
 fn reissue(day: &mut Day, policy: Policy, names: &[String]) -> handover_office::issue::Issued {

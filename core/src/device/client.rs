@@ -16,7 +16,9 @@
 //!
 //! A `stale_request` answer (the device clock far from the office's) is
 //! retried once with the office's time for the signature only; the events
-//! keep the device's own clock.
+//! keep the device's own clock. That time is taken only near the device's
+//! own clock and never behind its high-water mark
+//! ([`acceptable_server_time`]).
 //!
 //! Enrolment is two calls: [`Device::enrol_request`] and
 //! [`Device::finish_enrolment`], which checks that the office key it is
@@ -160,6 +162,25 @@ impl Device {
     }
 }
 
+/// The farthest one `stale_request` answer may move the time the device
+/// signs its requests with, from its own clock: one hour.
+pub const MAX_SERVER_TIME_CORRECTION_MS: i64 = 60 * 60 * 1000;
+
+/// Whether the device takes `server_ms`, the office's time from a
+/// `stale_request` answer, to sign its next requests with. That answer is
+/// not authenticated (anyone on the path can send a 401), so it is taken
+/// only within [`MAX_SERVER_TIME_CORRECTION_MS`] of the device's clock, and
+/// never behind the device's high-water mark of time by more than the clock
+/// tolerance: otherwise someone on the path could make an honest device
+/// sign requests dated far from now, to replay them when their time comes.
+pub fn acceptable_server_time(server_ms: i64, now: DateTime<Utc>, mark: Option<i64>) -> bool {
+    let tolerance = crate::rules::clock_tolerance().num_milliseconds();
+    let near = server_ms.abs_diff(now.timestamp_millis())
+        <= MAX_SERVER_TIME_CORRECTION_MS.unsigned_abs();
+    let not_behind = mark.is_none_or(|m| server_ms >= m.saturating_sub(tolerance));
+    near && not_behind
+}
+
 /// What a sync did. Its JSON (`handover device sync --json`) is a stable
 /// interface: fields are only ever added.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -272,10 +293,12 @@ impl SyncSession {
             let (body, err) = office_error(response);
             if body.error == "stale_request" && !self.stale_retried {
                 if let Some(server) = body.server_time_ms {
-                    // Sign with the office's clock from now on; events keep ours.
-                    self.offset_ms = server.saturating_sub(now.timestamp_millis());
-                    self.stale_retried = true;
-                    return Ok(());
+                    if acceptable_server_time(server, now, device.clock_mark()?) {
+                        // Sign with the office's clock from now on; events keep ours.
+                        self.offset_ms = server.saturating_sub(now.timestamp_millis());
+                        self.stale_retried = true;
+                        return Ok(());
+                    }
                 }
             }
             return Err(err);

@@ -49,7 +49,10 @@ mod outbox;
 pub mod schema;
 mod sync;
 
-pub use client::{HttpRequest, HttpResponse, SyncSession, SyncSummary};
+pub use client::{
+    acceptable_server_time, HttpRequest, HttpResponse, SyncSession, SyncSummary,
+    MAX_SERVER_TIME_CORRECTION_MS,
+};
 pub use doorstep::{Receipt, VerifyOutcome};
 pub use import::ImportOutcome;
 pub use items::{ItemState, ItemView};
@@ -293,6 +296,12 @@ impl Device {
             device_id: self.device_id.clone(),
             event,
         }))
+    }
+
+    /// The device's high-water mark of time (its hybrid logical clock), if
+    /// it ever wrote an event.
+    pub(crate) fn clock_mark(&self) -> Result<Option<i64>> {
+        outbox::high_water_mark(&self.lock())
     }
 
     /// Events not yet acknowledged by the office.

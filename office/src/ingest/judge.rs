@@ -13,6 +13,29 @@
 //!    next event of the same batch sees it exactly as if it had been read
 //!    from the store: a second handover of an item in one batch is a
 //!    `duplicate`, a fourth wrong code `attempts_exceeded`.
+//!
+//! ## The office is no oracle
+//!
+//! The office answers every handover with its verdict, so a device whose
+//! key is in an insider's hands could ask it about every candidate code of
+//! an item (10,000 for a 4-digit code, the few hundred a truncated tag
+//! leaves for a post item) and keep the one it calls `verified`. Two rules
+//! leave the insider the one guess an honest device makes:
+//!
+//! * **One handover per item per device.** An honest device never hands an
+//!   item over twice (it is `AlreadyDone` at the door), so a second
+//!   handover of an item by the device that handed it over before is
+//!   `duplicate` whatever its code, and flags the device.
+//! * **The policy's attempt limit, counted by the office.** The device's
+//!   own `attempt_failed` events and its `code_mismatch` handovers of one
+//!   (item, code version) count against the version's `max_attempts`;
+//!   beyond it a handover is `attempts_exceeded` whatever its code (no
+//!   confirmation, no certificate), and flags the device.
+//!
+//! Both verdicts are decided before the code is looked at, so they say
+//! nothing about it. The device is flagged `code_guessing` (a flag is
+//! never overwritten); the events, stored with their verdicts, are the
+//! evidence.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -56,8 +79,14 @@ pub(super) struct Known {
     latest: HashMap<(Programme, String), u32>,
     /// (reference, version) this device locked.
     locked: HashSet<(String, u32)>,
-    /// (reference, version) → this device's wrong codes.
+    /// (reference, version) → this device's wrong codes: its
+    /// `attempt_failed` events and its `code_mismatch` handovers.
     attempts: HashMap<(String, u32), i64>,
+    /// References this device has handed over before, whatever the verdict.
+    handed: HashSet<String>,
+    /// A handover of this batch asked the office about a code it may no
+    /// longer be asked about: the device is flagged `code_guessing`.
+    pub guessing: bool,
     /// (manifest, revision) this device imported.
     imported: HashSet<(String, u32)>,
     /// (programme, reference) verified by any device.
@@ -169,10 +198,10 @@ impl Known {
             // until this batch is stored (several servers on PostgreSQL).
             tx.lock_references(&references.iter().copied().collect::<Vec<_>>())?;
             let refs = keys(&references);
-            for (reference, v, kind) in tx.all_in(
-                "SELECT reference, code_version, kind FROM events
+            for (reference, v, kind, verdict) in tx.all_in(
+                "SELECT reference, code_version, kind, verdict FROM events
                  WHERE device_id = $1 AND reference IN ({keys})
-                 AND kind IN ('locked', 'attempt_failed')",
+                 AND kind IN ('locked', 'attempt_failed', 'handed_over')",
                 ps![device_id],
                 &refs,
                 |r| {
@@ -180,16 +209,22 @@ impl Known {
                         r.get::<String>("reference")?,
                         r.get::<Option<i64>>("code_version")?,
                         r.get::<String>("kind")?,
+                        r.get::<String>("verdict")?,
                     ))
                 },
             )? {
+                if kind == "handed_over" {
+                    known.handed.insert(reference.clone());
+                }
                 let Some(v) = v.map(version).transpose()? else {
                     continue;
                 };
-                if kind == "locked" {
-                    known.locked.insert((reference, v));
-                } else {
-                    *known.attempts.entry((reference, v)).or_insert(0) += 1;
+                match kind.as_str() {
+                    "locked" => {
+                        known.locked.insert((reference, v));
+                    }
+                    "handed_over" if verdict != Verdict::CodeMismatch.as_str() => {}
+                    _ => *known.attempts.entry((reference, v)).or_insert(0) += 1,
                 }
             }
             for (reference, kind, programme) in tx.all_in(
@@ -249,6 +284,14 @@ impl Known {
         self.codes.get(&(programme, reference.to_owned(), v))
     }
 
+    /// This device's wrong codes for `reference` at version `v` so far.
+    fn wrong_codes(&self, reference: &str, v: u32) -> i64 {
+        self.attempts
+            .get(&(reference.to_owned(), v))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The verdict of a new event (the table in the module docs).
     pub(super) fn judge(
         &self,
@@ -267,9 +310,16 @@ impl Known {
                 let Some(item) = self.item(manifest_id, reference) else {
                     return Ok(Verdict::OutsideValidity);
                 };
+                // Decided before the code is looked at (module docs).
+                if self.handed.contains(reference) {
+                    return Ok(Verdict::Duplicate);
+                }
                 let Some(issued) = self.code(item.programme, reference, *v) else {
                     return Ok(Verdict::CodeMismatch);
                 };
+                if self.wrong_codes(reference, *v) >= i64::from(issued.policy.max_attempts) {
+                    return Ok(Verdict::AttemptsExceeded);
+                }
                 if issued.key_id != code_key.id() {
                     return Ok(Verdict::CodeMismatch);
                 }
@@ -316,11 +366,7 @@ impl Known {
                 let Some(issued) = self.code(item.programme, reference, *v) else {
                     return Ok(Verdict::Recorded);
                 };
-                let before = self
-                    .attempts
-                    .get(&(reference.clone(), *v))
-                    .copied()
-                    .unwrap_or(0);
+                let before = self.wrong_codes(reference, *v);
                 Ok(if before >= i64::from(issued.policy.max_attempts) {
                     Verdict::AttemptsExceeded
                 } else {
@@ -371,11 +417,26 @@ impl Known {
             EventKind::HandedOver {
                 manifest_id,
                 reference,
+                code_version,
                 ..
-            } if verdict == Verdict::Verified => {
-                if let Some(programme) = self.item(manifest_id, reference).map(|i| i.programme) {
-                    self.verified.insert((programme, reference.clone()));
+            } => {
+                let issued = self.item(manifest_id, reference).map(|i| i.programme);
+                if verdict == Verdict::Verified {
+                    if let Some(programme) = issued {
+                        self.verified.insert((programme, reference.clone()));
+                    }
                 }
+                if verdict == Verdict::CodeMismatch {
+                    *self
+                        .attempts
+                        .entry((reference.clone(), *code_version))
+                        .or_insert(0) += 1;
+                }
+                // A second handover (judged `duplicate` above) of an item
+                // issued to the device asked about a code again.
+                let again = !self.handed.insert(reference.clone());
+                self.guessing |=
+                    (again && issued.is_some()) || verdict == Verdict::AttemptsExceeded;
             }
             EventKind::AttemptFailed {
                 reference,

@@ -32,13 +32,19 @@
 //! | verdict | when |
 //! |---|---|
 //! | `outside_validity` | the item was never issued to this device in that manifest |
-//! | `code_mismatch` | the code is not the code of that version (re-derived with the policy of the version in force), or the version was never issued |
+//! | `duplicate` | this device handed the item over before, whatever that verdict (no second guess: [`judge`]) |
+//! | `code_mismatch` | the version was never issued |
+//! | `attempts_exceeded` | this device's wrong codes of that version (`attempt_failed` events and `code_mismatch` handovers) reached its `max_attempts` |
+//! | `code_mismatch` | the code is not the code of that version (re-derived with the policy of the version in force) |
 //! | `outside_validity` | the device time is outside the manifest's window |
 //! | `superseded` | the right code of a version the office has since replaced |
 //! | `after_lock` | the item had locked on this device at that version |
 //! | `duplicate` | the item was already confirmed by an earlier event |
 //! | `clock_suspect` | the device flagged, or the office derived, clock suspicion |
 //! | `verified` | none of the above |
+//!
+//! A second handover of an item by one device, or a handover beyond the
+//! attempt limit, also flags the device `code_guessing`.
 //!
 //! Other events: `attempts_exceeded` for a wrong code beyond the version's
 //! `max_attempts`; `reimported` for a second import of one manifest
@@ -340,6 +346,14 @@ fn ingest_events<'e>(
             .collect();
         rows::store_events(tx, device_id, &stored, now)?;
         rows::confirm(office, tx, device_id, &known, &stored, now)?;
+        if known.guessing {
+            // The events, stored with their verdicts, are the evidence.
+            tx.exec(
+                "UPDATE devices SET flagged = 'code_guessing'
+                 WHERE device_id = $1 AND flagged IS NULL",
+                ps![device_id],
+            )?;
+        }
         let mut next = judged.into_iter();
         for v in verdicts.iter_mut().filter(|v| v.is_none()) {
             *v = next.next();

@@ -14,7 +14,8 @@
 //!    (a sender that died) is claimed again.
 //! 3. **Sent** (with the gateway's message id), or **failed** with the
 //!    reason, after the configured attempts with doubling waits; then
-//!    **delivered** or failed by the gateway's delivery report.
+//!    **delivered** or failed by the gateway's delivery report
+//!    ([`delivery`]: states only move forward).
 //!
 //! A failed message stays on record; `resend` queues the current code of an
 //! item again (the "code not received" exception).
@@ -34,6 +35,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::{from_ms, ms, Office};
 
+pub mod delivery;
 pub mod segments;
 pub mod sender;
 pub mod templates;
@@ -653,30 +655,5 @@ impl Office {
             },
         )?;
         Ok(segments::count(&text).1)
-    }
-
-    /// A gateway's delivery report for its message `gateway_id`: `delivered`
-    /// or `failed` (with a reason). Returns whether a message was updated.
-    pub fn sms_delivery(
-        &self,
-        gateway_id: &str,
-        delivered: bool,
-        reason: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        let reason = reason.map(|r| r.chars().take(300).collect::<String>());
-        self.store.write(|tx| {
-            let n = tx.exec(
-                "UPDATE sms_outbox SET status = $2, reason = $3, updated_at = $4
-                 WHERE gateway_id = $1 AND status IN ('sent', 'delivered', 'failed')",
-                ps![
-                    gateway_id,
-                    if delivered { "delivered" } else { "failed" },
-                    reason.as_deref(),
-                    ms(now)
-                ],
-            )?;
-            Ok(n > 0)
-        })
     }
 }
