@@ -433,7 +433,9 @@ impl SignedRequest {
             get(H_SIGNATURE).ok_or(missing("no handover-signature header"))?,
             &mut signature,
         )
-        .ok_or(missing("handover-signature is not 128 lowercase hex characters"))?;
+        .ok_or(missing(
+            "handover-signature is not 128 lowercase hex characters",
+        ))?;
         Ok(SignedRequest {
             device_id: device_id.to_owned(),
             time_ms,

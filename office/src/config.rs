@@ -209,7 +209,12 @@ impl Config {
     }
 
     fn check(&self) -> std::result::Result<(), String> {
-        if self.office.database_url.as_deref().is_some_and(url_has_password) {
+        if self
+            .office
+            .database_url
+            .as_deref()
+            .is_some_and(url_has_password)
+        {
             return Err(format!(
                 "office.database_url holds a password: name an environment variable that holds \
                  the URL in office.database_url_env (e.g. {DATABASE_URL_ENV}), or keep the \

@@ -134,7 +134,10 @@ mod tests {
             replace_private(&link, b"manifest"),
             Err(Error::UnsafeFile { .. })
         ));
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
         // A FIFO stands in for a device file such as /dev/null: no test
         // touches a system path.

@@ -202,6 +202,9 @@ mod tests {
         assert!(slots.take(b).is_none(), "in all");
         drop(a1);
         assert_eq!(slots.open(), 2);
-        assert!(slots.take(b).is_some(), "a closed connection gives its slot back");
+        assert!(
+            slots.take(b).is_some(),
+            "a closed connection gives its slot back"
+        );
     }
 }

@@ -57,7 +57,9 @@ fn a_request_signed_at_any_far_time_is_stale_at_every_signed_route() {
     let window = api::REQUEST_WINDOW_MS;
     let check = |t: i64| -> Result<(), TestCaseError> {
         for path in [api::MANIFESTS, api::BATCHES] {
-            let resp = link.send(&signed(&device, path, b"{\"held\":[]}", t)).unwrap();
+            let resp = link
+                .send(&signed(&device, path, b"{\"held\":[]}", t))
+                .unwrap();
             prop_assert_eq!(
                 (resp.status, error(&resp)),
                 (401, "stale_request".to_owned()),
@@ -117,10 +119,11 @@ fn only_the_canonical_spelling_of_the_signed_headers_is_taken() {
     let device = svc.enrolled_device(&d.path().join("phone.db"), "Postman 1");
     let now = Utc::now().timestamp_millis();
     type Respell = fn(&str, &str) -> Option<String>;
-    let respellings: [(&str, Respell); 5] = [
+    // (White space around a value is HTTP's, not the header's: it never
+    // reaches the service.)
+    let respellings: [(&str, Respell); 4] = [
         ("handover-time", |_, v| Some(format!("+{v}"))),
         ("handover-time", |_, v| Some(format!("0{v}"))),
-        ("handover-time", |_, v| Some(format!(" {v}"))),
         ("handover-nonce", |_, v| Some(v.to_uppercase())),
         ("handover-signature", |_, v| Some(v.to_uppercase())),
     ];
@@ -215,7 +218,10 @@ fn a_fresh_token_from_an_enrolled_device_is_refused_and_stays_usable() {
     let resp = link
         .send(&device.enrol_request(&token.token, Utc::now()).unwrap())
         .unwrap();
-    assert_eq!((resp.status, error(&resp).as_str()), (409, "already_enrolled"));
+    assert_eq!(
+        (resp.status, error(&resp).as_str()),
+        (409, "already_enrolled")
+    );
     // Revoked, the same.
     svc.office
         .revoke(&device.identity().device_id, Utc::now())
@@ -223,7 +229,10 @@ fn a_fresh_token_from_an_enrolled_device_is_refused_and_stays_usable() {
     let resp = link
         .send(&device.enrol_request(&token.token, Utc::now()).unwrap())
         .unwrap();
-    assert_eq!((resp.status, error(&resp).as_str()), (409, "already_enrolled"));
+    assert_eq!(
+        (resp.status, error(&resp).as_str()),
+        (409, "already_enrolled")
+    );
     // The token still enrols a new device.
     let other = Device::open(d.path().join("other.db")).unwrap();
     client::enrol(&other, &link, &token.token).expect("the token was not used up");
@@ -291,7 +300,10 @@ fn raise_open_files() {
         lim.rlim_cur = lim.rlim_max;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
     }
-    assert!(lim.rlim_cur >= 4_096, "the machine allows too few open files");
+    assert!(
+        lim.rlim_cur >= 4_096,
+        "the machine allows too few open files"
+    );
 }
 
 /// A connection from `from` to `to` that sends nothing, or the start of a
@@ -396,7 +408,8 @@ fn idle_and_slow_connections_do_not_keep_a_device_out() {
     std::thread::sleep(StdDuration::from_secs(12));
     let mut open = 0;
     for s in &mut held {
-        s.set_read_timeout(Some(StdDuration::from_millis(20))).unwrap();
+        s.set_read_timeout(Some(StdDuration::from_millis(20)))
+            .unwrap();
         let mut buf = [0u8; 256];
         match s.read(&mut buf) {
             Ok(0) => {}

@@ -83,14 +83,25 @@ fn every_candidate_of_a_vaccination_item(size: usize) {
     let events = day.rogue.events.clone();
     let verdicts = ingest(&day, &events, size);
     assert_eq!(verdicts.len(), 10_000);
-    assert_eq!(count(&verdicts, "verified"), 0, "the office told the right code");
+    assert_eq!(
+        count(&verdicts, "verified"),
+        0,
+        "the office told the right code"
+    );
     assert_eq!(verdicts[0], "code_mismatch", "the first guess is judged");
-    assert_eq!(count(&verdicts, "duplicate"), 9_999, "no second guess is judged");
+    assert_eq!(
+        count(&verdicts, "duplicate"),
+        9_999,
+        "no second guess is judged"
+    );
     assert_eq!(flag(&day).as_deref(), Some("code_guessing"));
     let report = day.office.report().expect("report");
     assert_eq!(report.verified, 0);
     assert!(
-        day.office.confirmations().expect("confirmations").is_empty(),
+        day.office
+            .confirmations()
+            .expect("confirmations")
+            .is_empty(),
         "no confirmation or certificate SMS"
     );
 }
@@ -127,7 +138,11 @@ fn the_candidates_a_post_items_tag_leaves_verify_none() {
     let verdicts = ingest(&day, &events, 50);
     assert_eq!(count(&verdicts, "verified"), 0);
     assert_eq!(flag(&day).as_deref(), Some("code_guessing"));
-    assert!(day.office.confirmations().expect("confirmations").is_empty());
+    assert!(day
+        .office
+        .confirmations()
+        .expect("confirmations")
+        .is_empty());
 }
 
 #[test]
@@ -146,7 +161,10 @@ fn wrong_codes_at_the_door_count_against_the_limit_at_the_office() {
     let kind = handover(&day, &a, &code_a, 6);
     day.rogue.push(t, kind);
     let events = day.rogue.events.clone();
-    assert_eq!(ingest(&day, &events, 10), ["recorded", "recorded", "verified"]);
+    assert_eq!(
+        ingest(&day, &events, 10),
+        ["recorded", "recorded", "verified"]
+    );
     assert_eq!(flag(&day), None, "an honest device is not flagged");
     // Item b: the limit of wrong codes, then the right one.
     let from = day.rogue.events.len();
@@ -158,7 +176,10 @@ fn wrong_codes_at_the_door_count_against_the_limit_at_the_office() {
     day.rogue.push(t, kind);
     let events = day.rogue.events[from..].to_vec();
     let verdicts = ingest(&day, &events, 1);
-    assert_eq!(verdicts.last().map(String::as_str), Some("attempts_exceeded"));
+    assert_eq!(
+        verdicts.last().map(String::as_str),
+        Some("attempts_exceeded")
+    );
     assert_eq!(flag(&day).as_deref(), Some("code_guessing"));
     assert_eq!(
         day.office.confirmations().expect("confirmations").len(),
@@ -172,18 +193,30 @@ fn a_second_handover_by_one_device_is_never_verified() {
     let mut day = RogueDay::new(Programme::Post, 1, handover_tests::test_policy());
     let reference = day.references[0].clone();
     let right = day.code(&reference);
-    let wrong = if right == "000000" { "000001" } else { "000000" };
+    let wrong = if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
     let t = Utc::now();
     let kind = handover(&day, &reference, wrong, 6);
     day.rogue.push(t, kind);
     let events = day.rogue.events.clone();
     assert_eq!(ingest(&day, &events, 1), ["code_mismatch"]);
-    assert_eq!(flag(&day), None, "one wrong handover is a mistake, not guessing");
+    assert_eq!(
+        flag(&day),
+        None,
+        "one wrong handover is a mistake, not guessing"
+    );
     let kind = handover(&day, &reference, &right, 6);
     let second = day.rogue.push(t, kind);
     assert_eq!(ingest(&day, &[second], 1), ["duplicate"]);
     assert_eq!(flag(&day).as_deref(), Some("code_guessing"));
-    assert!(day.office.confirmations().expect("confirmations").is_empty());
+    assert!(day
+        .office
+        .confirmations()
+        .expect("confirmations")
+        .is_empty());
 }
 
 proptest! {

@@ -175,8 +175,8 @@ pub const MAX_SERVER_TIME_CORRECTION_MS: i64 = 60 * 60 * 1000;
 /// sign requests dated far from now, to replay them when their time comes.
 pub fn acceptable_server_time(server_ms: i64, now: DateTime<Utc>, mark: Option<i64>) -> bool {
     let tolerance = crate::rules::clock_tolerance().num_milliseconds();
-    let near = server_ms.abs_diff(now.timestamp_millis())
-        <= MAX_SERVER_TIME_CORRECTION_MS.unsigned_abs();
+    let near =
+        server_ms.abs_diff(now.timestamp_millis()) <= MAX_SERVER_TIME_CORRECTION_MS.unsigned_abs();
     let not_behind = mark.is_none_or(|m| server_ms >= m.saturating_sub(tolerance));
     near && not_behind
 }
