@@ -1,6 +1,7 @@
 //! The sync service's inputs besides batches: enrolment and manifest
 //! requests (JSON), the signed-request headers, and the device's view of
-//! the office's answers. Nothing panics; whatever parses round-trips.
+//! the office's answers. Nothing panics; whatever parses round-trips, and
+//! signed headers parse only in their canonical spelling.
 #![no_main]
 
 use handover_core::api::{
@@ -35,6 +36,13 @@ fuzz_target!(|data: &[u8]| {
             "handover-signature" => parts.get(3).copied(),
             _ => None,
         };
-        let _ = SignedRequest::from_headers(get);
+        // Only the canonical spelling is taken: what parses prints back
+        // exactly as it came.
+        if let Ok(signed) = SignedRequest::from_headers(get) {
+            let lower_hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+            assert_eq!(Some(signed.time_ms.to_string().as_str()), parts.get(1).copied());
+            assert_eq!(Some(lower_hex(&signed.nonce).as_str()), parts.get(2).copied());
+            assert_eq!(Some(lower_hex(&signed.signature).as_str()), parts.get(3).copied());
+        }
     }
 });

@@ -49,8 +49,8 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             max_connections_per_address: 256,
-            enrol_per_address_per_second: 1.0,
-            enrol_per_address_burst: 10.0,
+            enrol_per_address_per_second: 20.0,
+            enrol_per_address_burst: 200.0,
             sms_send_every: Some(Duration::from_secs(5)),
         }
     }

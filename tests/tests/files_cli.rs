@@ -75,10 +75,12 @@ fn manifest_and_sms_files_are_private_and_never_followed_through_a_symlink() {
     std::os::unix::fs::symlink(&victim, &link).unwrap();
     let sms = d.path().join("sms.csv");
     let o = issue(&office, &id, &bookings, &link, &sms);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Refused: neither followed nor replaced (as root, `--out /dev/stdout`
+    // would have replaced a system symlink with a file).
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("symbolic link"));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
-    // The link was replaced by the manifest itself.
-    assert!(!std::fs::symlink_metadata(&link)
+    assert!(std::fs::symlink_metadata(&link)
         .unwrap()
         .file_type()
         .is_symlink());
@@ -86,7 +88,7 @@ fn manifest_and_sms_files_are_private_and_never_followed_through_a_symlink() {
     let out = d.path().join("real.manifest");
     let o = issue(&office, &id, &bookings, &out, &sms);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for f in [&link, &out, &sms] {
+    for f in [&out, &sms] {
         let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{} is {mode:o}", f.display());
     }
@@ -190,4 +192,103 @@ fn a_failed_sms_write_loses_no_sms() {
         "EE000000000IN",
     ]);
     assert_eq!(unknown.status.code(), Some(2));
+}
+
+#[test]
+fn office_files_are_private_whatever_the_umask() {
+    if on_postgres() {
+        return; // the SQLite files only
+    }
+    let d = tempfile::tempdir().unwrap();
+    // The common default; set for the child process only.
+    let office = d.path().join("office");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" office init --dir \"$1\"")
+        .arg(handover_bin())
+        .arg(&office)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = |f: &str| {
+        std::fs::metadata(office.join(f))
+            .map(|m| m.permissions().mode() & 0o777)
+            .ok()
+    };
+    assert_eq!(mode("office.db"), Some(0o600));
+    for f in ["office.db-wal", "office.db-shm"] {
+        assert!(
+            matches!(mode(f), None | Some(0o600)),
+            "{f}: {:o}",
+            mode(f).unwrap()
+        );
+    }
+    // A database an earlier version left 0644 is made private when opened.
+    std::fs::set_permissions(
+        office.join("office.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    drop(handover_office::Office::open(&office).unwrap());
+    assert_eq!(mode("office.db"), Some(0o600));
+}
+
+#[test]
+fn a_database_password_never_reaches_a_command_line_or_a_file() {
+    let d = tempfile::tempdir().unwrap();
+    let office = d.path().join("office");
+    // On the command line: refused before anything is made.
+    let o = std::process::Command::new(handover_bin())
+        .args(["office", "init", "--dir", p(&office), "--database-url"])
+        .arg("postgres://handover:s3cret-pw@127.0.0.1:1/handover")
+        .env_remove("HANDOVER_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("HANDOVER_DATABASE_URL"), "{err}");
+    assert!(!err.contains("s3cret-pw"), "{err}");
+    assert!(!office.join("office.toml").exists());
+    // In office.toml: refused when read.
+    std::fs::create_dir_all(d.path().join("o2")).unwrap();
+    std::fs::write(
+        d.path().join("o2").join("office.toml"),
+        "[office]\ndatabase_url = \"postgres://u:s3cret-pw@127.0.0.1:1/db\"\n",
+    )
+    .unwrap();
+    let e = handover_office::config::Config::load(&d.path().join("o2")).unwrap_err();
+    assert!(e.to_string().contains("password"), "{e}");
+    assert!(!e.to_string().contains("s3cret-pw"), "{e}");
+    // From the environment: taken, and office.toml names the variable.
+    if handover_tests::pg::skip("a_database_password_never_reaches_a_command_line_or_a_file") {
+        return;
+    }
+    let url = handover_tests::pg::server().database().replacen(
+        "postgres://handover@",
+        "postgres://handover:s3cret-pw@",
+        1,
+    );
+    assert!(url.contains("s3cret-pw"), "{url}");
+    let o = std::process::Command::new(handover_bin())
+        .args(["office", "init", "--dir", p(&office)])
+        .env("HANDOVER_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let toml = std::fs::read_to_string(office.join("office.toml")).unwrap();
+    assert!(!toml.contains("s3cret-pw"), "{toml}");
+    assert!(
+        toml.contains("database_url_env = \"HANDOVER_DATABASE_URL\""),
+        "{toml}"
+    );
+    let o = std::process::Command::new(handover_bin())
+        .args(["office", "report", "--dir", p(&office)])
+        .env("HANDOVER_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -331,17 +331,13 @@ fn idle_and_slow_connections_do_not_keep_a_device_out() {
         use std::os::unix::process::CommandExt;
         unsafe {
             cmd.pre_exec(|| {
-                let lim = libc::rlimit {
-                    rlim_cur: 1_024,
-                    rlim_max: 20_000.min(libc::rlim_t::MAX),
-                };
                 let mut hard = libc::rlimit {
                     rlim_cur: 0,
                     rlim_max: 0,
                 };
                 libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard);
                 let lim = libc::rlimit {
-                    rlim_cur: lim.rlim_cur.min(hard.rlim_max),
+                    rlim_cur: hard.rlim_max.min(1_024),
                     rlim_max: hard.rlim_max,
                 };
                 libc::setrlimit(libc::RLIMIT_NOFILE, &lim);

@@ -302,6 +302,56 @@ fn delivery_reports_need_the_shared_secret() {
     assert_eq!(report(&o.secret, "sideways").status, 400);
 }
 
+#[test]
+fn delivery_reports_only_move_forward_and_reasons_are_clean() {
+    let gateway = Gateway::start(Mode::Accept);
+    let o = office_with_gateway(&gateway, "");
+    issue(&o.office, &["en", "en"]);
+    o.office
+        .sms_send(&*o.office.sender().unwrap(), Utc::now())
+        .unwrap();
+    let ids: Vec<String> = o
+        .office
+        .sms_list()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.gateway_id.clone())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let now = Utc::now();
+    let status = |id: &str| {
+        o.office
+            .sms_list()
+            .unwrap()
+            .into_iter()
+            .find(|m| m.gateway_id.as_deref() == Some(id))
+            .unwrap()
+    };
+    // Delivered is final.
+    assert!(o.office.sms_delivery(&ids[0], true, None, now).unwrap());
+    assert!(!o
+        .office
+        .sms_delivery(&ids[0], false, Some("late"), now)
+        .unwrap());
+    assert_eq!(status(&ids[0]).status, "delivered");
+    // A reason with a terminal escape and a flood of text.
+    let nasty = format!("\u{1b}[2J\u{1b}[31mred\r\nline{}", "x".repeat(5_000));
+    assert!(o
+        .office
+        .sms_delivery(&ids[1], false, Some(&nasty), now)
+        .unwrap());
+    let m = status(&ids[1]);
+    assert_eq!(m.status, "failed");
+    let reason = m.reason.unwrap();
+    assert!(!reason.chars().any(char::is_control), "{reason:?}");
+    assert!(reason.chars().count() <= 200);
+    assert!(reason.starts_with("[2J [31mred line"), "{reason:?}");
+    // Failed may still become delivered; then it is final.
+    assert!(o.office.sms_delivery(&ids[1], true, None, now).unwrap());
+    assert!(!o.office.sms_delivery(&ids[1], false, None, now).unwrap());
+    assert_eq!(status(&ids[1]).status, "delivered");
+}
+
 /// Every stored byte of the office database.
 fn stored(o: &SmsOffice) -> Vec<u8> {
     ["office.db", "office.db-wal"]
