@@ -82,6 +82,9 @@ pub enum Error {
     /// The enrolment token has expired.
     #[error("this enrolment token has expired")]
     TokenExpired,
+    /// The PostgreSQL connection string's TLS settings cannot be used.
+    #[error("database connection: {0}")]
+    DatabaseUrl(String),
     /// A PostgreSQL URL with a password was given other than through the
     /// environment.
     #[error("the database URL holds a password: give it in the environment variable HANDOVER_DATABASE_URL, or keep the password in PostgreSQL's password file (~/.pgpass), never on a command line or in a file")]

@@ -123,7 +123,8 @@ fn bin_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| "no initdb under /usr/lib/postgresql/*/bin".to_owned())
 }
 
-const NOBODY: u32 = 65534;
+/// The user the server runs as when the tests run as root.
+pub const NOBODY: u32 = 65534;
 
 fn as_unprivileged(cmd: &mut Command, die_with_parent: bool) {
     // SAFETY: only async-signal-safe calls between fork and exec.
@@ -154,6 +155,12 @@ impl Postgres {
     /// Start a server. `durable`: the production settings (fsync); else
     /// the behavioural tests' quick ones.
     pub fn start(durable: bool) -> Result<Postgres, String> {
+        Postgres::start_with(durable, &[])
+    }
+
+    /// [`start`](Self::start) with more server settings (`name=value`,
+    /// each given as `-c`).
+    pub fn start_with(durable: bool, settings: &[String]) -> Result<Postgres, String> {
         let bin = bin_dir()?;
         sweep_stale();
         let dir = tempfile::Builder::new()
@@ -209,6 +216,10 @@ impl Postgres {
             "-c".into(),
             "max_connections=200".into(),
         ];
+        for c in settings {
+            args.push("-c".into());
+            args.push(c.clone());
+        }
         if !durable {
             for c in [
                 "fsync=off",

@@ -13,6 +13,8 @@
 //!   REPEATABLE READ snapshot.
 //!
 //! In both, [`Store::write`] commits only if its closure returns `Ok`.
+//! PostgreSQL is reached in plain TCP or in TLS with the server's
+//! certificate verified (`tls.rs`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +25,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{Error, Result};
 
 pub(crate) mod sql;
+mod tls;
 
 pub(crate) use sql::{ps, Tx};
 
@@ -82,7 +85,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A new connection to the PostgreSQL store, set up for the office.
 fn connect(url: &str) -> Result<postgres::Client> {
-    let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+    let target = tls::target(url)?;
+    let mut client = match target.tls {
+        Some(tls) => postgres::Client::connect(&target.url, tls)?,
+        None => postgres::Client::connect(&target.url, postgres::NoTls)?,
+    };
     // Statements stay prepared for the connection's life, while the tables
     // grow from empty to millions of rows: a generic plan made early (a
     // sequential scan of a small table) would be kept. Plan each execution
