@@ -110,7 +110,7 @@ impl OfficeLink {
                 return Ok(None);
             };
             match self.send(&req) {
-                Ok(resp) if matches!(resp.status, 408 | 429 | 500 | 502 | 503 | 504) => {
+                Ok(resp) if handover_core::api::retry_later(resp.status) => {
                     last = format!("the office answered {}", resp.status);
                 }
                 Ok(resp) => return Ok(Some(resp)),

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use handover_core::api::ErrorCode;
 use thiserror::Error as ThisError;
 
 /// Everything a `handover` command can fail at.
@@ -87,10 +88,10 @@ impl Error {
                 "nothing was lost: every event stays queued; sync again when there is coverage"
                     .into()
             }
-            Error::Core(C::Office { code, .. }) if code == "revoked" => {
+            Error::Core(C::Office { code, .. }) if *code == ErrorCode::Revoked => {
                 "this device is revoked at the office; ask the office".into()
             }
-            Error::Core(C::Office { code, .. }) if code == "unknown_device" => {
+            Error::Core(C::Office { code, .. }) if *code == ErrorCode::UnknownDevice => {
                 "enrol the device first with `handover device enrol`".into()
             }
             Error::Office(O::Core(e)) | Error::Core(e) => return core(e),

@@ -381,11 +381,113 @@ pub struct ManifestsResponse {
     pub manifests: Vec<ServedManifest>,
 }
 
+/// The stable code of every refusal (`docs/sync-api.md`), on the wire as
+/// its snake_case name. A code this build does not know reads as
+/// [`ErrorCode::Unknown`], so a newer office never breaks an older device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 400: not the request the route takes.
+    Malformed,
+    /// 401: no such enrolment token, or its proofs do not check out.
+    UnknownToken,
+    /// 409: the token enrolled another device.
+    TokenUsed,
+    /// 410: the token has expired.
+    TokenExpired,
+    /// 409: the device is enrolled already; the token was not used.
+    AlreadyEnrolled,
+    /// 413: the body is larger than the route takes.
+    TooLarge,
+    /// 429: too many requests; `Retry-After` says when to try again.
+    RateLimited,
+    /// 401: the signed-request headers are missing or not canonical.
+    MissingSignature,
+    /// 401: no device enrolled with that id.
+    UnknownDevice,
+    /// 401: the request's signature does not check out.
+    BadSignature,
+    /// 403: the device is revoked.
+    Revoked,
+    /// 401: the request's time is more than five minutes from the office's.
+    StaleRequest,
+    /// 401: the nonce was seen before.
+    ReplayedRequest,
+    /// 403: a batch of another device.
+    WrongDevice,
+    /// 409: a second signed chain at a held seq; the device is flagged.
+    Fork,
+    /// 409: the batch starts after the office's head.
+    Gap,
+    /// 422: an event fails its hash, signature or chain.
+    BadEvent,
+    /// 401: the SMS delivery report's secret is wrong.
+    BadSecret,
+    /// 404: no such route (or delivery reports not configured).
+    NotFound,
+    /// 405: the route does not take that method.
+    MethodNotAllowed,
+    /// 408: the request took too long.
+    Timeout,
+    /// 500: the office could not complete the request.
+    Internal,
+    /// A code this build does not know, or an answer that is not an error
+    /// body (`unexpected_response` in messages).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The snake_case name, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Malformed => "malformed",
+            ErrorCode::UnknownToken => "unknown_token",
+            ErrorCode::TokenUsed => "token_used",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::AlreadyEnrolled => "already_enrolled",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::MissingSignature => "missing_signature",
+            ErrorCode::UnknownDevice => "unknown_device",
+            ErrorCode::BadSignature => "bad_signature",
+            ErrorCode::Revoked => "revoked",
+            ErrorCode::StaleRequest => "stale_request",
+            ErrorCode::ReplayedRequest => "replayed_request",
+            ErrorCode::WrongDevice => "wrong_device",
+            ErrorCode::Fork => "fork",
+            ErrorCode::Gap => "gap",
+            ErrorCode::BadEvent => "bad_event",
+            ErrorCode::BadSecret => "bad_secret",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unexpected_response",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether an answer with `status` is worth trying again later, as the
+/// API says (`docs/sync-api.md`, *What a client does*): 408, 429, 500, 502,
+/// 503 and 504. Every client of the office, and the SMS senders of the
+/// office's gateways, use this one rule.
+pub fn retry_later(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
 /// Every error body: a stable machine code and a sentence for people.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     /// Stable code, e.g. `unknown_device`, `stale_request`, `fork`.
-    pub error: String,
+    pub error: ErrorCode,
     /// One sentence, no personal data.
     pub message: String,
     /// The office's clock, milliseconds since the epoch (on `stale_request`).

@@ -98,7 +98,7 @@ pub enum Error {
         /// HTTP status.
         status: u16,
         /// The error code of its answer (`docs/sync-api.md`).
-        code: String,
+        code: crate::api::ErrorCode,
     },
     /// SQLite reported an error.
     #[error("storage error: {0}")]

@@ -69,7 +69,7 @@ pub struct Booking {
     /// What goes into the manifest.
     pub details: ItemDetails,
     /// The language of the recipient's SMS, if the file says.
-    pub language: Option<crate::sms::Language>,
+    pub language: Option<crate::language::Language>,
 }
 
 impl std::fmt::Debug for Booking {

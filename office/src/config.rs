@@ -35,7 +35,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::sms::Language;
+use crate::language::Language;
 
 /// The file's name in the office directory.
 pub const FILE: &str = "office.toml";

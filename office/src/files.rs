@@ -6,6 +6,7 @@
 //!   a file. A path that exists and is not a regular file (a device such as
 //!   `/dev/null`, a symlink such as `/dev/stdout`, a directory) is refused:
 //!   the rename would replace it, and as root that breaks the system.
+//! * [`create_private`] writes a new file (keys) and never replaces one.
 //! * [`append_private`] appends (an SMS file is never overwritten: its rows
 //!   may not have been sent yet). It opens with `O_NOFOLLOW` and refuses a
 //!   file that others can read or that is not a regular file.
@@ -24,6 +25,21 @@ pub fn private_dir(dir: &Path) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
     }
+    Ok(())
+}
+
+/// Create `path` with mode 0600 and write `bytes`; refuse to overwrite.
+pub fn create_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))?;
     Ok(())
 }
 

@@ -33,10 +33,10 @@ use chrono::{DateTime, Utc};
 use handover_core::codes::{derive_code, Policy, Programme};
 use handover_core::manifest::{Item, Manifest, MANIFEST_FORMAT};
 use handover_core::verifier::Verifier;
-use serde::Serialize;
 
 use crate::bookings::Booking;
 use crate::error::{Error, Result};
+pub use crate::sms::file::{write_sms_csv, Sms};
 use crate::{ms, Office};
 
 /// What to issue.
@@ -58,25 +58,6 @@ pub struct IssueRequest<'a> {
     pub reissue: &'a [String],
     /// Issue time.
     pub now: DateTime<Utc>,
-}
-
-/// One SMS to send. The message holds the code.
-#[derive(Clone, PartialEq, Eq, Serialize)]
-pub struct Sms {
-    /// Full mobile number.
-    pub mobile: String,
-    /// The item.
-    pub reference: String,
-    /// The text, code included.
-    pub message: String,
-}
-
-impl std::fmt::Debug for Sms {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sms")
-            .field("reference", &self.reference)
-            .finish_non_exhaustive()
-    }
 }
 
 /// An issued manifest. `Debug` shows its id, revision and counts, not the
@@ -119,30 +100,10 @@ impl std::fmt::Debug for Issued {
     }
 }
 
-/// Append SMS rows as `mobile,reference,message` to `path`, creating it
-/// (mode 0600, with a header) if absent. Never follows a symlink and never
-/// overwrites what is there: an unsent SMS file keeps its rows.
-pub fn write_sms_csv(path: &std::path::Path, sms: &[Sms]) -> Result<()> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let encode = |_| Error::Encoding("SMS file");
-    let exists = crate::files::append_private(path, b"")?;
-    if !exists {
-        w.write_record(["mobile", "reference", "message"])
-            .map_err(encode)?;
-    }
-    for s in sms {
-        w.write_record([&s.mobile, &s.reference, &s.message])
-            .map_err(encode)?;
-    }
-    let bytes = w.into_inner().map_err(|_| Error::Encoding("SMS file"))?;
-    crate::files::append_private(path, &bytes)?;
-    Ok(())
-}
-
 /// One item's plan: its booking, code version, policy, and whether it needs an SMS.
 struct Planned<'a> {
     booking: &'a Booking,
-    language: crate::sms::Language,
+    language: crate::language::Language,
     version: u32,
     policy: Policy,
     new_code: bool,
@@ -445,7 +406,7 @@ fn plan_item<'a>(
     latest: Option<i64>,
     reissue: &HashSet<&str>,
     policy: Policy,
-    default_language: crate::sms::Language,
+    default_language: crate::language::Language,
 ) -> Result<Planned<'a>> {
     let language = booking.language.unwrap_or(default_language);
     let reference = booking.reference.as_str();

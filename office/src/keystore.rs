@@ -6,7 +6,6 @@
 //!   it and never stored.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use handover_core::codes::CodeKey;
@@ -20,29 +19,14 @@ fn keys_dir(dir: &Path) -> PathBuf {
     dir.join("keys")
 }
 
-/// Create `path` with mode 0600 and write `bytes`; refuse to overwrite.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(io(path))?;
-    f.write_all(bytes).map_err(io(path))?;
-    f.sync_all().map_err(io(path))?;
-    Ok(())
-}
-
 /// Create the office's keys under `dir`.
 pub(crate) fn create(dir: &Path, code_key_id: &str) -> Result<(SigningKey, CodeKey)> {
     let kd = keys_dir(dir);
     crate::files::private_dir(&kd)?;
     let signing = SigningKey::generate()?;
-    write_private(&kd.join(SIGNING), signing.pkcs8())?;
+    crate::files::create_private(&kd.join(SIGNING), signing.pkcs8())?;
     let code = CodeKey::generate(code_key_id)?;
-    write_private(
+    crate::files::create_private(
         &kd.join(format!("code-{code_key_id}.key")),
         hex::encode(code.secret_bytes()).as_bytes(),
     )?;

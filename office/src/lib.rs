@@ -44,6 +44,7 @@ use handover_core::codes::CodeKey;
 use handover_core::keys::{PublicKey, SigningKey};
 use store::{ps, Tx};
 
+pub mod auth;
 pub mod bookings;
 pub mod config;
 pub mod enrol;
@@ -52,13 +53,14 @@ pub mod files;
 pub mod ingest;
 pub mod issue;
 mod keystore;
+pub mod language;
+pub mod manifests;
 pub mod report;
-pub mod schema;
-pub mod serve;
 pub mod sms;
 mod store;
 
 pub use error::{Error, Result};
+pub use store::schema;
 
 const DB_FILE: &str = "office.db";
 
@@ -147,14 +149,11 @@ impl Office {
         if dir.join(DB_FILE).exists() || dir.join("keys").exists() {
             return Err(Error::AlreadyInitialised(dir.to_owned()));
         }
+        files::private_dir(dir)?;
         let store = match database_url {
             Some(url) => store::Store::open_postgres(url)?,
-            None => {
-                files::private_dir(dir)?;
-                store::Store::open_sqlite(&dir.join(DB_FILE), true)?
-            }
+            None => store::Store::open_sqlite(&dir.join(DB_FILE), true)?,
         };
-        files::private_dir(dir)?;
         store.write(|tx| {
             if tx.exists("SELECT 1 FROM meta WHERE key = 'office_id'", ps![])? {
                 return Err(Error::DatabaseHoldsAnOffice);

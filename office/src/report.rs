@@ -332,3 +332,49 @@ pub fn render(r: &Report) -> String {
     }
     out
 }
+
+/// Figures for `/metrics`, read from the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreFigures {
+    /// Events held, by verdict.
+    pub events_by_verdict: BTreeMap<String, u64>,
+    /// Devices flagged (fork).
+    pub devices_flagged: u64,
+    /// Devices enrolled.
+    pub devices: u64,
+}
+
+impl Office {
+    /// Events held from `device_id`.
+    pub fn event_count(&self, device_id: &str) -> Result<u64> {
+        self.store.read(|tx| {
+            let n = tx.int(
+                "SELECT COUNT(*) AS n FROM events WHERE device_id = $1",
+                ps![device_id],
+            )?;
+            Ok(n.max(0) as u64)
+        })
+    }
+
+    /// Figures for the service's metrics.
+    pub fn store_figures(&self) -> Result<StoreFigures> {
+        self.store.read(|tx| {
+            let mut figures = StoreFigures::default();
+            for (verdict, n) in tx.all(
+                "SELECT verdict, COUNT(*) AS n FROM events GROUP BY verdict",
+                ps![],
+                |r| Ok((r.get::<String>("verdict")?, r.get::<i64>("n")?)),
+            )? {
+                figures.events_by_verdict.insert(verdict, n.max(0) as u64);
+            }
+            let (devices, flagged) = tx.one(
+                "SELECT COUNT(*) AS devices, COUNT(flagged) AS flagged FROM devices",
+                ps![],
+                |r| Ok((r.get::<i64>("devices")?, r.get::<i64>("flagged")?)),
+            )?;
+            figures.devices = devices.max(0) as u64;
+            figures.devices_flagged = flagged.max(0) as u64;
+            Ok(figures)
+        })
+    }
+}

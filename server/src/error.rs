@@ -6,14 +6,14 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use handover_core::api::ApiError;
+use handover_core::api::{ApiError, ErrorCode};
 use handover_office::Error as Office;
 
 /// A refused or failed request.
 #[derive(Debug)]
 pub struct Failure {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     server_time_ms: Option<i64>,
     retry_after: Option<u64>,
@@ -21,7 +21,7 @@ pub struct Failure {
 
 impl Failure {
     /// A failure with `status`, a stable `code` and a message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Failure {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Failure {
         Failure {
             status,
             code,
@@ -42,7 +42,7 @@ impl Failure {
             retry_after: Some(seconds),
             ..Failure::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 "too many requests; try again shortly",
             )
         }
@@ -54,7 +54,7 @@ impl Failure {
         eprintln!("handover-server: internal error: {e}");
         Failure::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "the office could not complete the request; try again later",
         )
     }
@@ -65,31 +65,31 @@ impl From<Office> for Failure {
         use handover_core::Error as C;
         let message = e.to_string();
         let (status, code) = match &e {
-            Office::Core(C::BadSignature(_)) => (StatusCode::UNAUTHORIZED, "bad_signature"),
-            Office::Core(C::WrongDevice) => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            Office::Core(C::BadSignature(_)) => (StatusCode::UNAUTHORIZED, ErrorCode::BadSignature),
+            Office::Core(C::WrongDevice) => (StatusCode::UNAUTHORIZED, ErrorCode::BadSignature),
             Office::Core(
                 C::Malformed { .. }
                 | C::Invalid { .. }
                 | C::InvalidPolicy(_)
                 | C::InvalidS10(_)
                 | C::ChainBroken(_),
-            ) => (StatusCode::BAD_REQUEST, "malformed"),
-            Office::UnknownDevice(_) => (StatusCode::UNAUTHORIZED, "unknown_device"),
-            Office::DeviceRevoked(_) => (StatusCode::FORBIDDEN, "revoked"),
+            ) => (StatusCode::BAD_REQUEST, ErrorCode::Malformed),
+            Office::UnknownDevice(_) => (StatusCode::UNAUTHORIZED, ErrorCode::UnknownDevice),
+            Office::DeviceRevoked(_) => (StatusCode::FORBIDDEN, ErrorCode::Revoked),
             Office::StaleRequest { server_time_ms } => {
                 return Failure {
                     server_time_ms: Some(*server_time_ms),
-                    ..Failure::new(StatusCode::UNAUTHORIZED, "stale_request", message)
+                    ..Failure::new(StatusCode::UNAUTHORIZED, ErrorCode::StaleRequest, message)
                 }
             }
-            Office::ReplayedRequest => (StatusCode::UNAUTHORIZED, "replayed_request"),
-            Office::UnknownToken => (StatusCode::UNAUTHORIZED, "unknown_token"),
-            Office::TokenUsed => (StatusCode::CONFLICT, "token_used"),
-            Office::TokenExpired => (StatusCode::GONE, "token_expired"),
-            Office::AlreadyEnrolled => (StatusCode::CONFLICT, "already_enrolled"),
-            Office::Fork { .. } => (StatusCode::CONFLICT, "fork"),
-            Office::Gap { .. } => (StatusCode::CONFLICT, "gap"),
-            Office::BadEvent { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "bad_event"),
+            Office::ReplayedRequest => (StatusCode::UNAUTHORIZED, ErrorCode::ReplayedRequest),
+            Office::UnknownToken => (StatusCode::UNAUTHORIZED, ErrorCode::UnknownToken),
+            Office::TokenUsed => (StatusCode::CONFLICT, ErrorCode::TokenUsed),
+            Office::TokenExpired => (StatusCode::GONE, ErrorCode::TokenExpired),
+            Office::AlreadyEnrolled => (StatusCode::CONFLICT, ErrorCode::AlreadyEnrolled),
+            Office::Fork { .. } => (StatusCode::CONFLICT, ErrorCode::Fork),
+            Office::Gap { .. } => (StatusCode::CONFLICT, ErrorCode::Gap),
+            Office::BadEvent { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::BadEvent),
             _ => return Failure::internal(&e),
         };
         Failure::new(status, code, message)
@@ -99,7 +99,7 @@ impl From<Office> for Failure {
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let body = ApiError {
-            error: self.code.to_owned(),
+            error: self.code,
             message: self.message,
             server_time_ms: self.server_time_ms,
         };

@@ -43,7 +43,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
-use handover_core::api::{self, EnrolRequest, ManifestsRequest, SignedRequest};
+use handover_core::api::{self, EnrolRequest, ErrorCode, ManifestsRequest, SignedRequest};
 use handover_core::sync::Batch;
 use handover_office::Office;
 
@@ -139,7 +139,7 @@ async fn observe(State(svc): State<Shared>, req: Request, next: Next) -> Respons
         Ok(resp) => resp,
         Err(_) => Failure::new(
             StatusCode::REQUEST_TIMEOUT,
-            "timeout",
+            ErrorCode::Timeout,
             "the request took too long; try again",
         )
         .into_response(),
@@ -165,13 +165,13 @@ fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Failure> {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Failure::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
+                ErrorCode::TooLarge,
                 "the body is larger than this route takes",
             )
         } else {
             Failure::new(
                 StatusCode::BAD_REQUEST,
-                "malformed",
+                ErrorCode::Malformed,
                 "the body could not be read",
             )
         }
@@ -181,7 +181,7 @@ fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Failure> {
 fn malformed(what: &str) -> Failure {
     Failure::new(
         StatusCode::BAD_REQUEST,
-        "malformed",
+        ErrorCode::Malformed,
         format!("the body is not {what}"),
     )
 }
@@ -194,7 +194,13 @@ async fn authenticated(
     body: &Bytes,
 ) -> Result<String, Failure> {
     let signed = SignedRequest::from_headers(|h| headers.get(h).and_then(|v| v.to_str().ok()))
-        .map_err(|e| Failure::new(StatusCode::UNAUTHORIZED, "missing_signature", e.to_string()))?;
+        .map_err(|e| {
+            Failure::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::MissingSignature,
+                e.to_string(),
+            )
+        })?;
     let office = svc.office.clone();
     let body = body.clone();
     let device =
@@ -243,7 +249,7 @@ async fn enrol(
             // A proof that does not check out: the token is not the caller's.
             StatusCode::UNAUTHORIZED => Failure::new(
                 StatusCode::UNAUTHORIZED,
-                "unknown_token",
+                ErrorCode::UnknownToken,
                 "unknown enrolment token",
             ),
             _ => f,
@@ -276,7 +282,7 @@ async fn batches(
     if batch.device_id != device {
         return Err(Failure::new(
             StatusCode::FORBIDDEN,
-            "wrong_device",
+            ErrorCode::WrongDevice,
             "a device may send only its own batches",
         ));
     }
@@ -312,7 +318,7 @@ async fn sms_status(
     let Ok(secret) = std::env::var(&svc.office.config().sms.callback_secret_env) else {
         return Err(Failure::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "delivery reports are not configured at this office",
         ));
     };
@@ -323,7 +329,7 @@ async fn sms_status(
     if secret.is_empty() || !handover_core::rules::constant_time_eq(given, secret.as_bytes()) {
         return Err(Failure::new(
             StatusCode::UNAUTHORIZED,
-            "bad_secret",
+            ErrorCode::BadSecret,
             "the delivery report's secret is wrong",
         ));
     }
@@ -348,13 +354,13 @@ async fn sms_status(
 }
 
 async fn not_found() -> Failure {
-    Failure::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    Failure::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route")
 }
 
 async fn method_not_allowed() -> Failure {
     Failure::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this route does not take that method",
     )
 }

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use handover_office::serve::StoreFigures;
+use handover_office::report::StoreFigures;
 
 /// Upper bounds of the latency histogram, seconds.
 const BUCKETS: [f64; 12] = [

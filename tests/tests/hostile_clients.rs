@@ -23,7 +23,7 @@ use proptest::test_runner::{Config, TestRunner};
 
 fn error(resp: &HttpResponse) -> String {
     serde_json::from_slice::<ApiError>(&resp.body)
-        .map(|e| e.error)
+        .map(|e| e.error.as_str().to_owned())
         .unwrap_or_else(|_| format!("not a JSON error: {}", String::from_utf8_lossy(&resp.body)))
 }
 
@@ -168,7 +168,7 @@ fn the_device_takes_no_server_time_far_from_its_clock_or_behind_its_mark() {
         let forged = HttpResponse {
             status: 401,
             body: serde_json::to_vec(&ApiError {
-                error: "stale_request".into(),
+                error: handover_core::api::ErrorCode::StaleRequest,
                 message: String::new(),
                 server_time_ms: Some(server),
             })
@@ -186,7 +186,7 @@ fn the_device_takes_no_server_time_far_from_its_clock_or_behind_its_mark() {
     let answer = HttpResponse {
         status: 401,
         body: serde_json::to_vec(&ApiError {
-            error: "stale_request".into(),
+            error: handover_core::api::ErrorCode::StaleRequest,
             message: String::new(),
             server_time_ms: Some(near),
         })
@@ -285,7 +285,7 @@ fn every_refusal_is_the_documented_json_405_included() {
         assert_eq!(resp.status().as_u16(), status, "{method} {path}");
         let text = resp.body_mut().read_to_string().unwrap();
         let body: ApiError = serde_json::from_str(&text).unwrap();
-        assert_eq!(body.error, code, "{method} {path}");
+        assert_eq!(body.error.as_str(), code, "{method} {path}");
     }
 }
 

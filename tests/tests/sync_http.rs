@@ -14,7 +14,7 @@ use handover_tests::*;
 
 fn error(resp: &HttpResponse) -> String {
     serde_json::from_slice::<ApiError>(&resp.body)
-        .map(|e| e.error)
+        .map(|e| e.error.as_str().to_owned())
         .unwrap_or_else(|_| format!("not a JSON error: {}", String::from_utf8_lossy(&resp.body)))
 }
 

@@ -28,7 +28,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::Device;
-use crate::api::{self, ApiError, EnrolRequest, EnrolResponse, EnrolToken, Held, ManifestsRequest};
+use crate::api::{
+    self, ApiError, EnrolRequest, EnrolResponse, EnrolToken, ErrorCode, Held, ManifestsRequest,
+};
 use crate::error::{Error, Result};
 
 /// A request to send: method, path, headers, body.
@@ -75,13 +77,13 @@ impl std::fmt::Debug for HttpResponse {
 /// An error body, or a stand-in when the body is not one.
 fn office_error(resp: &HttpResponse) -> (ApiError, Error) {
     let body: ApiError = serde_json::from_slice(&resp.body).unwrap_or(ApiError {
-        error: "unexpected_response".into(),
+        error: ErrorCode::Unknown,
         message: String::new(),
         server_time_ms: None,
     });
     let err = Error::Office {
         status: resp.status,
-        code: body.error.chars().take(64).collect(),
+        code: body.error,
     };
     (body, err)
 }
@@ -291,7 +293,7 @@ impl SyncSession {
     ) -> Result<()> {
         if response.status != 200 {
             let (body, err) = office_error(response);
-            if body.error == "stale_request" && !self.stale_retried {
+            if body.error == ErrorCode::StaleRequest && !self.stale_retried {
                 if let Some(server) = body.server_time_ms {
                     if acceptable_server_time(server, now, device.clock_mark()?) {
                         // Sign with the office's clock from now on; events keep ours.

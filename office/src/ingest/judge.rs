@@ -48,7 +48,7 @@ use handover_core::sync::Verdict;
 
 use crate::error::{Error, Result};
 use crate::from_ms;
-use crate::sms::Language;
+use crate::language::Language;
 use crate::store::sql::P;
 use crate::store::{ps, Tx};
 

@@ -20,7 +20,7 @@
 //! A failed message stays on record; `resend` queues the current code of an
 //! item again (the "code not received" exception).
 
-use std::str::FromStr;
+pub use crate::language::Language;
 use std::time::Duration as StdDuration;
 
 use crate::store::sql::P;
@@ -36,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::{from_ms, ms, Office};
 
 pub mod delivery;
+pub mod file;
 pub mod segments;
 pub mod sender;
 pub mod templates;
@@ -70,52 +71,6 @@ impl Purpose {
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or(Error::Store("an SMS has an unknown purpose"))
-    }
-}
-
-/// The language(s) of a recipient's messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Language {
-    /// English.
-    #[serde(rename = "en")]
-    En,
-    /// Hindi.
-    #[serde(rename = "hi")]
-    Hi,
-    /// Hindi, then English, in one message.
-    #[serde(rename = "hi+en")]
-    HiEn,
-}
-
-impl Language {
-    /// The stored and written name: `en`, `hi`, `hi+en`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Language::En => "en",
-            Language::Hi => "hi",
-            Language::HiEn => "hi+en",
-        }
-    }
-
-    /// The template files it uses, in order.
-    pub fn files(self) -> &'static [&'static str] {
-        match self {
-            Language::En => &["en"],
-            Language::Hi => &["hi"],
-            Language::HiEn => &["hi", "en"],
-        }
-    }
-}
-
-impl FromStr for Language {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Language> {
-        match s.trim() {
-            "en" => Ok(Language::En),
-            "hi" => Ok(Language::Hi),
-            "hi+en" => Ok(Language::HiEn),
-            _ => Err(Error::Language),
-        }
     }
 }
 

@@ -97,14 +97,14 @@ impl FileSender {
 impl Sender for FileSender {
     fn send(&self, m: &Outgoing<'_>) -> Attempt {
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let row = crate::issue::Sms {
+        let row = super::file::Sms {
             mobile: m.mobile.to_owned(),
             reference: m.reference.to_owned(),
             message: m.text.to_owned(),
         };
         // A file that cannot be written now will not be in a second:
         // refused, kept on record, sent again on request.
-        match crate::issue::write_sms_csv(&self.path, std::slice::from_ref(&row)) {
+        match super::file::write_sms_csv(&self.path, std::slice::from_ref(&row)) {
             Ok(()) => Attempt::Sent { gateway_id: None },
             Err(e) => Attempt::Refused(e.to_string()),
         }
@@ -211,7 +211,9 @@ impl Sender for HttpSender {
                     .and_then(|a| a.message_id)
                     .map(|id| id.chars().take(100).collect()),
             },
-            408 | 429 | 500..=599 => Attempt::Later(format!("the gateway answered {status}")),
+            s if handover_core::api::retry_later(s) => {
+                Attempt::Later(format!("the gateway answered {status}"))
+            }
             _ => Attempt::Refused(format!("the gateway refused the message ({status})")),
         }
     }

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use handover_core::codes::{Code, Programme};
 use serde::Deserialize;
 
-use super::{Language, Purpose};
+use super::Purpose;
 use crate::error::{Error, Result};
+use crate::language::Language;
 
 /// Every placeholder a template may use.
 pub const PLACEHOLDERS: &[&str] = &[

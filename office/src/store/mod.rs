@@ -1,7 +1,8 @@
 //! The office store: SQLite in the office directory (the embedded default),
 //! or PostgreSQL shared by several servers. One interface for both
 //! ([`Store::write`], [`Store::read`]), one set of statements
-//! ([`sql`]), two schemas ([`crate::schema`]).
+//! ([`sql`]), two schemas ([`schema`]: `sqlite/*.sql` and `postgres/*.sql`,
+//! one history).
 //!
 //! * **SQLite**: one writer connection behind a mutex (writes queue there,
 //!   never on SQLite's lock) and four readers in WAL mode beside it, so
@@ -24,6 +25,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
+pub mod schema;
 pub(crate) mod sql;
 mod tls;
 
@@ -142,11 +144,11 @@ impl Drop for Store {
 impl Store {
     /// The SQLite store at `path`, created if asked, migrated.
     pub(crate) fn open_sqlite(path: &Path, create: bool) -> Result<Store> {
-        let writer = handover_core::db::open(path, create, crate::schema::STEPS)?;
+        let writer = handover_core::db::open(path, create, schema::STEPS)?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let readers = (0..READERS)
             .map(|_| {
-                let c = handover_core::db::open(path, false, crate::schema::STEPS)?;
+                let c = handover_core::db::open(path, false, schema::STEPS)?;
                 c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                 Ok(Mutex::new(c))
             })
@@ -170,7 +172,7 @@ impl Store {
         {
             let mut lease = store.lease()?;
             let conn = lease.conn.as_mut().ok_or(Error::Store("no connection"))?;
-            crate::schema::migrate_postgres(&mut conn.client, &mut conn.statements)?;
+            schema::migrate_postgres(&mut conn.client, &mut conn.statements)?;
         }
         Ok(store)
     }

@@ -258,9 +258,33 @@ pub(crate) enum Tx<'a, 't> {
 }
 
 /// `$N` → `?N`, the only spelling the two databases differ in for the
-/// statements the office runs.
-fn for_sqlite(sql: &str) -> String {
-    sql.replace('$', "?")
+/// statements the office runs. Only placeholders are rewritten: a `$`
+/// inside a string literal, or one not followed by a digit, is refused
+/// rather than changed (a statement's text would silently differ between
+/// the stores).
+fn for_sqlite(sql: &str) -> Result<String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut in_literal = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_literal = !in_literal;
+                out.push(c);
+            }
+            '$' if in_literal => {
+                return Err(Error::Store("a statement has `$` inside a string literal"))
+            }
+            '$' if chars.peek().is_some_and(char::is_ascii_digit) => out.push('?'),
+            '$' => {
+                return Err(Error::Store(
+                    "a statement has `$` that is not a placeholder",
+                ))
+            }
+            _ => out.push(c),
+        }
+    }
+    Ok(out)
 }
 
 fn pg_params<'p>(p: &'p [P<'_>]) -> Vec<&'p (dyn postgres::types::ToSql + Sync)> {
@@ -287,7 +311,7 @@ impl Tx<'_, '_> {
     pub(crate) fn exec(&mut self, sql: &str, p: &[P<'_>]) -> Result<u64> {
         match self {
             Tx::Lite(c) => {
-                Ok(c.prepare_cached(&for_sqlite(sql))?
+                Ok(c.prepare_cached(&for_sqlite(sql)?)?
                     .execute(rusqlite::params_from_iter(p.iter()))? as u64)
             }
             Tx::Pg(tx, cache) => {
@@ -306,7 +330,7 @@ impl Tx<'_, '_> {
     ) -> Result<Vec<T>> {
         match self {
             Tx::Lite(c) => {
-                let mut stmt = c.prepare_cached(&for_sqlite(sql))?;
+                let mut stmt = c.prepare_cached(&for_sqlite(sql)?)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
                 let mut out = Vec::new();
                 while let Some(r) = rows.next()? {
@@ -333,7 +357,7 @@ impl Tx<'_, '_> {
     ) -> Result<Option<T>> {
         match self {
             Tx::Lite(c) => {
-                let mut stmt = c.prepare_cached(&for_sqlite(sql))?;
+                let mut stmt = c.prepare_cached(&for_sqlite(sql)?)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(p.iter()))?;
                 match rows.next()? {
                     Some(r) => Ok(Some(f(&Row::Lite(r))?)),
@@ -551,8 +575,14 @@ mod tests {
     #[test]
     fn statements_translate_for_sqlite() {
         assert_eq!(
-            for_sqlite("UPDATE t SET a = $2 WHERE b = $1 AND c = $10"),
+            for_sqlite("UPDATE t SET a = $2 WHERE b = $1 AND c = $10").unwrap(),
             "UPDATE t SET a = ?2 WHERE b = ?1 AND c = ?10"
         );
+        assert_eq!(
+            for_sqlite("UPDATE t SET a = 'it''s' WHERE b = $1").unwrap(),
+            "UPDATE t SET a = 'it''s' WHERE b = ?1"
+        );
+        assert!(for_sqlite("SELECT '$1' FROM t WHERE a = $1").is_err());
+        assert!(for_sqlite("SELECT a FROM t WHERE b = $").is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! What the sync service reads from the office: a device's live manifests,
-//! and the figures its metrics expose.
+//! The manifests a device is served: those issued to it whose window has
+//! not closed and that are newer than what it holds.
 
 use std::collections::BTreeMap;
 
@@ -10,17 +10,6 @@ use handover_core::rules::{clock_tolerance, earlier};
 use crate::error::{Error, Result};
 use crate::store::ps;
 use crate::{ms, Office};
-
-/// Figures for `/metrics`, read from the store.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StoreFigures {
-    /// Events held, by verdict.
-    pub events_by_verdict: BTreeMap<String, u64>,
-    /// Devices flagged (fork).
-    pub devices_flagged: u64,
-    /// Devices enrolled.
-    pub devices: u64,
-}
 
 impl Office {
     /// The manifests issued to `device_id` whose window has not closed and
@@ -68,39 +57,6 @@ impl Office {
                 });
             }
             Ok(ManifestsResponse { manifests })
-        })
-    }
-
-    /// Events held from `device_id`.
-    pub fn event_count(&self, device_id: &str) -> Result<u64> {
-        self.store.read(|tx| {
-            let n = tx.int(
-                "SELECT COUNT(*) AS n FROM events WHERE device_id = $1",
-                ps![device_id],
-            )?;
-            Ok(n.max(0) as u64)
-        })
-    }
-
-    /// Figures for the service's metrics.
-    pub fn store_figures(&self) -> Result<StoreFigures> {
-        self.store.read(|tx| {
-            let mut figures = StoreFigures::default();
-            for (verdict, n) in tx.all(
-                "SELECT verdict, COUNT(*) AS n FROM events GROUP BY verdict",
-                ps![],
-                |r| Ok((r.get::<String>("verdict")?, r.get::<i64>("n")?)),
-            )? {
-                figures.events_by_verdict.insert(verdict, n.max(0) as u64);
-            }
-            let (devices, flagged) = tx.one(
-                "SELECT COUNT(*) AS devices, COUNT(flagged) AS flagged FROM devices",
-                ps![],
-                |r| Ok((r.get::<i64>("devices")?, r.get::<i64>("flagged")?)),
-            )?;
-            figures.devices = devices.max(0) as u64;
-            figures.devices_flagged = flagged.max(0) as u64;
-            Ok(figures)
         })
     }
 }
