@@ -24,6 +24,9 @@
 //!   status, attempts, segments and the gateway's id, never a code or a
 //!   rendered text; `items.language`. Confirmation SMS move from
 //!   `confirmations` (which keeps the certificate records) to the outbox.
+//! * **5** — `manifests_by_device` on SQLite too (PostgreSQL had it from 1):
+//!   the two stores now have the same tables, columns, keys and indexes,
+//!   and a test keeps them so.
 
 use handover_core::db::Step;
 use handover_core::event::{Event, EventBody, EventKind, PaymentMethod};
@@ -42,10 +45,11 @@ pub const STEPS: &[Step] = &[
     },
     Step::sql(include_str!("sqlite/v3.sql")),
     Step::sql(include_str!("sqlite/v4.sql")),
+    Step::sql(include_str!("sqlite/v5.sql")),
 ];
 
 /// Schema version this build writes.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 fn backfill_v2_sqlite(tx: &rusqlite::Transaction<'_>) -> handover_core::Result<()> {
     backfill_v2(&mut Tx::Lite(tx))
@@ -110,6 +114,10 @@ pub(crate) const PG_STEPS: &[PgStep] = &[
     },
     PgStep {
         sql: include_str!("postgres/v4.sql"),
+        then: None,
+    },
+    PgStep {
+        sql: include_str!("postgres/v5.sql"),
         then: None,
     },
 ];
