@@ -1,0 +1,354 @@
+//! `handover office …`: keys, enrolment, manifests, ingest, reports, the
+//! sync service.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Datelike, Duration, Utc};
+use clap::Subcommand;
+use handover_core::codes::{Policy, Programme};
+use handover_core::keys::PublicKey;
+use handover_office::issue::IssueRequest;
+use handover_office::{bookings, files, report, sms, Office};
+
+use crate::error::{Error, Result};
+
+use super::args::*;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum OfficeCommand {
+    /// Create an office: keys and database. Prints the office public key (hex).
+    Init {
+        #[command(flatten)]
+        d: OfficeDir,
+        /// The office's id.
+        #[arg(long, default_value = "office")]
+        office_id: String,
+        /// UPI id that cash-on-delivery payments go to.
+        #[arg(long, default_value = "indiapost.cod@sbi")]
+        cod_upi: String,
+        /// Payee name shown in the payer's UPI app.
+        #[arg(long, default_value = "India Post")]
+        cod_name: String,
+    },
+    /// Enrol a device by its public key. Prints the device id.
+    Enroll {
+        #[command(flatten)]
+        d: OfficeDir,
+        /// The device's public key (hex), from `handover device init`.
+        #[arg(long)]
+        device_key: String,
+        /// The postman or vaccinator who carries it.
+        #[arg(long)]
+        assignee: String,
+    },
+    /// Revoke a device: its later batches are refused.
+    Revoke {
+        #[command(flatten)]
+        d: OfficeDir,
+        /// The device id.
+        #[arg(long)]
+        device: String,
+    },
+    /// Issue a device's manifest from a bookings CSV, and the SMS file.
+    Issue {
+        #[command(flatten)]
+        d: OfficeDir,
+        /// The device id.
+        #[arg(long)]
+        device: String,
+        /// The programme of the bookings.
+        #[arg(long, value_enum)]
+        programme: Programme,
+        /// Bookings CSV (see the README for the columns).
+        #[arg(long)]
+        bookings: PathBuf,
+        /// Where to write the signed manifest.
+        #[arg(long)]
+        out: PathBuf,
+        /// Send this issue's code SMS now to this CSV file
+        /// (mobile,reference,message; appended, 0600). Without it they wait
+        /// in the outbox for `handover office sms send` (or the service).
+        #[arg(long)]
+        sms_out: Option<PathBuf>,
+        /// Policy: `strict`, or `digits=6,tag_bits=11,iterations=20000,max_attempts=3`.
+        #[arg(long)]
+        policy: Option<String>,
+        /// Start of the working window (RFC 3339; default: now).
+        #[arg(long)]
+        valid_from: Option<String>,
+        /// End of the working window (RFC 3339; default: 12 hours after the start).
+        #[arg(long)]
+        valid_until: Option<String>,
+        /// Re-issue this reference's code (new code version, new SMS). Repeatable.
+        #[arg(long)]
+        reissue: Vec<String>,
+    },
+    /// Ingest a device's batch: verify, store, and write the signed ack.
+    Ingest {
+        #[command(flatten)]
+        d: OfficeDir,
+        /// The batch file from `handover device export`.
+        #[arg(long)]
+        batch: PathBuf,
+        /// Where to write the ack for the device.
+        #[arg(long)]
+        ack_out: PathBuf,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Report what the devices did.
+    Report {
+        #[command(flatten)]
+        d: OfficeDir,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the sync service devices reach over HTTP(S), until SIGTERM.
+    Serve {
+        #[command(flatten)]
+        d: OfficeDir,
+        /// Address and port to listen on. Plain HTTP only on loopback
+        /// (behind a reverse proxy); give --tls-cert and --tls-key otherwise.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// TLS certificate chain (PEM).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// The SMS outbox: list, send, resend.
+    #[command(subcommand)]
+    Sms(super::sms::SmsCommand),
+    /// Make a single-use enrolment token for a new device; prints it, and
+    /// draws it as a QR code.
+    EnrolToken {
+        #[command(flatten)]
+        d: OfficeDir,
+        /// The postman or vaccinator who will carry the device.
+        #[arg(long)]
+        assignee: String,
+        /// How long the token stays valid: e.g. 30m, 24h, 7d (at most 30d).
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        valid_for: Duration,
+    },
+}
+
+pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
+    match cmd {
+        OfficeCommand::Init {
+            d,
+            office_id,
+            cod_upi,
+            cod_name,
+        } => {
+            let office = Office::init_in(
+                &d.dir,
+                &office_id,
+                bookings::CodPayee {
+                    upi: cod_upi,
+                    name: cod_name,
+                },
+                database_url(d.database_url.as_deref())?,
+            )?;
+            println!("{}", office.public_key());
+            eprintln!("office {office_id} created in {}; pin the key above on each device with `handover device init`", d.dir.display());
+        }
+        OfficeCommand::Enroll {
+            d,
+            device_key,
+            assignee,
+        } => {
+            let office = d.open()?;
+            let key: PublicKey = device_key.parse()?;
+            println!("{}", office.enroll(key, &assignee, now)?);
+        }
+        OfficeCommand::Revoke { d, device } => {
+            d.open()?.revoke(&device, now)?;
+            eprintln!("device {device} revoked: its batches will be refused");
+        }
+        OfficeCommand::Issue {
+            d,
+            device,
+            programme,
+            bookings: csv_path,
+            out,
+            sms_out,
+            policy,
+            valid_from,
+            valid_until,
+            reissue,
+        } => {
+            let office = d.open()?;
+            let policy = policy.map(|p| p.parse::<Policy>()).transpose()?;
+            let from = time_arg("--valid-from", valid_from.as_deref())?.unwrap_or(now);
+            let until = time_arg("--valid-until", valid_until.as_deref())?
+                .unwrap_or(from + Duration::hours(12));
+            let rows =
+                bookings::parse(programme, &read(&csv_path)?, office.cod_payee(), now.year())?;
+            // The manifest is written before the office commits: a failed
+            // write issues nothing. The SMS wait in the outbox, so a failed
+            // send loses none of them.
+            let issued = office.issue(
+                &IssueRequest {
+                    device_id: &device,
+                    programme,
+                    bookings: &rows,
+                    policy,
+                    valid_from: from,
+                    valid_until: until,
+                    reissue: &reissue,
+                    now,
+                },
+                &|| {},
+                |issued| files::replace_private(&out, &issued.sealed),
+            )?;
+            let r = issued.policy.risk();
+            println!(
+                "manifest {} revision {}: {} items -> {}",
+                issued.manifest_id,
+                issued.revision,
+                issued.items,
+                out.display()
+            );
+            println!(
+                "SMS: {} code messages queued, {} segments",
+                issued.sms_ids.len(),
+                issued.sms_segments
+            );
+            match &sms_out {
+                Some(path) => {
+                    let sender = sms::FileSender::new(path.clone());
+                    let sent = office.sms_send_some(&sender, Some(&issued.sms_ids), now)?;
+                    if sent.failed > 0 {
+                        return Err(Error::SmsFailed {
+                            failed: sent.failed,
+                            why: format!("they could not be written to {}", path.display()),
+                        });
+                    }
+                    println!("  sent to {} (send them, then delete the file)", path.display());
+                }
+                None => println!(
+                    "  send them with `handover office sms send --dir {}` (or keep `handover office serve` running)",
+                    d.dir.display()
+                ),
+            }
+            if issued.policy_changed > 0 {
+                println!(
+                    "  {} items got a new code (and SMS) because their policy changed",
+                    issued.policy_changed
+                );
+            }
+            println!("policy {}", issued.policy);
+            println!(
+                "  impostor accepted in {} attempts: {:.3} %\n  insider's brute-forced code undetected: {:.3} %\n  typo caught at the door: {:.2} %",
+                issued.policy.max_attempts,
+                r.impostor_acceptance * 100.0,
+                r.insider_undetected * 100.0,
+                r.typo_caught * 100.0
+            );
+        }
+        OfficeCommand::Ingest {
+            d,
+            batch,
+            ack_out,
+            json: as_json,
+        } => {
+            let office = d.open()?;
+            let ingested = office.ingest(&read(&batch)?, now)?;
+            write(&ack_out, &ingested.ack)?;
+            let s = &ingested.summary;
+            if as_json {
+                println!("{}", json(s)?);
+            } else {
+                println!(
+                    "device {}: {} events, {} new, {} already held; acked through seq {} -> {}",
+                    s.device_id,
+                    s.received,
+                    s.new,
+                    s.already_held,
+                    s.through_seq,
+                    ack_out.display()
+                );
+                for (k, v) in &s.verdicts {
+                    println!("  {k:<18} {v}");
+                }
+            }
+        }
+        OfficeCommand::Serve {
+            d,
+            listen,
+            tls_cert,
+            tls_key,
+        } => {
+            let office = std::sync::Arc::new(d.open()?);
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(handover_server::tls_config(&cert, &key)?),
+                _ => None,
+            };
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let every = office.config().sms.send_every_seconds;
+            let limits = handover_server::Limits {
+                sms_send_every: (every > 0).then(|| std::time::Duration::from_secs(every)),
+                ..handover_server::Limits::default()
+            };
+            let mut record = None;
+            handover_server::run(office, listen, tls, limits, |addr| {
+                // So that `handover load` on this machine finds the office.
+                record = Some(crate::local::record(
+                    addr.port(),
+                    &d.dir,
+                    d.database_url.is_some(),
+                ));
+                println!("listening on {scheme}://{addr}");
+                eprintln!(
+                    "office sync service for {}; stop with Ctrl-C or SIGTERM",
+                    d.dir.display()
+                );
+            })?;
+        }
+        OfficeCommand::Sms(cmd) => super::sms::run(cmd, now)?,
+        OfficeCommand::EnrolToken {
+            d,
+            assignee,
+            valid_for,
+        } => {
+            let office = d.open()?;
+            let issued = office.create_enrol_token(&assignee, valid_for, now)?;
+            let text = issued.token.to_string();
+            println!("{text}");
+            let qr =
+                qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
+                    .map_err(|_| handover_office::Error::Encoding("QR code"))?;
+            let width = qr.width();
+            let modules = qr
+                .into_colors()
+                .into_iter()
+                .map(|c| c == qrcode::Color::Dark)
+                .collect();
+            print!(
+                "{}",
+                draw_qr(&handover_core::upi::QrModules { width, modules })
+            );
+            eprintln!(
+                "one-time token for {} (device enrol --token), valid until {}",
+                issued.assignee,
+                issued
+                    .expires_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+        }
+        OfficeCommand::Report { d, json: as_json } => {
+            let r = d.open()?.report()?;
+            if as_json {
+                println!("{}", json(&r)?);
+            } else {
+                print!("{}", report::render(&r));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! `handover office sms …`: the SMS outbox.
+
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
+
+use crate::error::{Error, Result};
+
+use super::args::*;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum SmsCommand {
+    /// List the messages owed and what became of them (numbers masked, no texts).
+    List {
+        #[command(flatten)]
+        d: OfficeDir,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send every queued message with the configured sender (office.toml).
+    Send {
+        #[command(flatten)]
+        d: OfficeDir,
+        /// Queue the failed messages again first.
+        #[arg(long)]
+        retry_failed: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send the current code of one item again (the recipient did not get it).
+    Resend {
+        #[command(flatten)]
+        d: OfficeDir,
+        /// The item.
+        #[arg(long)]
+        reference: String,
+    },
+}
+
+pub(super) fn run(cmd: SmsCommand, now: DateTime<Utc>) -> Result<()> {
+    match cmd {
+        SmsCommand::List { d, json: as_json } => {
+            let rows = d.open()?.sms_list()?;
+            if as_json {
+                println!("{}", json(&rows)?);
+            } else {
+                for r in rows {
+                    println!(
+                        "{:>6} {:<12} {:<16} {:<6} {:<10} {:>2} attempts {:>2} segments {}",
+                        r.id,
+                        r.purpose.as_str(),
+                        r.reference,
+                        r.language,
+                        r.status,
+                        r.attempts,
+                        r.segments,
+                        r.reason.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        SmsCommand::Send {
+            d,
+            retry_failed,
+            json: as_json,
+        } => {
+            let office = d.open()?;
+            if retry_failed {
+                office.sms_requeue_failed(now)?;
+            }
+            let sender = office.sender()?;
+            let s = office.sms_send(&*sender, now)?;
+            if as_json {
+                println!("{}", json(&s)?);
+            } else {
+                println!(
+                    "{} sent ({} segments), {} failed, {} attempts",
+                    s.sent, s.segments, s.failed, s.attempts
+                );
+            }
+            if s.failed > 0 {
+                return Err(Error::SmsFailed {
+                    failed: s.failed,
+                    why: "see `handover office sms list` for the reasons".into(),
+                });
+            }
+        }
+        SmsCommand::Resend { d, reference } => {
+            let office = d.open()?;
+            let id = office.sms_resend(&reference, now)?;
+            let sender = office.sender()?;
+            let s = office.sms_send_some(&*sender, Some(&[id]), now)?;
+            if s.failed > 0 {
+                return Err(Error::SmsFailed {
+                    failed: s.failed,
+                    why: "see `handover office sms list` for the reason".into(),
+                });
+            }
+            println!("the current code of {reference} was sent again (message {id})");
+        }
+    }
+    Ok(())
+}
