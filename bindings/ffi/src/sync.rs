@@ -1,0 +1,132 @@
+//! Enrolment and the sync session, for the app's own HTTP client.
+
+use handover_core::device::{self};
+use std::sync::Arc;
+
+use crate::*;
+
+/// One header of a request.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct HttpHeader {
+    /// Name (lowercase).
+    pub name: String,
+    /// Value.
+    pub value: String,
+}
+
+/// A request for the app's HTTP client to send to the office: POST `path`
+/// (under the office's base URL) with these headers and body.
+#[derive(Clone, uniffi::Record)]
+pub struct OfficeRequest {
+    /// `POST` (or `GET`).
+    pub method: String,
+    /// e.g. `/v1/batches`.
+    pub path: String,
+    /// Headers, the signature's among them.
+    pub headers: Vec<HttpHeader>,
+    /// The body (a batch holds entered codes: never log it).
+    pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for OfficeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfficeRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<device::HttpRequest> for OfficeRequest {
+    fn from(r: device::HttpRequest) -> Self {
+        OfficeRequest {
+            method: r.method.to_owned(),
+            path: r.path.to_owned(),
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(name, value)| HttpHeader {
+                    name: name.to_owned(),
+                    value,
+                })
+                .collect(),
+            body: r.body,
+        }
+    }
+}
+
+/// Who the device was enrolled as.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Enrolment {
+    /// The device id at the office.
+    pub device_id: String,
+    /// Who carries it.
+    pub assignee: Sensitive,
+    /// The office.
+    pub office_id: String,
+    /// The office key now pinned, hex.
+    pub office_key_hex: String,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SyncProgress {
+    /// Manifest revisions imported.
+    pub manifests_imported: i64,
+    /// Manifests offered and refused.
+    pub manifests_refused: i64,
+    /// Events the office acknowledged in this sync.
+    pub events_sent: i64,
+    /// The office holds everything up to this seq.
+    pub acknowledged_through: i64,
+    /// Events flagged by the office.
+    pub flagged: i64,
+    /// Events still waiting.
+    pub pending: i64,
+}
+
+/// One sync with the office, driven by the app's HTTP client: ask for the
+/// next request, send it, hand back the answer; until there is no request.
+#[derive(uniffi::Object)]
+pub struct SyncSession {
+    pub(crate) device: Arc<HandoverDevice>,
+    pub(crate) inner: std::sync::Mutex<device::SyncSession>,
+}
+
+#[uniffi::export]
+impl SyncSession {
+    /// The next request to send, or null when the sync is done. Asking
+    /// again without an answer (a network failure) signs the same step anew.
+    pub fn next_request(&self, now_ms: i64) -> Result<Option<OfficeRequest>> {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(s.next_request(&self.device.inner, time(now_ms)?)?
+            .map(OfficeRequest::from))
+    }
+
+    /// The office's answer to the last request.
+    pub fn handle_response(&self, status: i32, body: Vec<u8>, now_ms: i64) -> Result<()> {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let response = device::HttpResponse {
+            status: u16::try_from(status).map_err(|_| HandoverError::InvalidInput {
+                reason: "HTTP status out of range".into(),
+            })?,
+            body,
+        };
+        Ok(s.handle_response(&self.device.inner, &response, time(now_ms)?)?)
+    }
+
+    /// What the sync has done so far.
+    pub fn progress(&self) -> SyncProgress {
+        let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let p = s.summary();
+        SyncProgress {
+            manifests_imported: signed(p.manifests_imported),
+            manifests_refused: signed(p.manifests_refused),
+            events_sent: signed(p.events_sent),
+            acknowledged_through: signed(p.acknowledged_through),
+            flagged: signed(p.flagged),
+            pending: signed(p.pending),
+        }
+    }
+}
