@@ -25,10 +25,10 @@
 //! Nothing is committed until the caller's `deliver` step (writing the
 //! manifest and SMS files) has succeeded, so a failed write loses no SMS.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
-use crate::store::ps;
 use crate::store::sql::P;
+use crate::store::{ps, Tx};
 use chrono::{DateTime, Utc};
 use handover_core::codes::{derive_code, Policy, Programme};
 use handover_core::manifest::{Item, Manifest, MANIFEST_FORMAT};
@@ -110,18 +110,102 @@ struct Planned<'a> {
     policy_changed: bool,
 }
 
+/// An issue request, checked before the transaction: the device, the
+/// policy, the manifest id and the references to re-issue.
+struct Checked<'r> {
+    assignee: String,
+    policy: Policy,
+    manifest_id: String,
+    reissue: HashSet<&'r str>,
+}
+
+/// The next revision of the manifest, and each booking's plan.
+struct Plan<'a> {
+    revision: u32,
+    items: Vec<Planned<'a>>,
+}
+
 impl Office {
     /// Issue (or re-issue) a device's manifest. `progress` is called once
     /// per item; `deliver` gets the result before anything is committed
     /// (write the manifest file there) and the issue is committed only if
     /// it returns `Ok` (on PostgreSQL it may be called again, if the
     /// transaction has to run again).
+    ///
+    /// The steps: [check](Self::check_issue) the request; then, in one
+    /// transaction holding the device's lock, [plan](plan_revision) the
+    /// revision (each item's code version, policy and SMS),
+    /// [derive](Self::derive_items) the verifiers and code SMS, seal the
+    /// manifest, [write](write_manifest) it, its items and the new code
+    /// versions with their queued SMS ([`Self::write_codes`]), and hand the
+    /// result to `deliver`.
     pub fn issue(
         &self,
         req: &IssueRequest<'_>,
         progress: &(dyn Fn() + Sync),
         mut deliver: impl FnMut(&Issued) -> Result<()>,
     ) -> Result<Issued> {
+        let checked = self.check_issue(req)?;
+        let default_language = self.config.default_language()?;
+        let issued = self.store.write(|tx| {
+            // One issue of a device's manifests at a time, across servers.
+            tx.lock_device(req.device_id)?;
+            let plan = plan_revision(tx, req, &checked, default_language)?;
+            let (items, sms) = self.derive_items(req.programme, &plan.items, progress)?;
+            let manifest = Manifest {
+                format: MANIFEST_FORMAT.into(),
+                manifest_id: checked.manifest_id.clone(),
+                revision: plan.revision,
+                office_id: self.office_id.clone(),
+                device_id: req.device_id.to_owned(),
+                assignee: checked.assignee.clone(),
+                programme: req.programme,
+                code_key_id: self.code_key.id().to_owned(),
+                issued_at: req.now,
+                valid_from: req.valid_from,
+                valid_until: req.valid_until,
+                policies: plan
+                    .items
+                    .iter()
+                    .map(|p| (p.policy.name(), p.policy))
+                    .collect(),
+                items,
+            };
+            let sealed = manifest.seal(&self.signing)?;
+            write_manifest(
+                tx,
+                req,
+                &checked,
+                plan.revision,
+                self.code_key.id(),
+                &sealed,
+            )?;
+            write_items(tx, &manifest, &plan.items)?;
+            let (sms_ids, sms_segments) = self.write_codes(tx, req, &manifest, &plan.items)?;
+            let issued = Issued {
+                manifest_id: checked.manifest_id.clone(),
+                revision: plan.revision,
+                sealed,
+                sms,
+                sms_ids,
+                sms_segments,
+                policy: checked.policy,
+                items: manifest.items.len(),
+                policy_changed: plan.items.iter().filter(|p| p.policy_changed).count(),
+            };
+            deliver(&issued)?;
+            Ok::<_, Error>(issued)
+        })?;
+        // A morning's issue adds rows by the hundred thousand: keep the
+        // planner's picture of the tables current (PostgreSQL).
+        self.store.refresh_statistics()?;
+        Ok(issued)
+    }
+
+    /// Check a request before anything is read or written: the device is
+    /// enrolled and not revoked, the window and policy make sense, every
+    /// reference to re-issue is booked, no reference is booked twice.
+    fn check_issue<'r>(&self, req: &IssueRequest<'r>) -> Result<Checked<'r>> {
         let device = self.device(req.device_id)?;
         if device.revoked {
             return Err(Error::DeviceRevoked(device.device_id));
@@ -152,66 +236,25 @@ impl Office {
         {
             return Err(Error::BookedTwice(b.reference.clone()));
         }
-        let references: Vec<P<'_>> = req
-            .bookings
-            .iter()
-            .map(|b| P::from(b.reference.as_str()))
-            .collect();
-        let issued = self.store.write(|tx| {
-        // One issue of a device's manifests at a time, across servers.
-        tx.lock_device(req.device_id)?;
-        let held: Option<i64> = tx.opt(
-            "SELECT revision FROM manifests WHERE manifest_id = $1",
-            ps![&manifest_id],
-            |r| r.get("revision"),
-        )?;
-        let revision = held.map_or(Ok(1), |r| {
-            u32::try_from(r)
-                .ok()
-                .and_then(|r| r.checked_add(1))
-                .ok_or(Error::Store("manifest revision out of range"))
-        })?;
-        let default_language = self.config.default_language()?;
-        // What the office holds of these references, read at once: the
-        // manifest's items as issued before, and each reference's latest
-        // code version in any manifest.
-        let in_manifest: HashMap<String, (i64, Option<String>)> = tx
-            .all(
-                "SELECT i.reference AS reference, i.code_version AS code_version, c.policy AS policy
-                 FROM items i
-                 LEFT JOIN codes c ON c.programme = i.programme AND c.reference = i.reference
-                     AND c.code_version = i.code_version
-                 WHERE i.manifest_id = $1",
-                ps![&manifest_id],
-                |r| Ok((r.get("reference")?, (r.get("code_version")?, r.get("policy")?))),
-            )?
-            .into_iter()
-            .collect();
-        let latest: HashMap<String, i64> = tx
-            .all_in(
-                "SELECT reference, MAX(code_version) AS latest FROM codes
-                 WHERE programme = $1 AND reference IN ({keys}) GROUP BY reference",
-                ps![req.programme.as_str()],
-                &references,
-                |r| Ok((r.get("reference")?, r.get("latest")?)),
-            )?
-            .into_iter()
-            .collect();
-        let mut plan = Vec::with_capacity(req.bookings.len());
-        for b in req.bookings {
-            plan.push(plan_item(
-                b,
-                in_manifest.get(&b.reference),
-                latest.get(&b.reference).copied(),
-                &reissue,
-                policy,
-                default_language,
-            )?);
-        }
+        Ok(Checked {
+            assignee: device.assignee,
+            policy,
+            manifest_id,
+            reissue,
+        })
+    }
+
+    /// Each planned item's code, verifier and (for a new code) its SMS, on
+    /// every core: PBKDF2 is the issue's cost.
+    fn derive_items(
+        &self,
+        programme: Programme,
+        plan: &[Planned<'_>],
+        progress: &(dyn Fn() + Sync),
+    ) -> Result<(Vec<Item>, Vec<Sms>)> {
         let code_key = &self.code_key;
         let templates = &self.templates;
-        let programme = req.programme;
-        let derived: Vec<Result<(Item, Option<Sms>)>> = parallel_map(&plan, |p| {
+        let derived: Vec<Result<(Item, Option<Sms>)>> = parallel_map(plan, |p| {
             let reference = &p.booking.reference;
             let code = derive_code(code_key, programme, reference, p.version, p.policy.digits)?;
             let verifier =
@@ -254,84 +297,23 @@ impl Office {
             items.push(item);
             sms.extend(s);
         }
-        let policies: BTreeMap<String, Policy> =
-            plan.iter().map(|p| (p.policy.name(), p.policy)).collect();
-        let manifest = Manifest {
-            format: MANIFEST_FORMAT.into(),
-            manifest_id: manifest_id.clone(),
-            revision,
-            office_id: self.office_id.clone(),
-            device_id: req.device_id.to_owned(),
-            assignee: device.assignee.clone(),
-            programme,
-            code_key_id: self.code_key.id().to_owned(),
-            issued_at: req.now,
-            valid_from: req.valid_from,
-            valid_until: req.valid_until,
-            policies,
-            items,
-        };
-        let sealed = manifest.seal(&self.signing)?;
-        let policy_json = serde_json::to_string(&policy).map_err(|_| Error::Encoding("policy"))?;
-        tx.exec(
-            "INSERT INTO manifests (manifest_id, revision, device_id, programme, code_key_id,
-                 issued_at, valid_from, valid_until, policy, sealed)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (manifest_id) DO UPDATE SET revision = excluded.revision,
-                 issued_at = excluded.issued_at, valid_from = excluded.valid_from,
-                 valid_until = excluded.valid_until, policy = excluded.policy,
-                 sealed = excluded.sealed",
-            ps![
-                &manifest_id,
-                revision,
-                req.device_id,
-                programme.as_str(),
-                self.code_key.id(),
-                ms(req.now),
-                ms(req.valid_from),
-                ms(req.valid_until),
-                &policy_json,
-                &sealed
-            ],
-        )?;
-        let details: Vec<String> = manifest
-            .items
-            .iter()
-            .map(|item| serde_json::to_string(&item.details).map_err(|_| Error::Encoding("item details")))
-            .collect::<Result<_>>()?;
-        let item_rows: Vec<Vec<P<'_>>> = manifest
-            .items
-            .iter()
-            .zip(&plan)
-            .zip(&details)
-            .map(|((item, p), details)| {
-                vec![
-                    P::from(manifest_id.as_str()),
-                    P::from(&item.reference),
-                    P::from(programme.as_str()),
-                    P::from(item.code_version),
-                    P::from(p.policy.digits),
-                    P::from(&p.booking.mobile),
-                    P::from(details),
-                    P::from(p.language.as_str()),
-                ]
-            })
-            .collect();
-        tx.insert_rows(
-            "INSERT INTO items (manifest_id, reference, programme, code_version, digits, mobile,
-                 details, language)",
-            8,
-            "ON CONFLICT (manifest_id, reference) DO UPDATE SET
-                 code_version = excluded.code_version, digits = excluded.digits,
-                 mobile = excluded.mobile, details = excluded.details,
-                 language = excluded.language",
-            &item_rows,
-        )?;
-        // New code versions: their policies, and the SMS that carry them.
+        Ok((items, sms))
+    }
+
+    /// Record the new code versions (their policies) and queue the SMS that
+    /// carry them; returns the SMS ids and the segments they take.
+    fn write_codes(
+        &self,
+        tx: &mut Tx<'_, '_>,
+        req: &IssueRequest<'_>,
+        manifest: &Manifest,
+        plan: &[Planned<'_>],
+    ) -> Result<(Vec<i64>, usize)> {
+        let programme = req.programme;
         let fresh: Vec<(&Item, &Planned<'_>)> = manifest
             .items
             .iter()
-            .zip(&plan)
+            .zip(plan)
             .filter(|(_, p)| p.new_code)
             .collect();
         let policies: Vec<String> = fresh
@@ -376,25 +358,152 @@ impl Office {
             });
         }
         let sms_ids = crate::sms::queue_returning(tx, &queued, req.now)?;
-        let issued = Issued {
-            manifest_id: manifest_id.clone(),
-            revision,
-            sealed,
-            sms,
-            sms_ids,
-            sms_segments,
-            policy,
-            items: manifest.items.len(),
-            policy_changed: plan.iter().filter(|p| p.policy_changed).count(),
-        };
-        deliver(&issued)?;
-        Ok::<_, Error>(issued)
-        })?;
-        // A morning's issue adds rows by the hundred thousand: keep the
-        // planner's picture of the tables current (PostgreSQL).
-        self.store.refresh_statistics()?;
-        Ok(issued)
+        Ok((sms_ids, sms_segments))
     }
+}
+
+/// The next revision of the manifest and each booking's plan, from what the
+/// office holds of these references, read at once: the manifest's items as
+/// issued before, and each reference's latest code version in any manifest.
+fn plan_revision<'a>(
+    tx: &mut Tx<'_, '_>,
+    req: &IssueRequest<'a>,
+    checked: &Checked<'_>,
+    default_language: crate::language::Language,
+) -> Result<Plan<'a>> {
+    let held: Option<i64> = tx.opt(
+        "SELECT revision FROM manifests WHERE manifest_id = $1",
+        ps![&checked.manifest_id],
+        |r| r.get("revision"),
+    )?;
+    let revision = held.map_or(Ok(1), |r| {
+        u32::try_from(r)
+            .ok()
+            .and_then(|r| r.checked_add(1))
+            .ok_or(Error::Store("manifest revision out of range"))
+    })?;
+    let in_manifest: HashMap<String, (i64, Option<String>)> = tx
+        .all(
+            "SELECT i.reference AS reference, i.code_version AS code_version, c.policy AS policy
+             FROM items i
+             LEFT JOIN codes c ON c.programme = i.programme AND c.reference = i.reference
+                 AND c.code_version = i.code_version
+             WHERE i.manifest_id = $1",
+            ps![&checked.manifest_id],
+            |r| {
+                Ok((
+                    r.get("reference")?,
+                    (r.get("code_version")?, r.get("policy")?),
+                ))
+            },
+        )?
+        .into_iter()
+        .collect();
+    let references: Vec<P<'_>> = req
+        .bookings
+        .iter()
+        .map(|b| P::from(b.reference.as_str()))
+        .collect();
+    let latest: HashMap<String, i64> = tx
+        .all_in(
+            "SELECT reference, MAX(code_version) AS latest FROM codes
+             WHERE programme = $1 AND reference IN ({keys}) GROUP BY reference",
+            ps![req.programme.as_str()],
+            &references,
+            |r| Ok((r.get("reference")?, r.get("latest")?)),
+        )?
+        .into_iter()
+        .collect();
+    let items = req
+        .bookings
+        .iter()
+        .map(|b| {
+            plan_item(
+                b,
+                in_manifest.get(&b.reference),
+                latest.get(&b.reference).copied(),
+                &checked.reissue,
+                checked.policy,
+                default_language,
+            )
+        })
+        .collect::<Result<_>>()?;
+    Ok(Plan { revision, items })
+}
+
+/// Write the manifest row: a new manifest, or its next revision.
+fn write_manifest(
+    tx: &mut Tx<'_, '_>,
+    req: &IssueRequest<'_>,
+    checked: &Checked<'_>,
+    revision: u32,
+    code_key_id: &str,
+    sealed: &[u8],
+) -> Result<()> {
+    let policy_json =
+        serde_json::to_string(&checked.policy).map_err(|_| Error::Encoding("policy"))?;
+    tx.exec(
+        "INSERT INTO manifests (manifest_id, revision, device_id, programme, code_key_id,
+             issued_at, valid_from, valid_until, policy, sealed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (manifest_id) DO UPDATE SET revision = excluded.revision,
+             issued_at = excluded.issued_at, valid_from = excluded.valid_from,
+             valid_until = excluded.valid_until, policy = excluded.policy,
+             sealed = excluded.sealed",
+        ps![
+            &checked.manifest_id,
+            revision,
+            req.device_id,
+            req.programme.as_str(),
+            code_key_id,
+            ms(req.now),
+            ms(req.valid_from),
+            ms(req.valid_until),
+            &policy_json,
+            sealed
+        ],
+    )?;
+    Ok(())
+}
+
+/// Write the manifest's items, replacing those of an earlier revision.
+fn write_items(tx: &mut Tx<'_, '_>, manifest: &Manifest, plan: &[Planned<'_>]) -> Result<()> {
+    let details: Vec<String> = manifest
+        .items
+        .iter()
+        .map(|item| {
+            serde_json::to_string(&item.details).map_err(|_| Error::Encoding("item details"))
+        })
+        .collect::<Result<_>>()?;
+    let item_rows: Vec<Vec<P<'_>>> = manifest
+        .items
+        .iter()
+        .zip(plan)
+        .zip(&details)
+        .map(|((item, p), details)| {
+            vec![
+                P::from(manifest.manifest_id.as_str()),
+                P::from(&item.reference),
+                P::from(manifest.programme.as_str()),
+                P::from(item.code_version),
+                P::from(p.policy.digits),
+                P::from(&p.booking.mobile),
+                P::from(details),
+                P::from(p.language.as_str()),
+            ]
+        })
+        .collect();
+    tx.insert_rows(
+        "INSERT INTO items (manifest_id, reference, programme, code_version, digits, mobile,
+             details, language)",
+        8,
+        "ON CONFLICT (manifest_id, reference) DO UPDATE SET
+             code_version = excluded.code_version, digits = excluded.digits,
+             mobile = excluded.mobile, details = excluded.details,
+             language = excluded.language",
+        &item_rows,
+    )?;
+    Ok(())
 }
 
 /// Decide the code version, policy and SMS of one booking (the table in the
