@@ -12,7 +12,7 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use handover_cli::demo::{self, code_from_sms, DemoConfig};
+use handover_cli::demo::{self, DemoConfig};
 use handover_core::codes::{Programme, DEFAULT_ITERATIONS};
 use handover_core::device::Device;
 use handover_office::bookings;
@@ -103,7 +103,7 @@ fn main() {
     let codes: Vec<(String, String)> = issued
         .sms
         .iter()
-        .filter_map(|s| Some((s.reference.clone(), code_from_sms(&s.message)?)))
+        .map(|s| (s.reference.clone(), s.code.clone()))
         .collect();
     let start = Instant::now();
     for (r, c) in &codes {

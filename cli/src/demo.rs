@@ -166,16 +166,6 @@ fn vaccination_csv(rng: &mut Rng, n: u32, year: i32) -> String {
     out
 }
 
-/// What the recipient reads off the SMS: the run of digits after "is ".
-pub fn code_from_sms(message: &str) -> Option<String> {
-    let start = message.find(" is ")? + 4;
-    let digits: String = message[start..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    (digits.len() >= 4).then_some(digits)
-}
-
 fn wrong_code(rng: &mut Rng, right: &str) -> String {
     let digits = right.len() as u32;
     loop {
@@ -301,7 +291,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
         let codes: BTreeMap<&str, String> = out
             .sms
             .iter()
-            .filter_map(|s| Some((s.reference.as_str(), code_from_sms(&s.message)?)))
+            .map(|s| (s.reference.as_str(), s.code.clone()))
             .collect();
         let impostors = (cfg.items / 50).max(1) as usize;
         let pb = bar(
@@ -424,7 +414,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
                     .sms
                     .iter()
                     .find(|s| s.reference == target.reference)
-                    .and_then(|s| code_from_sms(&s.message));
+                    .map(|s| s.code.clone());
                 let start = rng.below(10u64.pow(u32::from(policy.digits)));
                 let n = 10u64.pow(u32::from(policy.digits));
                 let candidate = (0..n)

@@ -149,12 +149,7 @@ pub fn prepare(
         let codes: BTreeMap<&str, String> = issued
             .sms
             .iter()
-            .filter_map(|s| {
-                Some((
-                    s.reference.as_str(),
-                    crate::demo::code_from_sms(&s.message)?,
-                ))
-            })
+            .map(|s| (s.reference.as_str(), s.code.clone()))
             .collect();
         let mut cursor = ChainCursor::genesis();
         let mut counter = now.timestamp_millis();

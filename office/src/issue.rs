@@ -263,6 +263,7 @@ impl Office {
                 Some(Sms {
                     mobile: p.booking.mobile.clone(),
                     reference: reference.clone(),
+                    code: code.as_str().to_owned(),
                     message: templates.render(
                         programme,
                         crate::sms::Purpose::Code,

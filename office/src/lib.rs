@@ -41,6 +41,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use handover_core::codes::CodeKey;
+#[cfg(feature = "testing")]
+use handover_core::codes::Programme;
 use handover_core::keys::{PublicKey, SigningKey};
 use store::{ps, Tx};
 
@@ -245,6 +247,35 @@ impl Office {
             office_id,
             cod,
         })
+    }
+
+    /// The code of the latest version of `reference`, as its recipient's
+    /// SMS carries it. For tests that drive the command line and must play
+    /// the recipient; built only with the `testing` feature (which the
+    /// test crate turns on), and called by no command.
+    #[cfg(feature = "testing")]
+    pub fn current_code(&self, programme: Programme, reference: &str) -> Result<String> {
+        let (version, policy) = self.store.read(|tx| {
+            tx.opt(
+                "SELECT code_version, policy FROM codes WHERE programme = $1 AND reference = $2
+                 ORDER BY code_version DESC LIMIT 1",
+                ps![programme.as_str(), reference],
+                |r| Ok((r.get::<i64>("code_version")?, r.get::<String>("policy")?)),
+            )?
+            .ok_or(Error::Store("no code was issued for that reference"))
+        })?;
+        let policy: handover_core::codes::Policy = serde_json::from_str(&policy)
+            .map_err(|_| Error::Store("a stored policy is unreadable"))?;
+        let version =
+            u32::try_from(version).map_err(|_| Error::Store("a code version is out of range"))?;
+        let code = handover_core::codes::derive_code(
+            &self.code_key,
+            programme,
+            reference,
+            version,
+            policy.digits,
+        )?;
+        Ok(code.as_str().to_owned())
     }
 
     /// Whether the office's store is PostgreSQL.

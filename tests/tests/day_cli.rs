@@ -10,7 +10,10 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-fn sms_codes(path: &Path) -> Vec<(String, String, String)> {
+/// The SMS file's rows as (mobile, reference, code): the code as the
+/// recipient reads it, from the office (not out of the wording).
+fn sms_codes(path: &Path, office: &Path) -> Vec<(String, String, String)> {
+    let office = handover_office::Office::open(office).unwrap();
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("mobile,reference,message"));
@@ -18,7 +21,10 @@ fn sms_codes(path: &Path) -> Vec<(String, String, String)> {
         .map(|l| {
             let (mobile, rest) = l.split_once(',').unwrap();
             let (reference, message) = rest.split_once(',').unwrap();
-            let code = handover_cli::demo::code_from_sms(message).unwrap();
+            let code = office
+                .current_code(handover_core::codes::Programme::Post, reference)
+                .unwrap();
+            assert!(message.contains(&code), "the SMS carries its code");
             (mobile.to_owned(), reference.to_owned(), code)
         })
         .collect()
@@ -98,7 +104,7 @@ fn a_day_through_the_binary() {
     ]);
     assert!(issued.contains("8 items"), "{issued}");
     assert!(issued.contains("impostor accepted"), "{issued}");
-    let codes = sms_codes(&sms);
+    let codes = sms_codes(&sms, &office);
     assert_eq!(codes.len(), 8);
     assert!(codes.iter().all(|(m, ..)| m.len() == 10));
     #[cfg(unix)]

@@ -16,6 +16,11 @@ pub struct Sms {
     pub reference: String,
     /// The text, code included.
     pub message: String,
+    /// The code the text carries, as the recipient reads it: for the
+    /// simulations (the demo, the load generator) and the tests, which
+    /// would otherwise take it back out of the wording. Never serialised.
+    #[serde(skip)]
+    pub code: String,
 }
 
 impl std::fmt::Debug for Sms {

@@ -101,6 +101,7 @@ impl Sender for FileSender {
             mobile: m.mobile.to_owned(),
             reference: m.reference.to_owned(),
             message: m.text.to_owned(),
+            code: String::new(),
         };
         // A file that cannot be written now will not be in a second:
         // refused, kept on record, sent again on request.
