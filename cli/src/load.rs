@@ -133,16 +133,13 @@ pub fn prepare(
         }
         let rows = bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026)?;
         let issued = office.issue(
-            &IssueRequest {
-                device_id: &enrolled.device_id,
-                programme: Programme::Post,
-                bookings: &rows,
-                policy: Some(load_policy()),
-                valid_from: now - Duration::hours(1),
-                valid_until: now + Duration::hours(8),
-                reissue: &[],
+            &IssueRequest::working_day(
+                &enrolled.device_id,
+                Programme::Post,
+                &rows,
+                load_policy(),
                 now,
-            },
+            ),
             &|| {},
             |_| Ok(()),
         )?;

@@ -32,6 +32,7 @@ use crate::store::{ps, Tx};
 use chrono::{DateTime, Utc};
 use handover_core::codes::{derive_code, Policy, Programme};
 use handover_core::manifest::{Item, Manifest, MANIFEST_FORMAT};
+use handover_core::rules::later;
 use handover_core::verifier::Verifier;
 
 use crate::bookings::Booking;
@@ -58,6 +59,30 @@ pub struct IssueRequest<'a> {
     pub reissue: &'a [String],
     /// Issue time.
     pub now: DateTime<Utc>,
+}
+
+impl<'a> IssueRequest<'a> {
+    /// A working day's issue as the load generator and the tests make it:
+    /// valid from an hour before `now` to eight hours after, nothing
+    /// re-issued.
+    pub fn working_day(
+        device_id: &'a str,
+        programme: Programme,
+        bookings: &'a [Booking],
+        policy: Policy,
+        now: DateTime<Utc>,
+    ) -> IssueRequest<'a> {
+        IssueRequest {
+            device_id,
+            programme,
+            bookings,
+            policy: Some(policy),
+            valid_from: later(now, -chrono::Duration::hours(1)),
+            valid_until: later(now, chrono::Duration::hours(8)),
+            reissue: &[],
+            now,
+        }
+    }
 }
 
 /// An issued manifest. `Debug` shows its id, revision and counts, not the

@@ -156,14 +156,30 @@ impl Day {
 
     /// The code the recipient of `reference` got by SMS.
     pub fn code(&self, reference: &str) -> String {
-        let sms = self
-            .issued
-            .sms
-            .iter()
-            .find(|s| s.reference == reference)
-            .expect("an SMS for the reference");
-        sms.code.clone()
+        issued_code(&self.issued, reference)
     }
+}
+
+/// The code the recipient of `reference` got by SMS in `issued`.
+pub fn issued_code(issued: &Issued, reference: &str) -> String {
+    issued
+        .sms
+        .iter()
+        .find(|s| s.reference == reference)
+        .expect("an SMS for the reference")
+        .code
+        .clone()
+}
+
+/// `out`, after checking that its command succeeded (its standard error
+/// shown otherwise).
+pub fn succeeded(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// The sync service of `office` on a loopback port (`127.0.0.1:0`), until dropped.
@@ -250,16 +266,7 @@ pub fn issue_today(
 ) -> Issued {
     office
         .issue(
-            &IssueRequest {
-                device_id,
-                programme,
-                bookings: rows,
-                policy: Some(policy),
-                valid_from: now - Duration::hours(1),
-                valid_until: now + Duration::hours(8),
-                reissue: &[],
-                now,
-            },
+            &IssueRequest::working_day(device_id, programme, rows, policy, now),
             &|| {},
             |_| Ok(()),
         )

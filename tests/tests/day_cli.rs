@@ -121,24 +121,18 @@ fn a_day_through_the_binary() {
             );
         }
     }
-    assert!(ok(&[
-        "device",
-        "import",
-        "--dir",
-        p(&device),
-        "--manifest",
-        p(&manifest)
-    ])
-    .contains("8 items"));
-    assert!(ok(&[
-        "device",
-        "import",
-        "--dir",
-        p(&device),
-        "--manifest",
-        p(&manifest)
-    ])
-    .contains("nothing changed"));
+    let import = || {
+        ok(&[
+            "device",
+            "import",
+            "--dir",
+            p(&device),
+            "--manifest",
+            p(&manifest),
+        ])
+    };
+    assert!(import().contains("8 items"));
+    assert!(import().contains("nothing changed"));
 
     let dir = p(&device);
     let verify = |r: &str, code: &str| {

@@ -167,30 +167,25 @@ fn a_failed_sms_write_loses_no_sms() {
     assert_eq!(sent.lines().count(), 4);
     // "Code not received": the current code of one item, again.
     let reference = rows[0]["reference"].as_str().unwrap();
-    let out = ok(&[
-        "office",
-        "sms",
-        "resend",
-        "--dir",
-        p(&office),
-        "--reference",
-        reference,
-    ]);
+    let resend = |reference: &str| {
+        run(&[
+            "office",
+            "sms",
+            "resend",
+            "--dir",
+            p(&office),
+            "--reference",
+            reference,
+        ])
+    };
+    let out = String::from_utf8(succeeded(resend(reference)).stdout).unwrap();
     assert!(out.contains("sent again"), "{out}");
     let again = std::fs::read_to_string(office.join("sms.csv")).unwrap();
     let lines: Vec<&str> = again.lines().collect();
     assert_eq!(lines.len(), 5);
     let first = lines.iter().find(|l| l.contains(reference)).unwrap();
     assert_eq!(lines[4], *first, "the same code, not a new one");
-    let unknown = run(&[
-        "office",
-        "sms",
-        "resend",
-        "--dir",
-        p(&office),
-        "--reference",
-        "EE000000000IN",
-    ]);
+    let unknown = resend("EE000000000IN");
     assert_eq!(unknown.status.code(), Some(2));
 }
 
@@ -202,17 +197,14 @@ fn office_files_are_private_whatever_the_umask() {
     let d = tempfile::tempdir().unwrap();
     // The common default; set for the child process only.
     let office = d.path().join("office");
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("umask 022; exec \"$0\" office init --dir \"$1\"")
-        .arg(handover_bin())
-        .arg(&office)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("umask 022; exec \"$0\" office init --dir \"$1\"")
+            .arg(handover_bin())
+            .arg(&office)
+            .output()
+            .unwrap(),
     );
     let mode = |f: &str| {
         std::fs::metadata(office.join(f))
@@ -273,22 +265,24 @@ fn a_database_password_never_reaches_a_command_line_or_a_file() {
         1,
     );
     assert!(url.contains("s3cret-pw"), "{url}");
-    let o = std::process::Command::new(handover_bin())
-        .args(["office", "init", "--dir", p(&office)])
-        .env("HANDOVER_DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeded(
+        std::process::Command::new(handover_bin())
+            .args(["office", "init", "--dir", p(&office)])
+            .env("HANDOVER_DATABASE_URL", &url)
+            .output()
+            .unwrap(),
+    );
     let toml = std::fs::read_to_string(office.join("office.toml")).unwrap();
     assert!(!toml.contains("s3cret-pw"), "{toml}");
     assert!(
         toml.contains("database_url_env = \"HANDOVER_DATABASE_URL\""),
         "{toml}"
     );
-    let o = std::process::Command::new(handover_bin())
-        .args(["office", "report", "--dir", p(&office)])
-        .env("HANDOVER_DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeded(
+        std::process::Command::new(handover_bin())
+            .args(["office", "report", "--dir", p(&office)])
+            .env("HANDOVER_DATABASE_URL", &url)
+            .output()
+            .unwrap(),
+    );
 }

@@ -27,6 +27,27 @@ fn error(resp: &HttpResponse) -> String {
         .unwrap_or_else(|_| format!("not a JSON error: {}", String::from_utf8_lossy(&resp.body)))
 }
 
+/// A service with `limits`, a link to it, and an enrolled phone (its files
+/// in the returned directory).
+fn service_and_phone(limits: Limits) -> (Service, OfficeLink, tempfile::TempDir, Device) {
+    let svc = Service::start(limits);
+    let link = svc.link();
+    let d = tempfile::tempdir().unwrap();
+    let device = svc.enrolled_device(&d.path().join("phone.db"), "Postman 1");
+    (svc, link, d, device)
+}
+
+/// `POST path` with a JSON `body` and no signature.
+fn post_json(link: &OfficeLink, path: &'static str, body: Vec<u8>) -> HttpResponse {
+    link.send(&HttpRequest {
+        method: "POST",
+        path,
+        headers: vec![("content-type", "application/json".into())],
+        body,
+    })
+    .unwrap()
+}
+
 fn signed(device: &Device, path: &'static str, body: &[u8], time_ms: i64) -> HttpRequest {
     device
         .signed_request("POST", path, body.to_vec(), "application/json", time_ms)
@@ -46,14 +67,11 @@ const EXTREMES: [i64; 7] = [
 
 #[test]
 fn a_request_signed_at_any_far_time_is_stale_at_every_signed_route() {
-    let svc = Service::start(Limits {
+    let (svc, link, _d, device) = service_and_phone(Limits {
         per_device_per_second: 10_000.0,
         per_device_burst: 10_000.0,
         ..Limits::default()
     });
-    let link = svc.link();
-    let d = tempfile::tempdir().unwrap();
-    let device = svc.enrolled_device(&d.path().join("phone.db"), "Postman 1");
     let window = api::REQUEST_WINDOW_MS;
     let check = |t: i64| -> Result<(), TestCaseError> {
         for path in [api::MANIFESTS, api::BATCHES] {
@@ -99,24 +117,14 @@ fn a_request_signed_at_any_far_time_is_stale_at_every_signed_route() {
             .unwrap();
         let mut req = EnrolRequest::new(&token.token, &SigningKey::generate().unwrap(), t);
         req.token_id = "0000000000000000".into();
-        let resp = link
-            .send(&HttpRequest {
-                method: "POST",
-                path: api::ENROL,
-                headers: vec![("content-type", "application/json".into())],
-                body: serde_json::to_vec(&req).unwrap(),
-            })
-            .unwrap();
+        let resp = post_json(&link, api::ENROL, serde_json::to_vec(&req).unwrap());
         assert_eq!((resp.status, error(&resp).as_str()), (401, "unknown_token"));
     }
 }
 
 #[test]
 fn only_the_canonical_spelling_of_the_signed_headers_is_taken() {
-    let svc = Service::start(Limits::default());
-    let link = svc.link();
-    let d = tempfile::tempdir().unwrap();
-    let device = svc.enrolled_device(&d.path().join("phone.db"), "Postman 1");
+    let (_svc, link, _d, device) = service_and_phone(Limits::default());
     let now = Utc::now().timestamp_millis();
     type Respell = fn(&str, &str) -> Option<String>;
     // (White space around a value is HTTP's, not the header's: it never
@@ -207,32 +215,23 @@ fn the_device_takes_no_server_time_far_from_its_clock_or_behind_its_mark() {
 
 #[test]
 fn a_fresh_token_from_an_enrolled_device_is_refused_and_stays_usable() {
-    let svc = Service::start(Limits::default());
-    let link = svc.link();
-    let d = tempfile::tempdir().unwrap();
-    let device = svc.enrolled_device(&d.path().join("phone.db"), "Postman 1");
+    let (svc, link, d, device) = service_and_phone(Limits::default());
     let token = svc
         .office
         .create_enrol_token("Postman 2", Duration::hours(1), Utc::now())
         .unwrap();
-    let resp = link
-        .send(&device.enrol_request(&token.token, Utc::now()).unwrap())
-        .unwrap();
-    assert_eq!(
-        (resp.status, error(&resp).as_str()),
-        (409, "already_enrolled")
-    );
+    let enrol_again = || {
+        let resp = link
+            .send(&device.enrol_request(&token.token, Utc::now()).unwrap())
+            .unwrap();
+        (resp.status, error(&resp))
+    };
+    assert_eq!(enrol_again(), (409, "already_enrolled".to_owned()));
     // Revoked, the same.
     svc.office
         .revoke(&device.identity().device_id, Utc::now())
         .unwrap();
-    let resp = link
-        .send(&device.enrol_request(&token.token, Utc::now()).unwrap())
-        .unwrap();
-    assert_eq!(
-        (resp.status, error(&resp).as_str()),
-        (409, "already_enrolled")
-    );
+    assert_eq!(enrol_again(), (409, "already_enrolled".to_owned()));
     // The token still enrols a new device.
     let other = Device::open(d.path().join("other.db")).unwrap();
     client::enrol(&other, &link, &token.token).expect("the token was not used up");
@@ -247,16 +246,7 @@ fn enrolment_is_rate_limited_per_client_address() {
     });
     let link = svc.link();
     let statuses: Vec<u16> = (0..5)
-        .map(|_| {
-            link.send(&HttpRequest {
-                method: "POST",
-                path: api::ENROL,
-                headers: vec![("content-type", "application/json".into())],
-                body: b"{}".to_vec(),
-            })
-            .unwrap()
-            .status
-        })
+        .map(|_| post_json(&link, api::ENROL, b"{}".to_vec()).status)
         .collect();
     assert_eq!(statuses, [400, 400, 400, 429, 429]);
 }

@@ -27,7 +27,7 @@ fn names(conn: &Connection, sql: &str) -> Vec<String> {
 fn old_sqlite(office_dir: &std::path::Path, old_version: i64) {
     let old = office_dir.join("old.db");
     let mut conn = Connection::open(&old).unwrap();
-    db::apply_steps(&mut conn, STEPS, old_version).unwrap();
+    db::apply_steps(&mut conn, &STEPS, old_version).unwrap();
     conn.execute(
         "ATTACH ?1 AS src",
         [office_dir.join("office.db").to_str().unwrap()],

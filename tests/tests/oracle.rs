@@ -54,8 +54,36 @@ fn ingest(day: &RogueDay, events: &[Event], size: usize) -> Vec<String> {
     verdicts
 }
 
+/// Sign a handover of `reference` for every candidate (the right code
+/// last, as a search finds it), then ingest them cut `size` to a batch.
+fn guess(
+    day: &mut RogueDay,
+    reference: &str,
+    wrong: Vec<String>,
+    digits: u8,
+    size: usize,
+) -> Vec<String> {
+    let right = day.code(reference);
+    let mut candidates: Vec<String> = wrong.into_iter().filter(|c| *c != right).collect();
+    candidates.push(right);
+    let t = Utc::now();
+    for c in &candidates {
+        let kind = handover(day, reference, c, digits);
+        day.rogue.push(t, kind);
+    }
+    let events = day.rogue.events.clone();
+    ingest(day, &events, size)
+}
+
 fn count(verdicts: &[String], name: &str) -> usize {
     verdicts.iter().filter(|v| *v == name).count()
+}
+
+fn no_confirmations(day: &RogueDay) -> bool {
+    day.office
+        .confirmations()
+        .expect("confirmations")
+        .is_empty()
 }
 
 fn flag(day: &RogueDay) -> Option<String> {
@@ -69,19 +97,8 @@ fn flag(day: &RogueDay) -> Option<String> {
 fn every_candidate_of_a_vaccination_item(size: usize) {
     let mut day = RogueDay::new(Programme::Vaccination, 1, vaccination_policy());
     let reference = day.references[0].clone();
-    let right = day.code(&reference);
-    let mut candidates: Vec<String> = (0..10_000)
-        .map(|c| format!("{c:04}"))
-        .filter(|c| *c != right)
-        .collect();
-    candidates.push(right);
-    let t = Utc::now();
-    for c in &candidates {
-        let kind = handover(&day, &reference, c, 4);
-        day.rogue.push(t, kind);
-    }
-    let events = day.rogue.events.clone();
-    let verdicts = ingest(&day, &events, size);
+    let every = (0..10_000).map(|c| format!("{c:04}")).collect();
+    let verdicts = guess(&mut day, &reference, every, 4, size);
     assert_eq!(verdicts.len(), 10_000);
     assert_eq!(
         count(&verdicts, "verified"),
@@ -97,13 +114,7 @@ fn every_candidate_of_a_vaccination_item(size: usize) {
     assert_eq!(flag(&day).as_deref(), Some("code_guessing"));
     let report = day.office.report().expect("report");
     assert_eq!(report.verified, 0);
-    assert!(
-        day.office
-            .confirmations()
-            .expect("confirmations")
-            .is_empty(),
-        "no confirmation or certificate SMS"
-    );
+    assert!(no_confirmations(&day), "no confirmation or certificate SMS");
 }
 
 #[test]
@@ -122,27 +133,14 @@ fn the_candidates_a_post_items_tag_leaves_verify_none() {
     // code. Which wrong codes they are does not matter to the office.
     let mut day = RogueDay::new(Programme::Post, 2, handover_tests::test_policy());
     let reference = day.references[1].clone();
-    let right = day.code(&reference);
-    let mut candidates: Vec<String> = (0..487)
+    let wrong = (0..487)
         .map(|c| format!("{:06}", 100_000 + c * 1_777))
-        .filter(|c| *c != right)
         .collect();
-    candidates.push(right);
-    let t = Utc::now();
-    for c in &candidates {
-        let kind = handover(&day, &reference, c, 6);
-        day.rogue.push(t, kind);
-    }
     // Over several syncs.
-    let events = day.rogue.events.clone();
-    let verdicts = ingest(&day, &events, 50);
+    let verdicts = guess(&mut day, &reference, wrong, 6, 50);
     assert_eq!(count(&verdicts, "verified"), 0);
     assert_eq!(flag(&day).as_deref(), Some("code_guessing"));
-    assert!(day
-        .office
-        .confirmations()
-        .expect("confirmations")
-        .is_empty());
+    assert!(no_confirmations(&day));
 }
 
 #[test]
@@ -212,11 +210,7 @@ fn a_second_handover_by_one_device_is_never_verified() {
     let second = day.rogue.push(t, kind);
     assert_eq!(ingest(&day, &[second], 1), ["duplicate"]);
     assert_eq!(flag(&day).as_deref(), Some("code_guessing"));
-    assert!(day
-        .office
-        .confirmations()
-        .expect("confirmations")
-        .is_empty());
+    assert!(no_confirmations(&day));
 }
 
 proptest! {

@@ -134,10 +134,7 @@ fn the_http_sender_carries_the_dlt_fields_and_keeps_the_gateway_id() {
     let gateway = Gateway::start(Mode::Accept);
     let o = office_with_gateway(&gateway, "");
     let (_, codes) = issue(&o.office, &["en", "hi", "hi+en"]);
-    let sent = o
-        .office
-        .sms_send(&*o.office.sender().unwrap(), Utc::now())
-        .unwrap();
+    let sent = send_all(&o);
     assert_eq!((sent.sent, sent.failed, sent.attempts), (3, 0, 3));
     let got = gateway.accepted();
     assert_eq!(got.len(), 3);
@@ -199,10 +196,7 @@ fn a_gateway_failing_three_times_then_answering_delivers_once() {
     let gateway = Gateway::start(Mode::FailFirst(3));
     let o = office_with_gateway(&gateway, "");
     issue(&o.office, &["en"]);
-    let sent = o
-        .office
-        .sms_send(&*o.office.sender().unwrap(), Utc::now())
-        .unwrap();
+    let sent = send_all(&o);
     assert_eq!((sent.sent, sent.failed, sent.attempts), (1, 0, 4));
     assert_eq!(gateway.received().len(), 4);
     assert_eq!(gateway.accepted().len(), 1, "one delivery");
@@ -215,10 +209,7 @@ fn a_gateway_that_never_answers_fails_with_its_reason_and_resend_works() {
     let gateway = Gateway::start(Mode::Hang);
     let o = office_with_gateway(&gateway, "");
     let (_, codes) = issue(&o.office, &["en"]);
-    let sent = o
-        .office
-        .sms_send(&*o.office.sender().unwrap(), Utc::now())
-        .unwrap();
+    let sent = send_all(&o);
     assert_eq!((sent.sent, sent.failed), (0, 1));
     let row = &o.office.sms_list().unwrap()[0];
     assert_eq!((row.status.as_str(), row.attempts), ("failed", 4));
@@ -254,10 +245,7 @@ fn a_refused_message_is_not_tried_again() {
     let gateway = Gateway::start(Mode::Refuse);
     let o = office_with_gateway(&gateway, "");
     issue(&o.office, &["en"]);
-    let sent = o
-        .office
-        .sms_send(&*o.office.sender().unwrap(), Utc::now())
-        .unwrap();
+    let sent = send_all(&o);
     assert_eq!((sent.failed, sent.attempts), (1, 1));
     assert!(o.office.sms_list().unwrap()[0]
         .reason
@@ -271,9 +259,7 @@ fn delivery_reports_need_the_shared_secret() {
     let gateway = Gateway::start(Mode::Accept);
     let o = office_with_gateway(&gateway, "");
     issue(&o.office, &["en"]);
-    o.office
-        .sms_send(&*o.office.sender().unwrap(), Utc::now())
-        .unwrap();
+    send_all(&o);
     let limits = Limits {
         sms_send_every: None,
         ..Limits::default()
@@ -307,9 +293,7 @@ fn delivery_reports_only_move_forward_and_reasons_are_clean() {
     let gateway = Gateway::start(Mode::Accept);
     let o = office_with_gateway(&gateway, "");
     issue(&o.office, &["en", "en"]);
-    o.office
-        .sms_send(&*o.office.sender().unwrap(), Utc::now())
-        .unwrap();
+    send_all(&o);
     let ids: Vec<String> = o
         .office
         .sms_list()
@@ -350,6 +334,13 @@ fn delivery_reports_only_move_forward_and_reasons_are_clean() {
     assert!(o.office.sms_delivery(&ids[1], true, None, now).unwrap());
     assert!(!o.office.sms_delivery(&ids[1], false, None, now).unwrap());
     assert_eq!(status(&ids[1]).status, "delivered");
+}
+
+/// Send the whole outbox through the office's configured sender, now.
+fn send_all(o: &SmsOffice) -> handover_office::sms::SendSummary {
+    o.office
+        .sms_send(&*o.office.sender().unwrap(), Utc::now())
+        .unwrap()
 }
 
 /// Every stored byte of the office database.

@@ -1,7 +1,7 @@
 //! The office store: SQLite in the office directory (the embedded default),
 //! or PostgreSQL shared by several servers. One interface for both
 //! ([`Store::write`], [`Store::read`]), one set of statements
-//! ([`sql`]), two schemas ([`schema`]: `sqlite/*.sql` and `postgres/*.sql`,
+//! ([`sql`]), two schemas ([`schema`]: `sqlite.sql` and `postgres.sql`,
 //! one history).
 //!
 //! * **SQLite**: one writer connection behind a mutex (writes queue there,
@@ -144,11 +144,11 @@ impl Drop for Store {
 impl Store {
     /// The SQLite store at `path`, created if asked, migrated.
     pub(crate) fn open_sqlite(path: &Path, create: bool) -> Result<Store> {
-        let writer = handover_core::db::open(path, create, schema::STEPS)?;
+        let writer = handover_core::db::open(path, create, &schema::STEPS)?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let readers = (0..READERS)
             .map(|_| {
-                let c = handover_core::db::open(path, false, schema::STEPS)?;
+                let c = handover_core::db::open(path, false, &schema::STEPS)?;
                 c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
                 Ok(Mutex::new(c))
             })

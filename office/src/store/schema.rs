@@ -28,6 +28,8 @@
 //!   the two stores now have the same tables, columns, keys and indexes,
 //!   and a test keeps them so.
 
+use std::sync::LazyLock;
+
 use handover_core::db::Step;
 use handover_core::event::{Event, EventBody, EventKind, PaymentMethod};
 
@@ -35,18 +37,40 @@ use super::sql::PgStatements;
 use super::{ps, Tx};
 use crate::error::Result;
 
+/// The SQLite history, one `-- version N` section per step.
+const SQLITE: &str = include_str!("sqlite.sql");
+/// The PostgreSQL history, the same versions.
+const POSTGRES: &str = include_str!("postgres.sql");
+
+/// The sections of a dialect's file: from each `-- version N` line to the
+/// next, in order (the comments before the first are left out).
+fn versions(text: &'static str) -> Vec<&'static str> {
+    let starts: Vec<usize> = text
+        .match_indices("-- version ")
+        .map(|(i, _)| i)
+        .filter(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n')
+        .collect();
+    starts
+        .iter()
+        .enumerate()
+        .map(|(k, &start)| &text[start..starts.get(k + 1).copied().unwrap_or(text.len())])
+        .collect()
+}
+
 /// The migration steps: `STEPS[i]` takes a database from version `i` to
 /// `i + 1`. Public so tests can build a database as an earlier version left it.
-pub const STEPS: &[Step] = &[
-    Step::sql(include_str!("sqlite/v1.sql")),
-    Step {
-        sql: include_str!("sqlite/v2.sql"),
-        then: Some(backfill_v2_sqlite),
-    },
-    Step::sql(include_str!("sqlite/v3.sql")),
-    Step::sql(include_str!("sqlite/v4.sql")),
-    Step::sql(include_str!("sqlite/v5.sql")),
-];
+pub static STEPS: LazyLock<Vec<Step>> = LazyLock::new(|| {
+    versions(SQLITE)
+        .into_iter()
+        .enumerate()
+        .map(|(i, sql)| Step {
+            sql,
+            then: (i == 1).then_some(backfill_v2_sqlite as SqliteThen),
+        })
+        .collect()
+});
+
+type SqliteThen = fn(&rusqlite::Transaction<'_>) -> handover_core::Result<()>;
 
 /// Schema version this build writes.
 pub const VERSION: i64 = 5;
@@ -99,28 +123,16 @@ pub(crate) struct PgStep {
 }
 
 /// The PostgreSQL history: the same versions as [`STEPS`].
-pub(crate) const PG_STEPS: &[PgStep] = &[
-    PgStep {
-        sql: include_str!("postgres/v1.sql"),
-        then: None,
-    },
-    PgStep {
-        sql: include_str!("postgres/v2.sql"),
-        then: Some(backfill_v2),
-    },
-    PgStep {
-        sql: include_str!("postgres/v3.sql"),
-        then: None,
-    },
-    PgStep {
-        sql: include_str!("postgres/v4.sql"),
-        then: None,
-    },
-    PgStep {
-        sql: include_str!("postgres/v5.sql"),
-        then: None,
-    },
-];
+static PG_STEPS: LazyLock<Vec<PgStep>> = LazyLock::new(|| {
+    versions(POSTGRES)
+        .into_iter()
+        .enumerate()
+        .map(|(i, sql)| PgStep {
+            sql,
+            then: (i == 1).then_some(backfill_v2 as fn(&mut Tx<'_, '_>) -> Result<()>),
+        })
+        .collect()
+});
 
 /// The lock every migrating process takes, so one migrates at a time.
 const PG_MIGRATION_LOCK: i64 = 0x68616e646f766572; // "handover"
@@ -236,5 +248,24 @@ impl Columns {
             _ => {}
         }
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_dialect_has_every_version_in_order() {
+        for text in [SQLITE, POSTGRES] {
+            let sections = versions(text);
+            assert_eq!(sections.len() as i64, VERSION);
+            for (i, section) in sections.iter().enumerate() {
+                assert!(
+                    section.starts_with(&format!("-- version {}:", i + 1)),
+                    "{section}"
+                );
+            }
+        }
     }
 }

@@ -1,0 +1,156 @@
+-- The office schema for SQLite, every version in order. Each version starts
+-- at a line `-- version N: …` and runs to the next one; schema.rs splits
+-- the file there and runs each version as one migration step.
+
+-- version 1: devices, manifests, items, events, confirmations
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value ANY NOT NULL
+) STRICT;
+CREATE TABLE devices (
+    device_id   TEXT PRIMARY KEY,
+    public_key  BLOB NOT NULL UNIQUE,
+    assignee    TEXT NOT NULL,
+    enrolled_at INTEGER NOT NULL,
+    revoked_at  INTEGER,
+    flagged     TEXT,
+    head_seq    INTEGER NOT NULL DEFAULT 0,
+    head_hash   BLOB
+) STRICT;
+CREATE TABLE manifests (
+    manifest_id TEXT PRIMARY KEY,
+    revision    INTEGER NOT NULL,
+    device_id   TEXT NOT NULL REFERENCES devices(device_id),
+    programme   TEXT NOT NULL,
+    code_key_id TEXT NOT NULL,
+    issued_at   INTEGER NOT NULL,
+    valid_from  INTEGER NOT NULL,
+    valid_until INTEGER NOT NULL,
+    policy      TEXT NOT NULL,
+    sealed      BLOB NOT NULL
+) STRICT;
+CREATE TABLE items (
+    manifest_id  TEXT NOT NULL REFERENCES manifests(manifest_id),
+    reference    TEXT NOT NULL,
+    programme    TEXT NOT NULL,
+    code_version INTEGER NOT NULL,
+    digits       INTEGER NOT NULL,
+    mobile       TEXT NOT NULL,
+    details      TEXT NOT NULL,
+    PRIMARY KEY (manifest_id, reference)
+) STRICT;
+CREATE INDEX items_by_reference ON items(programme, reference);
+CREATE TABLE events (
+    device_id   TEXT NOT NULL REFERENCES devices(device_id),
+    seq         INTEGER NOT NULL,
+    prev_hash   BLOB NOT NULL,
+    hash        BLOB NOT NULL,
+    body        BLOB NOT NULL,
+    signature   BLOB NOT NULL,
+    kind        TEXT NOT NULL,
+    manifest_id TEXT,
+    reference   TEXT,
+    detail      TEXT,
+    verdict     TEXT NOT NULL,
+    device_time INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (device_id, seq)
+) STRICT;
+CREATE INDEX events_by_reference ON events(reference, kind, verdict);
+CREATE TABLE confirmations (
+    device_id  TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    channel    TEXT NOT NULL CHECK (channel IN ('sms', 'certificate')),
+    reference  TEXT NOT NULL,
+    recipient  TEXT NOT NULL,
+    message    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (device_id, seq, channel)
+) STRICT;
+
+-- version 2: code versions and their policies; per-event columns; fork evidence
+CREATE TABLE codes (
+    programme    TEXT NOT NULL,
+    reference    TEXT NOT NULL,
+    code_version INTEGER NOT NULL,
+    policy       TEXT NOT NULL,
+    code_key_id  TEXT NOT NULL,
+    issued_at    INTEGER NOT NULL,
+    PRIMARY KEY (programme, reference, code_version)
+) STRICT;
+INSERT OR IGNORE INTO codes (programme, reference, code_version, policy, code_key_id, issued_at)
+    SELECT i.programme, i.reference, i.code_version, m.policy, m.code_key_id, m.issued_at
+    FROM items i JOIN manifests m ON m.manifest_id = i.manifest_id;
+ALTER TABLE events ADD COLUMN code_version INTEGER;
+ALTER TABLE events ADD COLUMN revision INTEGER;
+ALTER TABLE events ADD COLUMN amount_paise INTEGER;
+ALTER TABLE events ADD COLUMN clock_suspect INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN clock_mark INTEGER;
+CREATE TABLE fork_evidence (
+    device_id   TEXT NOT NULL REFERENCES devices(device_id),
+    seq         INTEGER NOT NULL,
+    prev_hash   BLOB NOT NULL,
+    hash        BLOB NOT NULL,
+    body        BLOB NOT NULL,
+    signature   BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (device_id, seq, hash)
+) STRICT;
+CREATE INDEX events_by_item ON events(device_id, reference, code_version, kind);
+
+-- version 3: enrolment tokens and request nonces
+CREATE TABLE enrol_tokens (
+    token_id    TEXT PRIMARY KEY,
+    proof_key   BLOB NOT NULL,
+    assignee    TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER,
+    device_id   TEXT REFERENCES devices(device_id)
+) STRICT;
+CREATE TABLE request_nonces (
+    device_id TEXT NOT NULL,
+    nonce     BLOB NOT NULL,
+    seen_at   INTEGER NOT NULL,
+    PRIMARY KEY (device_id, nonce)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX request_nonces_by_time ON request_nonces(seen_at);
+
+-- version 4: the SMS outbox; items.language
+CREATE TABLE sms_outbox (
+    id           INTEGER PRIMARY KEY,
+    purpose      TEXT NOT NULL CHECK (purpose IN ('code', 'confirmation', 'certificate')),
+    programme    TEXT NOT NULL,
+    reference    TEXT NOT NULL,
+    code_version INTEGER,
+    event_device TEXT,
+    event_seq    INTEGER,
+    mobile       TEXT NOT NULL,
+    language     TEXT NOT NULL CHECK (language IN ('en', 'hi', 'hi+en')),
+    status       TEXT NOT NULL
+        CHECK (status IN ('queued', 'sending', 'sent', 'delivered', 'failed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    segments     INTEGER NOT NULL DEFAULT 0,
+    reason       TEXT,
+    gateway_id   TEXT,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    claimed_at   INTEGER
+) STRICT;
+CREATE INDEX sms_by_status ON sms_outbox(status, id);
+CREATE INDEX sms_by_gateway_id ON sms_outbox(gateway_id) WHERE gateway_id IS NOT NULL;
+CREATE UNIQUE INDEX sms_once_per_event ON sms_outbox(purpose, event_device, event_seq)
+    WHERE event_device IS NOT NULL;
+ALTER TABLE items ADD COLUMN language TEXT NOT NULL DEFAULT 'en';
+INSERT INTO sms_outbox (purpose, programme, reference, event_device, event_seq, mobile, language,
+                        status, segments, created_at, updated_at)
+    SELECT 'confirmation', i.programme, c.reference, c.device_id, c.seq, c.recipient, 'en',
+           'queued', 1, c.created_at, c.created_at
+    FROM confirmations c
+    JOIN events e ON e.device_id = c.device_id AND e.seq = c.seq
+    JOIN items i ON i.manifest_id = e.manifest_id AND i.reference = e.reference
+    WHERE c.channel = 'sms';
+DELETE FROM confirmations WHERE channel = 'sms';
+
+-- version 5: manifests_by_device on SQLite too
+CREATE INDEX IF NOT EXISTS manifests_by_device ON manifests(device_id, valid_until);
