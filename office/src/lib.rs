@@ -9,20 +9,23 @@
 //!
 //! | file | concern |
 //! |---|---|
-//! | `lib.rs` | [`Office`]: opening, initialising, enrolment |
+//! | `lib.rs` | [`Office`]: opening, initialising, enrolment by key, revocation |
 //! | `error.rs` | the error type |
-//! | `schema.rs` | the office database |
+//! | `files.rs` | private files (0600, never through a symlink, never over what is not a regular file) |
 //! | `keystore.rs` | key files (0600) |
+//! | `config.rs` | `office.toml`: the store, the SMS sender, gateway, DLT ids, customer care, languages |
+//! | `language.rs` | a recipient's language(s) |
 //! | `bookings.rs` | bookings CSV |
-//! | `store.rs` | the database: one writer, readers beside it |
-//! | `files.rs` | private files (0600, never through a symlink) |
-//! | `enrol.rs` | enrolment tokens, enrolment, signed-request checks |
-//! | `serve.rs` | what the sync service reads: a device's manifests |
-//! | `config.rs` | `office.toml`: the SMS sender, gateway, DLT ids, customer care, languages |
-//! | `sms/` | the SMS outbox, templates (`templates/*.toml`), segments, senders |
-//! | `issue.rs` | manifests and SMS |
-//! | `ingest.rs` | batches, verdicts, acks, confirmations |
-//! | `report.rs` | the day's report |
+//! | `store/` | the database: SQLite or PostgreSQL (`mod.rs`), statements (`sql.rs`), schema and migrations (`schema.rs`, `sqlite.sql`, `postgres.sql`), TLS to PostgreSQL (`tls.rs`) |
+//! | `enrol.rs` | enrolment tokens, enrolment |
+//! | `auth.rs` | the checks every signed request passes |
+//! | `manifests.rs` | the manifests a device is served |
+//! | `issue.rs` | manifests and their code SMS |
+//! | `ingest/` | batches, verdicts, acks, confirmations |
+//! | `sms/` | the SMS outbox, templates (`templates/*.toml`), segments, senders, the SMS file, delivery reports |
+//! | `report.rs` | the day's report, the service's figures |
+//!
+//! Modules depend one way: no two of them import each other.
 //!
 //! ```
 //! use handover_office::Office;
