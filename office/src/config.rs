@@ -13,7 +13,7 @@
 //! vaccination = "1075"
 //!
 //! [sms]
-//! sender = "http"                  # or "file"
+//! sender = "http"                  # file, http, msdg, nic or template (README)
 //! file = "sms.csv"                 # the file sender's CSV, relative to the office directory
 //! url = "https://sms-gateway.example/v1/messages"
 //! api_key_env = "HANDOVER_SMS_API_KEY"             # the key itself stays in the environment
@@ -110,7 +110,8 @@ impl Default for CustomerCare {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmsSettings {
-    /// `file` or `http`.
+    /// `file`, `http`, `msdg` (C-DAC's Mobile Seva), `nic` (NIC's gateway)
+    /// or `template` (a request configured in `[sms.request]`).
     pub sender: String,
     /// The file sender's CSV, relative to the office directory.
     pub file: String,
@@ -124,6 +125,17 @@ pub struct SmsSettings {
     pub sender_id: Option<String>,
     /// DLT principal entity id.
     pub entity_id: Option<String>,
+    /// The department's user name at the gateway (`msdg`, `nic`).
+    pub username: Option<String>,
+    /// The environment variable holding the gateway password (`msdg`).
+    pub password_env: Option<String>,
+    /// The environment variable holding the department's secure key
+    /// (`msdg`).
+    pub secure_key_env: Option<String>,
+    /// The environment variable holding the gateway pin (`nic`).
+    pub pin_env: Option<String>,
+    /// The request the `template` sender makes.
+    pub request: Option<crate::sms::template::RequestTemplate>,
     /// DLT content template ids: `programme.purpose.language` to id.
     pub templates: BTreeMap<String, String>,
     /// Seconds to wait for the gateway.
@@ -149,6 +161,11 @@ impl Default for SmsSettings {
             callback_secret_env: "HANDOVER_SMS_CALLBACK_SECRET".into(),
             sender_id: None,
             entity_id: None,
+            username: None,
+            password_env: None,
+            secure_key_env: None,
+            pin_env: None,
+            request: None,
             templates: BTreeMap::new(),
             timeout_seconds: 10,
             max_attempts: 4,
@@ -189,6 +206,17 @@ pub fn url_has_password(url: &str) -> bool {
         .split_whitespace()
         .any(|kv| kv.starts_with("password=") || kv.starts_with("password ="))
         || lower.contains("password =")
+}
+
+/// Each named setting is given and not empty.
+fn required(settings: &[(&str, &Option<String>)]) -> std::result::Result<(), String> {
+    match settings
+        .iter()
+        .find(|(_, v)| v.as_deref().is_none_or(str::is_empty))
+    {
+        Some((name, _)) => Err(format!("{name} is needed by this sender")),
+        None => Ok(()),
+    }
 }
 
 impl Config {
@@ -236,7 +264,26 @@ impl Config {
                     }
                 }
             }
-            _ => return Err("sms.sender: file or http".into()),
+            "msdg" => required(&[
+                ("sms.url", &self.sms.url),
+                ("sms.username", &self.sms.username),
+                ("sms.password_env", &self.sms.password_env),
+                ("sms.secure_key_env", &self.sms.secure_key_env),
+                ("sms.sender_id", &self.sms.sender_id),
+            ])?,
+            "nic" => required(&[
+                ("sms.url", &self.sms.url),
+                ("sms.username", &self.sms.username),
+                ("sms.pin_env", &self.sms.pin_env),
+                ("sms.sender_id", &self.sms.sender_id),
+                ("sms.entity_id", &self.sms.entity_id),
+            ])?,
+            "template" => {
+                if self.sms.request.is_none() {
+                    return Err("[sms.request] is needed by the template sender".into());
+                }
+            }
+            _ => return Err("sms.sender: file, http, msdg, nic or template".into()),
         }
         if self.sms.max_attempts == 0 || self.sms.max_attempts > 20 {
             return Err("sms.max_attempts: 1 to 20".into());

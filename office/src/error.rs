@@ -116,6 +116,9 @@ pub enum Error {
     /// A setting the SMS sender needs is missing.
     #[error("SMS sender: {0}")]
     SmsSetting(&'static str),
+    /// The `template` sender's request cannot be made.
+    #[error("SMS sender: {0}")]
+    SmsTemplate(String),
     /// A template file is wrong.
     #[error("SMS templates: {0}")]
     Template(&'static str),

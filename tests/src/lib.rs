@@ -2,6 +2,7 @@
 //! stand-in SMS gateway.
 
 pub mod gateway;
+pub mod govgateway;
 pub mod pg;
 pub mod rogue;
 
@@ -180,6 +181,44 @@ pub fn succeeded(out: Output) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Issue post items to a new device with the given languages (the
+/// bookings' `language` column); returns the device id and the codes by
+/// reference.
+pub fn issue_with_languages(
+    office: &Office,
+    languages: &[&str],
+) -> (String, Vec<(String, String)>) {
+    let device_key = handover_core::keys::SigningKey::generate()
+        .expect("key")
+        .public_key();
+    let id = office
+        .enroll(device_key, "Postman 1", Utc::now())
+        .expect("enrol");
+    let mut csv = String::from("reference,service,addressee,address,mobile,cod_paise,language\n");
+    for (i, lang) in languages.iter().enumerate() {
+        let r = handover_core::s10::make("EE", 12_000_000 + i as u32, "IN").expect("s10");
+        csv.push_str(&format!(
+            "{r},parcel,Resident {i},{i} Civil Lines Gorakhpur,98765432{i:02},,{lang}\n"
+        ));
+    }
+    let rows = bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026)
+        .expect("bookings");
+    let issued = issue_today(
+        office,
+        &id,
+        Programme::Post,
+        &rows,
+        test_policy(),
+        Utc::now(),
+    );
+    let codes = issued
+        .sms
+        .iter()
+        .map(|s| (s.reference.clone(), s.code.clone()))
+        .collect();
+    (id, codes)
 }
 
 /// The sync service of `office` on a loopback port (`127.0.0.1:0`), until dropped.

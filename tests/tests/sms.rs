@@ -91,31 +91,6 @@ backoff_ms = 10
     }
 }
 
-/// Issue post items to a new device with the given languages; returns the
-/// device id and the codes by reference.
-fn issue(office: &Office, languages: &[&str]) -> (String, Vec<(String, String)>) {
-    let device_key = handover_core::keys::SigningKey::generate()
-        .unwrap()
-        .public_key();
-    let id = office.enroll(device_key, "Postman 1", Utc::now()).unwrap();
-    let mut csv = String::from("reference,service,addressee,address,mobile,cod_paise,language\n");
-    for (i, lang) in languages.iter().enumerate() {
-        let r = handover_core::s10::make("EE", 12_000_000 + i as u32, "IN").unwrap();
-        csv.push_str(&format!(
-            "{r},parcel,Resident {i},{i} Civil Lines Gorakhpur,98765432{i:02},,{lang}\n"
-        ));
-    }
-    let rows = bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026).unwrap();
-    let now = Utc::now();
-    let issued = issue_today(office, &id, Programme::Post, &rows, test_policy(), now);
-    let codes = issued
-        .sms
-        .iter()
-        .map(|s| (s.reference.clone(), code_in(&s.message, 6).unwrap()))
-        .collect();
-    (id, codes)
-}
-
 /// The code in a message as a recipient reads it: the run of `digits`
 /// digits after a space (references never put a space before theirs).
 fn code_in(text: &str, digits: usize) -> Option<String> {
@@ -133,7 +108,7 @@ fn code_in(text: &str, digits: usize) -> Option<String> {
 fn the_http_sender_carries_the_dlt_fields_and_keeps_the_gateway_id() {
     let gateway = Gateway::start(Mode::Accept);
     let o = office_with_gateway(&gateway, "");
-    let (_, codes) = issue(&o.office, &["en", "hi", "hi+en"]);
+    let (_, codes) = issue_with_languages(&o.office, &["en", "hi", "hi+en"]);
     let sent = send_all(&o);
     assert_eq!((sent.sent, sent.failed, sent.attempts), (3, 0, 3));
     let got = gateway.accepted();
@@ -195,7 +170,7 @@ fn the_http_sender_carries_the_dlt_fields_and_keeps_the_gateway_id() {
 fn a_gateway_failing_three_times_then_answering_delivers_once() {
     let gateway = Gateway::start(Mode::FailFirst(3));
     let o = office_with_gateway(&gateway, "");
-    issue(&o.office, &["en"]);
+    issue_with_languages(&o.office, &["en"]);
     let sent = send_all(&o);
     assert_eq!((sent.sent, sent.failed, sent.attempts), (1, 0, 4));
     assert_eq!(gateway.received().len(), 4);
@@ -208,7 +183,7 @@ fn a_gateway_failing_three_times_then_answering_delivers_once() {
 fn a_gateway_that_never_answers_fails_with_its_reason_and_resend_works() {
     let gateway = Gateway::start(Mode::Hang);
     let o = office_with_gateway(&gateway, "");
-    let (_, codes) = issue(&o.office, &["en"]);
+    let (_, codes) = issue_with_languages(&o.office, &["en"]);
     let sent = send_all(&o);
     assert_eq!((sent.sent, sent.failed), (0, 1));
     let row = &o.office.sms_list().unwrap()[0];
@@ -244,7 +219,7 @@ fn a_gateway_that_never_answers_fails_with_its_reason_and_resend_works() {
 fn a_refused_message_is_not_tried_again() {
     let gateway = Gateway::start(Mode::Refuse);
     let o = office_with_gateway(&gateway, "");
-    issue(&o.office, &["en"]);
+    issue_with_languages(&o.office, &["en"]);
     let sent = send_all(&o);
     assert_eq!((sent.failed, sent.attempts), (1, 1));
     assert!(o.office.sms_list().unwrap()[0]
@@ -258,7 +233,7 @@ fn a_refused_message_is_not_tried_again() {
 fn delivery_reports_need_the_shared_secret() {
     let gateway = Gateway::start(Mode::Accept);
     let o = office_with_gateway(&gateway, "");
-    issue(&o.office, &["en"]);
+    issue_with_languages(&o.office, &["en"]);
     send_all(&o);
     let limits = Limits {
         sms_send_every: None,
@@ -292,7 +267,7 @@ fn delivery_reports_need_the_shared_secret() {
 fn delivery_reports_only_move_forward_and_reasons_are_clean() {
     let gateway = Gateway::start(Mode::Accept);
     let o = office_with_gateway(&gateway, "");
-    issue(&o.office, &["en", "en"]);
+    issue_with_languages(&o.office, &["en", "en"]);
     send_all(&o);
     let ids: Vec<String> = o
         .office
@@ -356,7 +331,7 @@ fn no_code_is_at_rest_in_the_office_or_its_output_after_sending() {
     let gateway = Gateway::start(Mode::Accept);
     let o = office_with_gateway(&gateway, "");
     let languages = ["en"; 40];
-    let (_, codes) = issue(&o.office, &languages);
+    let (_, codes) = issue_with_languages(&o.office, &languages);
     assert_eq!(codes.len(), 40);
     // Sent by the CLI, whose output is checked too.
     let key_env = format!(

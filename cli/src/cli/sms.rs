@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use clap::Subcommand;
 
 use crate::error::{Error, Result};
+use handover_office::sms;
 
 use super::args::*;
 
@@ -27,6 +28,16 @@ pub(super) enum SmsCommand {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Send one test message through the configured sender (the English
+    /// post code template with stand-in values) and print the gateway's
+    /// answer. Nothing is queued or recorded.
+    Test {
+        #[command(flatten)]
+        d: OfficeDir,
+        /// The mobile number to send it to.
+        #[arg(long)]
+        to: String,
     },
     /// Send the current code of one item again (the recipient did not get it).
     Resend {
@@ -84,6 +95,28 @@ pub(super) fn run(cmd: SmsCommand, now: DateTime<Utc>) -> Result<()> {
                     failed: s.failed,
                     why: "see `handover office sms list` for the reasons".into(),
                 });
+            }
+        }
+        SmsCommand::Test { d, to } => {
+            let office = d.open()?;
+            let sender = office.sender()?;
+            match office.sms_test(&*sender, &to)? {
+                sms::Attempt::Sent { gateway_id } => println!(
+                    "sent; the gateway's message id: {}",
+                    gateway_id.as_deref().unwrap_or("(none given)")
+                ),
+                sms::Attempt::Refused(why) => {
+                    return Err(Error::SmsFailed {
+                        failed: 1,
+                        why: format!("the gateway refused the test message: {why}"),
+                    })
+                }
+                sms::Attempt::Later(why) => {
+                    return Err(Error::SmsFailed {
+                        failed: 1,
+                        why: format!("the gateway did not take the test message: {why}"),
+                    })
+                }
             }
         }
         SmsCommand::Resend { d, reference } => {

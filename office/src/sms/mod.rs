@@ -37,8 +37,12 @@ use crate::{from_ms, ms, Office};
 
 pub mod delivery;
 pub mod file;
+mod gateway;
+pub mod msdg;
+pub mod nic;
 pub mod segments;
 pub mod sender;
+pub mod template;
 pub mod templates;
 
 pub use sender::{Attempt, FileSender, HttpSender, Outgoing, Sender};
@@ -222,6 +226,9 @@ impl Office {
         let s = &self.config.sms;
         Ok(match s.sender.as_str() {
             "http" => Box::new(HttpSender::from_settings(s)?),
+            "msdg" => Box::new(msdg::MsdgSender::from_settings(s)?),
+            "nic" => Box::new(nic::NicSender::from_settings(s)?),
+            "template" => Box::new(template::TemplateSender::from_settings(s)?),
             _ => Box::new(FileSender::new(self.dir.join(&s.file))),
         })
     }
@@ -586,6 +593,37 @@ impl Office {
             .copied()
             .ok_or(Error::Store("the message could not be queued"))
         })
+    }
+
+    /// Send one test message to `mobile` through `sender`: the English
+    /// post code template with a stand-in reference and code of zeros (the
+    /// DLT template the gateway knows), recorded nowhere. Returns what the
+    /// gateway answered. For checking a gateway's settings.
+    pub fn sms_test(&self, sender: &dyn Sender, mobile: &str) -> Result<Attempt> {
+        let mobile = crate::bookings::normalise_mobile(mobile).ok_or(Error::SmsSetting(
+            "the test number must be a 10-digit Indian mobile number",
+        ))?;
+        let stand_in = handover_core::codes::Code::parse("000000", 6)?;
+        let text = self.templates.render(
+            Programme::Post,
+            Purpose::Code,
+            Language::En,
+            &Values {
+                reference: "TEST",
+                code: Some(&stand_in),
+                care: "",
+                ..Values::default()
+            },
+        )?;
+        let (encoding, _) = segments::count(&text);
+        Ok(sender.send(&Outgoing {
+            id: 0,
+            mobile: &mobile,
+            reference: "TEST",
+            text: &text,
+            encoding,
+            template: "post.code.en",
+        }))
     }
 
     /// Segments of a code message: rendered with a stand-in code of the

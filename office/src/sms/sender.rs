@@ -4,6 +4,10 @@
 //!   file (mode 0600, never through a symlink), for offices with no gateway
 //!   and for tests. The file is the gateway: it holds the codes until the
 //!   operator sends them and deletes it.
+//! * C-DAC's Mobile Seva ([`super::msdg`], `msdg`), NIC's gateway
+//!   ([`super::nic`], `nic`) and any other gateway through a configured
+//!   request ([`super::template`], `template`): the government gateways'
+//!   own APIs.
 //! * [`HttpSender`] (`http`): POSTs each message as JSON to an SMS gateway,
 //!   with what TRAI's DLT rules require of an Indian sender: the registered
 //!   header (sender id), the principal entity id and the content template id
@@ -24,7 +28,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -146,13 +149,8 @@ impl HttpSender {
         let api_key = std::env::var(&settings.api_key_env).map_err(|_| {
             Error::SmsSetting("the gateway API key's environment variable is not set")
         })?;
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(settings.timeout_seconds.max(1))))
-            .build()
-            .into();
         Ok(HttpSender {
-            agent,
+            agent: super::gateway::agent(settings),
             url: settings.url.clone().ok_or(missing("sms.url"))?,
             api_key: Zeroizing::new(api_key),
             sender_id: settings.sender_id.clone().ok_or(missing("sms.sender_id"))?,
@@ -191,31 +189,18 @@ impl Sender for HttpSender {
             )
             .header("content-type", "application/json")
             .send(&json[..]);
-        let mut resp = match resp {
-            Ok(r) => r,
-            Err(ureq::Error::Timeout(_)) => {
-                return Attempt::Later("the gateway did not answer in time".into())
-            }
-            Err(e) => return Attempt::Later(format!("the gateway could not be reached: {e}")),
+        let answer = match super::gateway::read(resp) {
+            Ok(answer) => answer,
+            Err(later) => return later,
         };
-        let status = resp.status().as_u16();
-        let answer = resp
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024)
-            .read_to_vec()
-            .unwrap_or_default();
-        match status {
-            200..=299 => Attempt::Sent {
-                gateway_id: serde_json::from_slice::<GatewayAnswer>(&answer)
-                    .ok()
-                    .and_then(|a| a.message_id)
-                    .map(|id| id.chars().take(100).collect()),
-            },
-            s if handover_core::api::retry_later(s) => {
-                Attempt::Later(format!("the gateway answered {status}"))
-            }
-            _ => Attempt::Refused(format!("the gateway refused the message ({status})")),
+        if let Some(retry) = answer.http_retry() {
+            return retry;
+        }
+        Attempt::Sent {
+            gateway_id: serde_json::from_str::<GatewayAnswer>(&answer.text)
+                .ok()
+                .and_then(|a| a.message_id)
+                .map(|id| id.chars().take(100).collect()),
         }
     }
 }
