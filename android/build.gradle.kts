@@ -22,7 +22,8 @@ version = "0.1.0"
 val workspace: File = rootDir.parentFile
 val generatedKotlin = layout.buildDirectory.dir("generated/uniffi/kotlin")
 val generatedJniLibs = layout.buildDirectory.dir("generated/jniLibs")
-val cargoProfile = (findProperty("handover.cargoProfile") as String?) ?: "release"
+// The `ffi` profile: release, optimised for size (the workspace Cargo.toml).
+val cargoProfile = (findProperty("handover.cargoProfile") as String?) ?: "ffi"
 
 // local.properties (not committed): sdk.dir, and cargo= when cargo is not on PATH.
 val localProperties = Properties().apply {
@@ -55,7 +56,11 @@ val cargoNdk by tasks.registering(Exec::class) {
     workingDir = workspace
     environment("RUSTFLAGS", "-C link-arg=-Wl,-z,max-page-size=16384")
     environment("ANDROID_NDK_HOME", android.ndkDirectory.path)
-    val profileArgs = if (cargoProfile == "release") listOf("--release") else emptyList()
+    val profileArgs = when (cargoProfile) {
+        "dev", "debug" -> emptyList()
+        "release" -> listOf("--release")
+        else -> listOf("--profile", cargoProfile)
+    }
     commandLine(
         listOf(
             cargo, "ndk",
