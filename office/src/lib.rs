@@ -24,6 +24,7 @@
 //! | `ingest/` | batches, verdicts, acks, confirmations |
 //! | `sms/` | the SMS outbox, templates (`templates/*.toml`), segments, senders, the SMS file, delivery reports |
 //! | `report.rs` | the day's report, the service's figures |
+//! | `check.rs` | what `office check` finds: settings, private files, the SMS sender |
 //!
 //! Modules depend one way: no two of them import each other.
 //!
@@ -51,6 +52,7 @@ use store::{ps, Tx};
 
 pub mod auth;
 pub mod bookings;
+pub mod check;
 pub mod config;
 pub mod enrol;
 pub mod error;

@@ -278,3 +278,55 @@ fn sms_test_sends_one_message_and_prints_the_gateways_answer() {
         "nothing queued or recorded"
     );
 }
+
+#[test]
+fn office_check_finds_problems_and_sends_nothing_unless_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let gw = GovGateway::start(Kind::Msdg, account());
+    let (d, _office) = office(
+        &msdg_settings(gw.url()),
+        &[("PASSWORD", "pass word&1"), ("KEY", "5e6c1d2a-secure")],
+    );
+    let dir = d.path().join("office");
+    let check = |extra: &[&str]| {
+        std::process::Command::new(handover_bin())
+            .args(["office", "check", "--dir"])
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = succeeded(check(&[]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("ok      SMS sender"), "{text}");
+    assert!(!text.contains("PROBLEM"), "{text}");
+    assert!(gw.delivered().is_empty(), "a check sends nothing");
+    // Asked: one test message.
+    let out = succeeded(check(&["--sms-to", "9876543210", "--json"]));
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["what"] == "SMS test message" && f["ok"] == true));
+    assert_eq!(gw.delivered().len(), 1);
+    // A key file others can read, and a sender whose secret is not set.
+    let key = std::fs::read_dir(dir.join("keys"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new(handover_bin())
+        .args(["office", "check", "--dir"])
+        .arg(&dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("PROBLEM key file"), "{text}");
+    assert!(text.contains("PROBLEM SMS sender"), "{text}");
+    assert!(!text.contains("pass word"), "no secret in the output");
+}

@@ -105,6 +105,18 @@ pub(super) enum OfficeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check the office before the day: settings, private key and
+    /// database files, the SMS sender. Sends nothing unless --sms-to is given.
+    Check {
+        #[command(flatten)]
+        d: OfficeDir,
+        /// Also send one test message to this number through the sender.
+        #[arg(long)]
+        sms_to: Option<String>,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the sync service devices reach over HTTP(S), until SIGTERM.
     Serve {
         #[command(flatten)]
@@ -276,6 +288,50 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                 for (k, v) in &s.verdicts {
                     println!("  {k:<18} {v}");
                 }
+            }
+        }
+        OfficeCommand::Check {
+            d,
+            sms_to,
+            json: as_json,
+        } => {
+            let office = d.open()?;
+            let mut findings = office.check();
+            if let Some(to) = sms_to {
+                let sent = office
+                    .sender()
+                    .and_then(|sender| office.sms_test(&*sender, &to));
+                findings.push(handover_office::check::Finding {
+                    what: "SMS test message".into(),
+                    ok: matches!(sent, Ok(sms::Attempt::Sent { .. })),
+                    detail: match sent {
+                        Ok(sms::Attempt::Sent { gateway_id }) => format!(
+                            "sent; the gateway's message id: {}",
+                            gateway_id.as_deref().unwrap_or("(none given)")
+                        ),
+                        Ok(sms::Attempt::Refused(why)) => format!("refused: {why}"),
+                        Ok(sms::Attempt::Later(why)) => format!("not taken: {why}"),
+                        Err(e) => e.to_string(),
+                    },
+                });
+            }
+            if as_json {
+                println!("{}", json(&findings)?);
+            } else {
+                for f in &findings {
+                    println!(
+                        "{} {}: {}",
+                        if f.ok { "ok     " } else { "PROBLEM" },
+                        f.what,
+                        f.detail
+                    );
+                }
+            }
+            let problems = findings.iter().filter(|f| !f.ok).count();
+            if problems > 0 {
+                return Err(Error::Usage(format!(
+                    "{problems} problem(s) found; see above"
+                )));
             }
         }
         OfficeCommand::Serve {
