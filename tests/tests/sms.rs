@@ -261,6 +261,24 @@ fn delivery_reports_need_the_shared_secret() {
     assert_eq!(o.office.sms_list().unwrap()[0].status, "delivered");
     assert_eq!(o.office.report().unwrap().sms.get("delivered"), Some(&1));
     assert_eq!(report(&o.secret, "sideways").status, 400);
+    // The route is counted under its own name in /metrics.
+    let metrics = link
+        .send(&HttpRequest {
+            method: "GET",
+            path: api::METRICS,
+            headers: vec![],
+            body: vec![],
+        })
+        .unwrap();
+    let text = String::from_utf8(metrics.body).unwrap();
+    assert!(
+        text.contains("route=\"/v1/sms/status\""),
+        "{}",
+        text.lines()
+            .filter(|l| l.contains("requests_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 #[test]

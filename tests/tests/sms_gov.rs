@@ -39,7 +39,7 @@ fn account() -> Account {
 
 /// An office sending through `[sms]` settings `sms` (secrets put in the
 /// environment variables they name, `vars`).
-fn office(sms: &str, vars: &[(&str, &str)]) -> (tempfile::TempDir, Office) {
+fn office_with(sms: &str, vars: &[(&str, &str)]) -> (tempfile::TempDir, Office) {
     let n = UNIQUE.fetch_add(1, Ordering::SeqCst);
     let mut sms = sms.to_owned();
     for (name, value) in vars {
@@ -109,7 +109,7 @@ fn english_and_hindi(gateway: &GovGateway, office: &Office) {
 #[test]
 fn msdg_takes_english_and_hindi_with_its_hash_and_unicode() {
     let gw = GovGateway::start(Kind::Msdg, account());
-    let (_d, office) = office(
+    let (_d, office) = office_with(
         &msdg_settings(gw.url()),
         &[("PASSWORD", "pass word&1"), ("KEY", "5e6c1d2a-secure")],
     );
@@ -121,7 +121,7 @@ fn msdg_takes_english_and_hindi_with_its_hash_and_unicode() {
 fn msdg_refusals_keep_the_gateways_code_and_meaning() {
     let gw = GovGateway::start(Kind::Msdg, account());
     // A secure key the gateway does not have: its hash does not match.
-    let (_d, office) = office(
+    let (_d, office) = office_with(
         &msdg_settings(gw.url()),
         &[("PASSWORD", "pass word&1"), ("KEY", "not-the-key")],
     );
@@ -136,12 +136,39 @@ fn msdg_refusals_keep_the_gateways_code_and_meaning() {
     assert_eq!(m.status, "failed");
     assert_eq!(m.reason.as_deref(), Some("msdg 416: hash does not match"));
     assert!(gw.delivered().is_empty());
+    // A template id the gateway does not know: its 423, kept.
+    let mut other = account();
+    other.templates = vec!["1107999999999999999".into()];
+    let gw2 = GovGateway::start(Kind::Msdg, other);
+    let (_d2, office2) = office_with(
+        &msdg_settings(gw2.url()),
+        &[("PASSWORD", "pass word&1"), ("KEY", "5e6c1d2a-secure")],
+    );
+    issue_with_languages(&office2, &["hi"]);
+    assert_eq!(send(&office2).failed, 1);
+    assert_eq!(
+        office2.sms_list().unwrap()[0].reason.as_deref(),
+        Some("msdg 423: template id is mandatory and must be 12 or 19 digits")
+    );
+    // A 5xx: tried again up to max_attempts, then failed with the status.
+    gw2.set_behaviour(Behaviour::Unavailable);
+    let (_d3, office3) = office_with(
+        &msdg_settings(gw2.url()),
+        &[("PASSWORD", "pass word&1"), ("KEY", "5e6c1d2a-secure")],
+    );
+    issue_with_languages(&office3, &["en"]);
+    let s = send(&office3);
+    assert_eq!((s.failed, s.attempts), (1, 3));
+    assert_eq!(
+        office3.sms_list().unwrap()[0].reason.as_deref(),
+        Some("the gateway answered 503")
+    );
 }
 
 #[test]
 fn nic_takes_english_and_hindi_with_its_dlt_fields() {
     let gw = GovGateway::start(Kind::Nic, account());
-    let (_d, office) = office(&nic_settings(gw.url()), &[("PIN", "pass word&1")]);
+    let (_d, office) = office_with(&nic_settings(gw.url()), &[("PIN", "pass word&1")]);
     english_and_hindi(&gw, &office);
     assert!(gw.delivered().iter().all(|d| d.number.starts_with("91")));
 }
@@ -153,7 +180,7 @@ fn nic_refusals_retries_and_silence() {
     bad.templates.clear();
     let unregistered = GovGateway::start(Kind::Nic, bad);
     // An unregistered template: refused with the gateway's code and words.
-    let (_d, office1) = office(&nic_settings(unregistered.url()), &[("PIN", "pass word&1")]);
+    let (_d, office1) = office_with(&nic_settings(unregistered.url()), &[("PIN", "pass word&1")]);
     issue_with_languages(&office1, &["en"]);
     let s = send(&office1);
     assert_eq!((s.failed, s.attempts), (1, 1));
@@ -163,13 +190,13 @@ fn nic_refusals_retries_and_silence() {
     );
     // A 5xx, then no answer: tried again up to max_attempts, then failed;
     // nothing delivered twice once the gateway takes it.
-    let (_d2, office2) = office(&nic_settings(gw.url()), &[("PIN", "pass word&1")]);
+    let (_d2, office2) = office_with(&nic_settings(gw.url()), &[("PIN", "pass word&1")]);
     issue_with_languages(&office2, &["en"]);
     gw.set_behaviour(Behaviour::Unavailable);
     let s = send(&office2);
     assert_eq!((s.sent, s.failed, s.attempts), (0, 1, 3));
     gw.set_behaviour(Behaviour::Hang);
-    let (_d3, office3) = office(&nic_settings(gw.url()), &[("PIN", "pass word&1")]);
+    let (_d3, office3) = office_with(&nic_settings(gw.url()), &[("PIN", "pass word&1")]);
     issue_with_languages(&office3, &["en"]);
     let s = send(&office3);
     assert_eq!((s.sent, s.failed), (0, 1));
@@ -179,7 +206,7 @@ fn nic_refusals_retries_and_silence() {
         .unwrap()
         .contains("did not answer"));
     gw.set_behaviour(Behaviour::Accept);
-    let (_d4, office4) = office(&nic_settings(gw.url()), &[("PIN", "pass word&1")]);
+    let (_d4, office4) = office_with(&nic_settings(gw.url()), &[("PIN", "pass word&1")]);
     issue_with_languages(&office4, &["en"]);
     assert_eq!(send(&office4).sent, 1);
     assert_eq!(
@@ -217,7 +244,7 @@ authorization = "Bearer {{env:$KEY}}"
 "#,
         url = gateway.url()
     );
-    let (_d, office) = office(&sms, &[("KEY", "template-key-1")]);
+    let (_d, office) = office_with(&sms, &[("KEY", "template-key-1")]);
     let (_, codes) = issue_with_languages(&office, &["en", "hi"]);
     let s = send(&office);
     assert_eq!((s.sent, s.failed), (2, 0));
@@ -243,7 +270,7 @@ authorization = "Bearer {{env:$KEY}}"
 
 #[test]
 fn a_template_with_an_unknown_placeholder_is_refused_before_anything_is_sent() {
-    let (_d, office) = office(
+    let (_d, office) = office_with(
         "sender = \"template\"\n[sms.request]\nurl = \"http://127.0.0.1:9/send?to={phone}\"\n",
         &[],
     );
@@ -254,7 +281,7 @@ fn a_template_with_an_unknown_placeholder_is_refused_before_anything_is_sent() {
 #[test]
 fn sms_test_sends_one_message_and_prints_the_gateways_answer() {
     let gw = GovGateway::start(Kind::Msdg, account());
-    let (d, _office) = office(
+    let (d, _office) = office_with(
         &msdg_settings(gw.url()),
         &[("PASSWORD", "pass word&1"), ("KEY", "5e6c1d2a-secure")],
     );
@@ -283,7 +310,7 @@ fn sms_test_sends_one_message_and_prints_the_gateways_answer() {
 fn office_check_finds_problems_and_sends_nothing_unless_asked() {
     use std::os::unix::fs::PermissionsExt;
     let gw = GovGateway::start(Kind::Msdg, account());
-    let (d, _office) = office(
+    let (d, _office) = office_with(
         &msdg_settings(gw.url()),
         &[("PASSWORD", "pass word&1"), ("KEY", "5e6c1d2a-secure")],
     );
