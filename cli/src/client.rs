@@ -2,6 +2,10 @@
 //! of `handover_core::device` over HTTPS (or HTTP on loopback), with
 //! retries and backoff. Nothing is lost when the office cannot be reached:
 //! the outbox stays as it was, every event still queued.
+//!
+//! An office that takes the connection and never answers costs a step at
+//! most a minute: 10 s to connect, 20 s for the answer to begin, and no new
+//! attempt once [`STEP_DEADLINE`] has passed since the step's first.
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,6 +23,13 @@ const MAX_RESPONSE: u64 = 64 * 1024 * 1024;
 pub const BATCH_EVENTS: u64 = 500;
 /// Attempts of one request before the office counts as unreachable.
 const ATTEMPTS: u32 = 5;
+/// Longest wait for an answer to begin once a request is sent.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest wait for a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// No new attempt of a step starts this long after its first: with the
+/// timeouts above, a step gives up within a minute.
+pub const STEP_DEADLINE: Duration = Duration::from_secs(25);
 
 /// The office, as a device reaches it.
 pub struct OfficeLink {
@@ -50,7 +61,8 @@ impl OfficeLink {
         }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_recv_response(Some(ANSWER_TIMEOUT))
             .timeout_global(Some(Duration::from_secs(120)))
             .tls_config(tls.build())
             .build()
@@ -101,8 +113,12 @@ impl OfficeLink {
     ) -> Result<Option<HttpResponse>> {
         let mut wait = self.backoff;
         let mut last = String::new();
+        let started = std::time::Instant::now();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
+                if started.elapsed() + wait > STEP_DEADLINE {
+                    break;
+                }
                 std::thread::sleep(wait);
                 wait = (wait * 2).min(Duration::from_secs(8));
             }

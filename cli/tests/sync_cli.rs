@@ -255,6 +255,49 @@ fn an_unreachable_office_is_one_line_and_exit_2_with_everything_queued() {
         "{err}"
     );
     assert!(err.contains("nothing was lost"), "{err}");
+    // --json prints JSON even then.
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["error"]
+        .as_str()
+        .unwrap()
+        .contains("cannot reach the office"));
+}
+
+#[test]
+fn an_office_that_takes_the_connection_and_never_answers_costs_under_a_minute() {
+    let d = tempfile::tempdir().unwrap();
+    let office = d.path().join("office");
+    ok(&["office", "init", "--dir", p(&office)]);
+    let server = Server::start(&office, &[]);
+    office_and_device(d.path(), &server);
+    drop(server);
+    // Accepts every connection and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming() {
+            held.push(s);
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = run(&[
+        "device",
+        "sync",
+        "--dir",
+        p(&d.path().join("phone")),
+        "--server",
+        &url,
+        "--json",
+    ]);
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot reach the office"), "{err}");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["error"].is_string(), "{json}");
 }
 
 /// Many events waiting on the device: exceptions can be recorded again and again.

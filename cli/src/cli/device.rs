@@ -268,9 +268,17 @@ pub(super) fn run(cmd: DeviceCommand, now: DateTime<Utc>) -> Result<ExitCode> {
             server,
             json: as_json,
         } => {
-            let link = client::OfficeLink::new(&server.server, server.ca_cert.as_deref())?;
-            let device = device_store(&d.dir)?;
-            let s = client::sync(&device, &link)?;
+            let synced = client::OfficeLink::new(&server.server, server.ca_cert.as_deref())
+                .and_then(|link| client::sync(&device_store(&d.dir)?, &link));
+            let s = match synced {
+                Ok(s) => s,
+                Err(e) if as_json => {
+                    // JSON even then; the line on standard error as always.
+                    println!("{}", json(&serde_json::json!({ "error": e.to_string() }))?);
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
             if as_json {
                 println!("{}", json(&s)?);
             } else {
