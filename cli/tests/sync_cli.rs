@@ -229,14 +229,20 @@ fn enrol_pull_work_and_sync_through_the_binary() {
     let _ = id;
 }
 
-#[test]
-fn an_unreachable_office_is_one_line_and_exit_2_with_everything_queued() {
+/// A phone enrolled at an office whose service has stopped since.
+fn phone_whose_office_is_gone() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     let office = d.path().join("office");
     ok(&["office", "init", "--dir", p(&office)]);
     let server = Server::start(&office, &[]);
     office_and_device(d.path(), &server);
     drop(server);
+    d
+}
+
+#[test]
+fn an_unreachable_office_is_one_line_and_exit_2_with_everything_queued() {
+    let d = phone_whose_office_is_gone();
     let phone = d.path().join("phone");
     let out = run(&[
         "device",
@@ -265,12 +271,7 @@ fn an_unreachable_office_is_one_line_and_exit_2_with_everything_queued() {
 
 #[test]
 fn an_office_that_takes_the_connection_and_never_answers_costs_under_a_minute() {
-    let d = tempfile::tempdir().unwrap();
-    let office = d.path().join("office");
-    ok(&["office", "init", "--dir", p(&office)]);
-    let server = Server::start(&office, &[]);
-    office_and_device(d.path(), &server);
-    drop(server);
+    let d = phone_whose_office_is_gone();
     // Accepts every connection and never says a word.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", silent.local_addr().unwrap());

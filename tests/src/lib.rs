@@ -221,6 +221,46 @@ pub fn issue_with_languages(
     (id, codes)
 }
 
+/// The service's `/metrics` text, through `link`.
+pub fn metrics_text(link: &handover_cli::client::OfficeLink) -> String {
+    let resp = link
+        .send(&handover_core::device::HttpRequest {
+            method: "GET",
+            path: handover_core::api::METRICS,
+            headers: vec![],
+            body: vec![],
+        })
+        .expect("the service answers");
+    String::from_utf8(resp.body).expect("utf-8")
+}
+
+/// Rewrite the `office.toml` of `office_dir` with `settings` after its
+/// `[office]` table, keeping the store `init` recorded (PostgreSQL on that
+/// run of the suite).
+pub fn rewrite_office_toml(office_dir: &Path, settings: &str) {
+    let store: String = std::fs::read_to_string(office_dir.join("office.toml"))
+        .expect("office.toml")
+        .lines()
+        .filter(|l| l.starts_with("database_url"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(
+        office_dir.join("office.toml"),
+        format!("[office]\nlanguage = \"en\"\n{store}\n{settings}"),
+    )
+    .expect("write office.toml");
+}
+
+/// A new office (`PO-273001`) in `office/` of a temporary directory, its
+/// `office.toml` holding `settings` (see [`rewrite_office_toml`]).
+pub fn office_dir_with_settings(settings: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let office_dir = dir.path().join("office");
+    drop(init_office(&office_dir, "PO-273001"));
+    rewrite_office_toml(&office_dir, settings);
+    dir
+}
+
 /// The sync service of `office` on a loopback port (`127.0.0.1:0`), until dropped.
 pub fn serve(
     office: std::sync::Arc<Office>,

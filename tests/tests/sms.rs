@@ -36,24 +36,8 @@ fn office_with_gateway(gateway: &Gateway, extra: &str) -> SmsOffice {
     // Each test names its own variables, so setting them races with nothing.
     std::env::set_var(&key_env, format!("api-key-{n}"));
     std::env::set_var(&secret_env, &secret);
-    let dir = tempfile::tempdir().unwrap();
-    let office_dir = dir.path().join("office");
-    drop(init_office(&office_dir, "PO-273001"));
-    // Keep the store `init` recorded (PostgreSQL on that run of the suite).
-    let store: String = std::fs::read_to_string(office_dir.join("office.toml"))
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("database_url"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(
-        office_dir.join("office.toml"),
-        format!(
-            r#"[office]
-language = "en"
-{store}
-
-[sms]
+    let dir = office_dir_with_settings(&format!(
+        r#"[sms]
 sender = "http"
 url = "{url}"
 api_key_env = "{key_env}"
@@ -79,10 +63,9 @@ backoff_ms = 10
 "vaccination.certificate.en" = "1107000000000000010"
 "vaccination.certificate.hi" = "1107000000000000011"
 "#,
-            url = gateway.url()
-        ),
-    )
-    .unwrap();
+        url = gateway.url()
+    ));
+    let office_dir = dir.path().join("office");
     let office = std::sync::Arc::new(Office::open(&office_dir).unwrap());
     SmsOffice {
         dir,
@@ -262,15 +245,7 @@ fn delivery_reports_need_the_shared_secret() {
     assert_eq!(o.office.report().unwrap().sms.get("delivered"), Some(&1));
     assert_eq!(report(&o.secret, "sideways").status, 400);
     // The route is counted under its own name in /metrics.
-    let metrics = link
-        .send(&HttpRequest {
-            method: "GET",
-            path: api::METRICS,
-            headers: vec![],
-            body: vec![],
-        })
-        .unwrap();
-    let text = String::from_utf8(metrics.body).unwrap();
+    let text = metrics_text(&link);
     assert!(
         text.contains("route=\"/v1/sms/status\""),
         "{}",

@@ -48,21 +48,10 @@ fn office_with(sms: &str, vars: &[(&str, &str)]) -> (tempfile::TempDir, Office) 
         std::env::set_var(&var, value);
         sms = sms.replace(&format!("${name}"), &var);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let office_dir = dir.path().join("office");
-    drop(init_office(&office_dir, "PO-273001"));
-    let store: String = std::fs::read_to_string(office_dir.join("office.toml"))
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("database_url"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(
-        office_dir.join("office.toml"),
-        format!("[office]\nlanguage = \"en\"\n{store}\n[sms]\ntimeout_seconds = 1\nmax_attempts = 3\nbackoff_ms = 10\n{sms}\n{TEMPLATES}"),
-    )
-    .unwrap();
-    let office = Office::open(&office_dir).unwrap();
+    let dir = office_dir_with_settings(&format!(
+        "[sms]\ntimeout_seconds = 1\nmax_attempts = 3\nbackoff_ms = 10\n{sms}\n{TEMPLATES}"
+    ));
+    let office = Office::open(&dir.path().join("office")).unwrap();
     (dir, office)
 }
 
@@ -72,10 +61,30 @@ fn msdg_settings(url: &str) -> String {
     )
 }
 
+/// An office sending through MSDG at `url` with the right secrets.
+fn msdg_office(url: &str) -> (tempfile::TempDir, Office) {
+    office_with(
+        &msdg_settings(url),
+        &[("PASSWORD", "pass word&1"), ("KEY", "5e6c1d2a-secure")],
+    )
+}
+
 fn nic_settings(url: &str) -> String {
     format!(
         "sender = \"nic\"\nurl = \"{url}\"\nusername = \"indiapost.gkp\"\npin_env = \"$PIN\"\nsender_id = \"INPOST\"\nentity_id = \"1101234567890123456\"\n"
     )
+}
+
+/// `handover office …` on the office in `d`, with `args` after `--dir DIR`.
+fn office_cmd(d: &tempfile::TempDir, command: &[&str], args: &[&str]) -> std::process::Output {
+    std::process::Command::new(handover_bin())
+        .arg("office")
+        .args(command)
+        .arg("--dir")
+        .arg(d.path().join("office"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn send(office: &Office) -> handover_office::sms::SendSummary {
@@ -109,10 +118,7 @@ fn english_and_hindi(gateway: &GovGateway, office: &Office) {
 #[test]
 fn msdg_takes_english_and_hindi_with_its_hash_and_unicode() {
     let gw = GovGateway::start(Kind::Msdg, account());
-    let (_d, office) = office_with(
-        &msdg_settings(gw.url()),
-        &[("PASSWORD", "pass word&1"), ("KEY", "5e6c1d2a-secure")],
-    );
+    let (_d, office) = msdg_office(gw.url());
     english_and_hindi(&gw, &office);
     assert!(gw.answers().iter().all(|a| a.starts_with("402,MsgID")));
 }
@@ -140,10 +146,7 @@ fn msdg_refusals_keep_the_gateways_code_and_meaning() {
     let mut other = account();
     other.templates = vec!["1107999999999999999".into()];
     let gw2 = GovGateway::start(Kind::Msdg, other);
-    let (_d2, office2) = office_with(
-        &msdg_settings(gw2.url()),
-        &[("PASSWORD", "pass word&1"), ("KEY", "5e6c1d2a-secure")],
-    );
+    let (_d2, office2) = msdg_office(gw2.url());
     issue_with_languages(&office2, &["hi"]);
     assert_eq!(send(&office2).failed, 1);
     assert_eq!(
@@ -152,10 +155,7 @@ fn msdg_refusals_keep_the_gateways_code_and_meaning() {
     );
     // A 5xx: tried again up to max_attempts, then failed with the status.
     gw2.set_behaviour(Behaviour::Unavailable);
-    let (_d3, office3) = office_with(
-        &msdg_settings(gw2.url()),
-        &[("PASSWORD", "pass word&1"), ("KEY", "5e6c1d2a-secure")],
-    );
+    let (_d3, office3) = msdg_office(gw2.url());
     issue_with_languages(&office3, &["en"]);
     let s = send(&office3);
     assert_eq!((s.failed, s.attempts), (1, 3));
@@ -281,20 +281,9 @@ fn a_template_with_an_unknown_placeholder_is_refused_before_anything_is_sent() {
 #[test]
 fn sms_test_sends_one_message_and_prints_the_gateways_answer() {
     let gw = GovGateway::start(Kind::Msdg, account());
-    let (d, _office) = office_with(
-        &msdg_settings(gw.url()),
-        &[("PASSWORD", "pass word&1"), ("KEY", "5e6c1d2a-secure")],
-    );
-    let office_dir = d.path().join("office");
+    let (d, _office) = msdg_office(gw.url());
     // The variables are this process's: the child inherits them.
-    let out = succeeded(
-        std::process::Command::new(handover_bin())
-            .args(["office", "sms", "test", "--dir"])
-            .arg(&office_dir)
-            .args(["--to", "9876543210"])
-            .output()
-            .unwrap(),
-    );
+    let out = succeeded(office_cmd(&d, &["sms", "test"], &["--to", "9876543210"]));
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("msdgsms"), "{stdout}");
     let delivered = gw.delivered();
@@ -310,19 +299,9 @@ fn sms_test_sends_one_message_and_prints_the_gateways_answer() {
 fn office_check_finds_problems_and_sends_nothing_unless_asked() {
     use std::os::unix::fs::PermissionsExt;
     let gw = GovGateway::start(Kind::Msdg, account());
-    let (d, _office) = office_with(
-        &msdg_settings(gw.url()),
-        &[("PASSWORD", "pass word&1"), ("KEY", "5e6c1d2a-secure")],
-    );
+    let (d, _office) = msdg_office(gw.url());
     let dir = d.path().join("office");
-    let check = |extra: &[&str]| {
-        std::process::Command::new(handover_bin())
-            .args(["office", "check", "--dir"])
-            .arg(&dir)
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let check = |extra: &[&str]| office_cmd(&d, &["check"], extra);
     let out = succeeded(check(&[]));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("ok      SMS sender"), "{text}");

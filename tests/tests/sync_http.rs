@@ -82,15 +82,7 @@ fn a_day_over_http_enrol_pull_work_sync_report() {
         })
         .unwrap();
     assert_eq!(health.status, 200);
-    let metrics = link
-        .send(&HttpRequest {
-            method: "GET",
-            path: api::METRICS,
-            headers: vec![],
-            body: vec![],
-        })
-        .unwrap();
-    let text = String::from_utf8(metrics.body).unwrap();
+    let text = metrics_text(&link);
     assert!(
         text.contains("handover_requests_total{route=\"/v1/batches\",status=\"200\"}"),
         "{text}"

@@ -23,6 +23,15 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// A 200 answer with `text` (tests of the answer readers).
+    #[cfg(test)]
+    pub fn ok(text: &str) -> Answer {
+        Answer {
+            status: 200,
+            text: text.into(),
+        }
+    }
+
     /// The attempt a non-2xx status makes, or `None` for a 2xx.
     pub fn http_retry(&self) -> Option<Attempt> {
         match self.status {
@@ -90,11 +99,32 @@ pub fn read(
     })
 }
 
-/// POST `form` (form-encoded) to `url`.
+/// POST `form` (form-encoded) to `url`; the answer through `answer`.
 pub fn form_post(
     agent: &ureq::Agent,
     url: &str,
     form: &[(&str, &str)],
-) -> std::result::Result<Answer, Attempt> {
-    read(agent.post(url).send_form(form.iter().copied()))
+    answer: fn(&Answer) -> Attempt,
+) -> Attempt {
+    match read(agent.post(url).send_form(form.iter().copied())) {
+        Ok(a) => answer(&a),
+        Err(later) => later,
+    }
+}
+
+/// The DLT template id of a message's template, or the refusal to send it
+/// without one.
+pub fn template_id<'t>(
+    templates: &'t std::collections::BTreeMap<String, String>,
+    m: &super::sender::Outgoing<'_>,
+) -> std::result::Result<&'t str, Attempt> {
+    templates
+        .get(m.template)
+        .map(String::as_str)
+        .ok_or_else(|| {
+            Attempt::Refused(format!(
+                "no DLT template id for {} in office.toml",
+                m.template
+            ))
+        })
 }

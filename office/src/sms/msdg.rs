@@ -165,11 +165,9 @@ pub fn read_answer(answer: &Answer) -> Attempt {
 
 impl Sender for MsdgSender {
     fn send(&self, m: &Outgoing<'_>) -> Attempt {
-        let Some(template_id) = self.templates.get(m.template) else {
-            return Attempt::Refused(format!(
-                "no DLT template id for {} in office.toml",
-                m.template
-            ));
+        let template_id = match super::gateway::template_id(&self.templates, m) {
+            Ok(id) => id,
+            Err(refused) => return refused,
         };
         let (content, service) = match m.encoding {
             Encoding::Ucs2 => (unicode_content(m.text), "unicodemsg"),
@@ -183,13 +181,10 @@ impl Sender for MsdgSender {
             ("content", content.as_str()),
             ("smsservicetype", service),
             ("mobileno", m.mobile),
-            ("templateid", template_id.as_str()),
+            ("templateid", template_id),
             ("key", key.as_str()),
         ];
-        match form_post(&self.agent, &self.url, &form) {
-            Ok(answer) => read_answer(&answer),
-            Err(later) => later,
-        }
+        form_post(&self.agent, &self.url, &form, read_answer)
     }
 }
 
@@ -199,10 +194,7 @@ mod tests {
 
     #[test]
     fn answers_read_as_the_document_gives_them() {
-        let ok = |t: &str| Answer {
-            status: 200,
-            text: t.into(),
-        };
+        let ok = Answer::ok;
         assert_eq!(
             read_answer(&ok("402,MsgID = 150620161466003974245msdgsms\r\n")),
             Attempt::Sent {

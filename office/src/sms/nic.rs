@@ -81,11 +81,9 @@ pub fn read_answer(answer: &Answer) -> Attempt {
 
 impl Sender for NicSender {
     fn send(&self, m: &Outgoing<'_>) -> Attempt {
-        let Some(template_id) = self.templates.get(m.template) else {
-            return Attempt::Refused(format!(
-                "no DLT template id for {} in office.toml",
-                m.template
-            ));
+        let template_id = match super::gateway::template_id(&self.templates, m) {
+            Ok(id) => id,
+            Err(refused) => return refused,
         };
         let mnumber = format!("91{}", m.mobile);
         let mut form = vec![
@@ -95,15 +93,12 @@ impl Sender for NicSender {
             ("mnumber", mnumber.as_str()),
             ("signature", self.sender_id.as_str()),
             ("dlt_entity_id", self.entity_id.as_str()),
-            ("dlt_template_id", template_id.as_str()),
+            ("dlt_template_id", template_id),
         ];
         if m.encoding == Encoding::Ucs2 {
             form.push(("msgType", "UC"));
         }
-        match form_post(&self.agent, &self.url, &form) {
-            Ok(answer) => read_answer(&answer),
-            Err(later) => later,
-        }
+        form_post(&self.agent, &self.url, &form, read_answer)
     }
 }
 
@@ -113,10 +108,7 @@ mod tests {
 
     #[test]
     fn answers_read_as_departments_see_them() {
-        let ok = |t: &str| Answer {
-            status: 200,
-            text: t.into(),
-        };
+        let ok = Answer::ok;
         assert_eq!(
             read_answer(&ok("Message Accepted for Request ID=70414170921368011248849~code=API000 & info=Platform accepted & Time =2014/11/27/18/12")),
             Attempt::Sent { gateway_id: Some("70414170921368011248849".into()) }

@@ -162,11 +162,9 @@ impl HttpSender {
 
 impl Sender for HttpSender {
     fn send(&self, m: &Outgoing<'_>) -> Attempt {
-        let Some(template_id) = self.templates.get(m.template) else {
-            return Attempt::Refused(format!(
-                "no DLT template id for {} in office.toml",
-                m.template
-            ));
+        let template_id = match super::gateway::template_id(&self.templates, m) {
+            Ok(id) => id,
+            Err(refused) => return refused,
         };
         let body = GatewayRequest {
             to: format!("91{}", m.mobile),
