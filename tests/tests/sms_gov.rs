@@ -87,6 +87,16 @@ fn office_cmd(d: &tempfile::TempDir, command: &[&str], args: &[&str]) -> std::pr
         .unwrap()
 }
 
+/// The gateway's message id of every outbox row, in order.
+fn gateway_ids(office: &Office) -> Vec<Option<String>> {
+    office
+        .sms_list()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.gateway_id)
+        .collect()
+}
+
 fn send(office: &Office) -> handover_office::sms::SendSummary {
     office
         .sms_send(&*office.sender().unwrap(), Utc::now())
@@ -106,12 +116,7 @@ fn english_and_hindi(gateway: &GovGateway, office: &Office) {
     }
     assert!(!delivered[0].unicode);
     assert!(delivered[1].unicode && delivered[1].text.chars().any(|c| c as u32 >= 0x900));
-    let ids: Vec<Option<String>> = office
-        .sms_list()
-        .unwrap()
-        .into_iter()
-        .map(|m| m.gateway_id)
-        .collect();
+    let ids = gateway_ids(office);
     assert!(ids.iter().all(Option::is_some), "{ids:?}");
 }
 
@@ -259,12 +264,7 @@ authorization = "Bearer {{env:$KEY}}"
     assert_eq!(got[0].body["unicode"], "false");
     assert_eq!(got[1].body["unicode"], "true");
     assert!(got[0].body["text"].as_str().unwrap().contains(&codes[0].1));
-    let ids: Vec<Option<String>> = office
-        .sms_list()
-        .unwrap()
-        .into_iter()
-        .map(|m| m.gateway_id)
-        .collect();
+    let ids = gateway_ids(&office);
     assert_eq!(ids, [Some("gw-1".to_owned()), Some("gw-2".to_owned())]);
 }
 
