@@ -53,17 +53,20 @@ pub const MAX_REASON_CHARS: usize = 200;
 /// white space folded, at most [`MAX_REASON_CHARS`] characters.
 pub fn clean_reason(reason: &str) -> String {
     let mut out = String::new();
+    let mut kept = 0;
     for c in reason.chars() {
-        if out.chars().count() >= MAX_REASON_CHARS {
+        if kept >= MAX_REASON_CHARS {
             break;
         }
         if c.is_control() || c.is_whitespace() {
             if !out.is_empty() && !out.ends_with(' ') {
                 out.push(' ');
+                kept += 1;
             }
         } else if !matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
         {
             out.push(c);
+            kept += 1;
         }
     }
     out.trim_end().to_owned()
