@@ -91,6 +91,7 @@ fn main() {
                 valid_from: now - chrono::Duration::hours(1),
                 valid_until: now + chrono::Duration::hours(8),
                 reissue: &[],
+                missing: handover_office::issue::Missing::Refuse,
                 now,
             },
             &|| {},

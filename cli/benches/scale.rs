@@ -166,6 +166,7 @@ fn issue_rate(office: &Office) -> f64 {
                     valid_from: now - chrono::Duration::hours(1),
                     valid_until: now + chrono::Duration::hours(8),
                     reissue: &[],
+                    missing: handover_office::issue::Missing::Refuse,
                     now,
                 },
                 &|| {},

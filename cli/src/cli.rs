@@ -74,6 +74,9 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
+            for line in e.details() {
+                eprintln!("  {line}");
+            }
             match e.advice() {
                 Some(advice) => eprintln!("error: {e}; {advice}"),
                 None => eprintln!("error: {e}"),

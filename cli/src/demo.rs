@@ -212,7 +212,14 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
         root.display()
     ));
     say("1. Morning: the office starts its sync service; each device enrols by token and pulls its manifest");
-    let office = std::sync::Arc::new(Office::init(&root.join("office"), "PO-560001")?);
+    let office = std::sync::Arc::new(Office::init_with(
+        &root.join("office"),
+        "PO-560001",
+        bookings::CodPayee {
+            upi: "indiapost.cod@sbi".into(),
+            name: "India Post".into(),
+        },
+    )?);
     let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let limits = Limits {
         sms_send_every: None,
@@ -258,6 +265,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
                 valid_from: now - Duration::hours(1),
                 valid_until: now + Duration::hours(11),
                 reissue: &[],
+                missing: handover_office::issue::Missing::Refuse,
                 now,
             },
             &|| pb.inc(1),
@@ -359,6 +367,23 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
                     .or_insert(0) += 1;
                 continue;
             }
+            let mut handed = None;
+            if roll < 18 {
+                // A typo first; if the typo's tag happens to collide it is
+                // accepted, and the office will flag it.
+                let typo = wrong_code(&mut rng, right);
+                if let out @ VerifyOutcome::Accepted { .. } = attempt(&typo, false)? {
+                    handed = Some(out);
+                }
+            }
+            let handed = match handed {
+                Some(out) => out,
+                None => attempt(right, true)?,
+            };
+            if !matches!(handed, VerifyOutcome::Accepted { .. }) {
+                continue;
+            }
+            // Paid as the article changes hands, after the code.
             if let Some(cod) = b.details.cod() {
                 let method = if rng.below(2) == 0 {
                     PaymentMethod::Cash
@@ -378,15 +403,6 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
                 *tally.payments.entry(how.to_owned()).or_insert(0) += 1;
                 tally.collected_paise += cod.amount_paise;
             }
-            if roll < 18 {
-                // A typo first; if the typo's tag happens to collide it is
-                // accepted, and the office will flag it.
-                let typo = wrong_code(&mut rng, right);
-                if let VerifyOutcome::Accepted { .. } = attempt(&typo, false)? {
-                    continue;
-                }
-            }
-            attempt(right, true)?;
         }
         pb.finish_and_clear();
     }

@@ -61,6 +61,26 @@ pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Err
 }
 
 impl Error {
+    /// Lines to print before the error's own: every bad row of a bookings
+    /// file, so that one round of fixing is enough.
+    pub fn details(&self) -> Vec<String> {
+        match self {
+            Error::Office(handover_office::Error::BookingRows { problems, more })
+                if problems.len() + more > 1 =>
+            {
+                let mut lines: Vec<String> = problems
+                    .iter()
+                    .map(|p| format!("line {}, column {}: {}", p.line, p.column, p.why))
+                    .collect();
+                if *more > 0 {
+                    lines.push(format!("… and {more} more bad rows"));
+                }
+                lines
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// What to do about it, in the command line's terms.
     pub fn advice(&self) -> Option<String> {
         use handover_core::Error as C;
@@ -105,6 +125,9 @@ impl Error {
             Error::Office(O::InvalidWindow) => "--valid-from must be before --valid-until".into(),
             Error::Office(O::ReissueNotBooked(_)) => {
                 "--reissue must name a reference of the bookings file".into()
+            }
+            Error::Office(O::WouldWithdraw { .. }) => {
+                "nothing was issued; give the whole day's list, or --add to add these items and keep the rest, or --withdraw-missing to withdraw the items left out".into()
             }
             Error::Office(O::UnsafeFile { .. }) => "choose another path, or fix the file".into(),
             Error::Office(O::DamagedKey { .. }) => {

@@ -1,6 +1,7 @@
 //! `handover load`: a load generator for the sync service.
 //!
-//! 1. **Prepare**: enrol N simulated devices by token over HTTP, issue each
+//! 1. **Prepare**: enrol N simulated devices by token over HTTP, mark them
+//!    simulated at the office (left out of its report, never sent an SMS), issue each
 //!    a manifest (cheap verifiers: the load is on the service, not PBKDF2),
 //!    and build every device's signed, chained events ahead of time, cut
 //!    into batches: a manifest import, a handover per item with its right
@@ -121,6 +122,8 @@ pub fn prepare(
         let enrolled: EnrolResponse = serde_json::from_slice(&resp.body)
             .map_err(|_| Error::Usage(format!("enrolment refused: {}", resp.status)))?;
         enrolled.verify(&token.token, &key.public_key())?;
+        // Before anything is issued to it: out of the report, no SMS.
+        office.mark_as_simulated(&enrolled.device_id)?;
         let mut csv = String::from("reference,service,addressee,address,mobile,cod_paise\n");
         for i in 0..items {
             // Serial numbers unique per run and device.

@@ -201,9 +201,10 @@ pub struct PostDetails {
 pub struct CashOnDelivery {
     /// Amount in paise.
     pub amount_paise: u64,
-    /// Payee's UPI id.
+    /// Payee's UPI id; empty (with an empty name) when the office has not
+    /// set up UPI, and the amount is collected in cash only.
     pub payee_upi: String,
-    /// Payee's name as shown in the payer's UPI app.
+    /// Payee's name as shown in the payer's UPI app; empty with `payee_upi`.
     pub payee_name: String,
 }
 
@@ -333,8 +334,12 @@ impl Item {
                     if cod.amount_paise == 0 || cod.amount_paise > upi::MAX_AMOUNT_PAISE {
                         return Err(Error::invalid("cod amount", "1 paisa to 1 crore rupees"));
                     }
-                    upi::validate_vpa(&cod.payee_upi)?;
-                    check_text("payee_name", &cod.payee_name, limits::PAYEE_NAME)?;
+                    // No payee at all: the office has not set up UPI, and
+                    // the amount is collected in cash.
+                    if !(cod.payee_upi.is_empty() && cod.payee_name.is_empty()) {
+                        upi::validate_vpa(&cod.payee_upi)?;
+                        check_text("payee_name", &cod.payee_name, limits::PAYEE_NAME)?;
+                    }
                 }
             }
             ItemDetails::Vaccination(v) => {

@@ -540,6 +540,16 @@ fn exceptions_and_payments() {
     assert!(u1
         .uri()
         .starts_with("upi://pay?pa=indiapost.cod@sbi&pn=India%20Post&am=250.00&cu=INR&tr="));
+    // Paid as it changes hands: not before the recipient's code.
+    match device.record_payment(&cod, PaymentMethod::Cash, t0()) {
+        Err(Error::NotAllowed(why)) => assert!(why.contains("not yet handed over"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!device.item(&cod).unwrap().unwrap().paid);
+    assert!(matches!(
+        device.verify(&cod, &office.code(&cod, 1), t0()).unwrap(),
+        VerifyOutcome::Accepted { .. }
+    ));
     device
         .record_payment(
             &cod,
@@ -554,10 +564,6 @@ fn exceptions_and_payments() {
         Err(Error::NotAllowed(_))
     ));
     assert!(device.item(&cod).unwrap().unwrap().paid);
-    assert!(matches!(
-        device.verify(&cod, &office.code(&cod, 1), t0()).unwrap(),
-        VerifyOutcome::Accepted { .. }
-    ));
     assert!(matches!(
         device.record_exception(&cod, ExceptionReason::Refused, t0()),
         Err(Error::NotAllowed(_))

@@ -230,7 +230,10 @@ impl Config {
         };
         let config: Config = toml::from_str(&text).map_err(|e| Error::Config {
             path: path.clone(),
-            why: e.message().to_owned(),
+            why: where_in(&text, e.span()).map_or_else(
+                || e.message().to_owned(),
+                |at| format!("{at}: {}", e.message()),
+            ),
         })?;
         config.check().map_err(|why| Error::Config { path, why })?;
         Ok(config)
@@ -308,5 +311,56 @@ impl Config {
     /// The language of bookings that do not say.
     pub fn default_language(&self) -> Result<Language> {
         self.office.language.parse()
+    }
+}
+
+/// `line N, key K` of the byte range a TOML error points at: the key the
+/// line sets, or the table it opens.
+fn where_in(text: &str, span: Option<std::ops::Range<usize>>) -> Option<String> {
+    let start = span?.start.min(text.len());
+    let line_no = text.get(..start)?.matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    let key = if line.starts_with('[') {
+        line.trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_owned()
+    } else {
+        line.split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"')
+            .to_owned()
+    };
+    Some(if key.is_empty() {
+        format!("line {line_no}")
+    } else {
+        format!("line {line_no}, key `{key}`")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(toml_text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE), toml_text).unwrap();
+        Config::load(dir.path()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_key() {
+        let e = error_of("[office]\nlanguage = \"en\"\n\n[sms]\nsendr = \"file\"\n");
+        assert!(
+            e.contains("line 5, key `sendr`: unknown field `sendr`"),
+            "{e}"
+        );
+        let e = error_of("[sms]\ntimeout_seconds = \"ten\"\n");
+        assert!(e.contains("line 2, key `timeout_seconds`"), "{e}");
+        let e = error_of("[smss]\nsender = \"file\"\n");
+        assert!(e.contains("line 1, key `smss`"), "{e}");
+        let e = error_of("[sms\n");
+        assert!(e.contains("line 1"), "{e}");
     }
 }

@@ -25,6 +25,16 @@ pub enum Error {
         /// What is wrong.
         why: String,
     },
+    /// Rows of a bookings file are wrong: each with its line, column and
+    /// what to fix (up to [`crate::bookings::MAX_PROBLEMS`]; `more` counts
+    /// the rest).
+    #[error("{}", booking_rows(problems, *more))]
+    BookingRows {
+        /// The bad rows, in file order.
+        problems: Vec<crate::bookings::Problem>,
+        /// Bad rows beyond those listed.
+        more: usize,
+    },
     /// The directory holds no office.
     #[error("{} holds no office", .0.display())]
     NotInitialised(PathBuf),
@@ -134,6 +144,17 @@ pub enum Error {
     /// The bookings hold one reference twice.
     #[error("the bookings hold {0} twice")]
     BookedTwice(String),
+    /// A revision would withdraw items the bookings leave out, and the
+    /// request did not say to.
+    #[error("the bookings leave out {count} of the {held} items of manifest {manifest_id}: issuing them would withdraw those items from the device")]
+    WouldWithdraw {
+        /// The manifest.
+        manifest_id: String,
+        /// Items it holds now.
+        held: usize,
+        /// Items the bookings leave out.
+        count: usize,
+    },
     /// A re-issue names a reference the bookings do not hold.
     #[error("a re-issue names {0}, which is not in the bookings")]
     ReissueNotBooked(String),
@@ -211,4 +232,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
     move |source| Error::Io { path, source }
+}
+
+/// The first bad row, and how many others.
+fn booking_rows(problems: &[crate::bookings::Problem], more: usize) -> String {
+    let others = problems.len().saturating_sub(1) + more;
+    let first = problems.first().map_or_else(String::new, |p| {
+        format!("bookings line {}, column {}: {}", p.line, p.column, p.why)
+    });
+    match others {
+        0 => format!("{first}; fix the file and issue again (nothing was issued)"),
+        n => format!(
+            "{first}; and {n} more bad row(s); fix the file and issue again (nothing was issued)"
+        ),
+    }
 }

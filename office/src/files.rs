@@ -76,6 +76,32 @@ pub fn replace_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Check, before any work, that [`append_private`] will take `path`: absent,
+/// or a regular private file (not a symlink, not readable by others).
+pub fn check_appendable(path: &Path) -> Result<()> {
+    let unsafe_file = |why| Error::UnsafeFile {
+        path: path.to_owned(),
+        why,
+    };
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(path)(e)),
+        Ok(meta) if meta.file_type().is_symlink() => Err(unsafe_file("it is a symbolic link")),
+        Ok(meta) if !meta.is_file() => Err(unsafe_file("it is not a regular file")),
+        Ok(meta) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                if meta.permissions().mode() & 0o077 != 0 {
+                    return Err(unsafe_file("others may read it (make it mode 0600)"));
+                }
+            }
+            let _ = meta;
+            Ok(())
+        }
+    }
+}
+
 /// Append `bytes` to `path`, creating it 0600 if absent. Returns whether the
 /// file existed before. Refuses a symlink, a non-regular file, or a file
 /// readable or writable by group or others (checked on the opened file, so

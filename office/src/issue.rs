@@ -2,9 +2,11 @@
 //!
 //! The manifest id is `<programme>-<device id>-<yyyymmdd of valid_from>`:
 //! one per device, programme and working day. Issuing again for the same
-//! device, programme and day makes the next revision from the file given,
-//! which should hold the whole day's list (items left out are withdrawn on
-//! the device).
+//! device, programme and day makes the next revision from the file given.
+//! What happens to the items held that the file leaves out is the
+//! request's [`Missing`]: refused by default (a partial list must not
+//! withdraw the rest by accident), withdrawn (their queued code SMS
+//! cancelled), or kept (late items added to the day's manifest).
 //!
 //! Each item's **code version** is decided first, then its code and verifier
 //! are derived:
@@ -57,8 +59,27 @@ pub struct IssueRequest<'a> {
     pub valid_until: DateTime<Utc>,
     /// References whose code is re-issued (new version, new SMS).
     pub reissue: &'a [String],
+    /// What a new revision does with the held items the bookings leave out.
+    pub missing: Missing,
     /// Issue time.
     pub now: DateTime<Utc>,
+}
+
+/// What a new revision of a manifest does with the items it holds that the
+/// bookings leave out. A partial list (300 of the day's 5,000) must not
+/// withdraw the rest by accident.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Missing {
+    /// Refuse the issue if any item would be withdrawn
+    /// ([`Error::WouldWithdraw`], which says how many).
+    #[default]
+    Refuse,
+    /// Withdraw them: the device stops offering them, and their code SMS
+    /// still queued are cancelled.
+    Withdraw,
+    /// Keep them as they are: the bookings are added to the manifest (late
+    /// items), and items already held are updated from the bookings.
+    Keep,
 }
 
 impl<'a> IssueRequest<'a> {
@@ -80,6 +101,7 @@ impl<'a> IssueRequest<'a> {
             valid_from: later(now, -chrono::Duration::hours(1)),
             valid_until: later(now, chrono::Duration::hours(8)),
             reissue: &[],
+            missing: Missing::Refuse,
             now,
         }
     }
@@ -108,6 +130,12 @@ pub struct Issued {
     pub items: usize,
     /// Items that got a new code version because their policy changed.
     pub policy_changed: usize,
+    /// Items this revision withdrew (left out of the bookings).
+    pub withdrawn: usize,
+    /// Code SMS of withdrawn items that were still queued, now cancelled.
+    pub sms_cancelled: usize,
+    /// Items kept from the previous revision ([`Missing::Keep`]).
+    pub kept: usize,
 }
 
 impl std::fmt::Debug for Issued {
@@ -121,6 +149,9 @@ impl std::fmt::Debug for Issued {
             .field("policy", &self.policy)
             .field("items", &self.items)
             .field("policy_changed", &self.policy_changed)
+            .field("withdrawn", &self.withdrawn)
+            .field("sms_cancelled", &self.sms_cancelled)
+            .field("kept", &self.kept)
             .finish()
     }
 }
@@ -139,6 +170,8 @@ struct Planned<'a> {
 /// policy, the manifest id and the references to re-issue.
 struct Checked<'r> {
     assignee: String,
+    /// A `handover load` device: no SMS is queued.
+    simulated: bool,
     policy: Policy,
     manifest_id: String,
     reissue: HashSet<&'r str>,
@@ -171,10 +204,23 @@ impl Office {
         mut deliver: impl FnMut(&Issued) -> Result<()>,
     ) -> Result<Issued> {
         let checked = self.check_issue(req)?;
+        let req_bookings = req.bookings.len();
         let default_language = self.config.default_language()?;
         let issued = self.store.write(|tx| {
             // One issue of a device's manifests at a time, across servers.
             tx.lock_device(req.device_id)?;
+            let (missing, kept) = missing_items(tx, req, &checked.manifest_id)?;
+            let all: Vec<Booking>;
+            let req = if kept.is_empty() {
+                req.clone()
+            } else {
+                all = req.bookings.iter().cloned().chain(kept).collect();
+                IssueRequest {
+                    bookings: &all,
+                    ..req.clone()
+                }
+            };
+            let req = &req;
             let plan = plan_revision(tx, req, &checked, default_language)?;
             let (items, sms) = self.derive_items(req.programme, &plan.items, progress)?;
             let manifest = Manifest {
@@ -206,7 +252,9 @@ impl Office {
                 &sealed,
             )?;
             write_items(tx, &manifest, &plan.items)?;
-            let (sms_ids, sms_segments) = self.write_codes(tx, req, &manifest, &plan.items)?;
+            let (sms_ids, sms_segments) =
+                self.write_codes(tx, req, &checked, &manifest, &plan.items)?;
+            let sms_cancelled = withdraw(tx, req, &checked.manifest_id, &missing)?;
             let issued = Issued {
                 manifest_id: checked.manifest_id.clone(),
                 revision: plan.revision,
@@ -217,6 +265,9 @@ impl Office {
                 policy: checked.policy,
                 items: manifest.items.len(),
                 policy_changed: plan.items.iter().filter(|p| p.policy_changed).count(),
+                withdrawn: missing.len(),
+                sms_cancelled,
+                kept: req.bookings.len() - req_bookings,
             };
             deliver(&issued)?;
             Ok::<_, Error>(issued)
@@ -262,6 +313,7 @@ impl Office {
             return Err(Error::BookedTwice(b.reference.clone()));
         }
         Ok(Checked {
+            simulated: device.simulated,
             assignee: device.assignee,
             policy,
             manifest_id,
@@ -327,11 +379,13 @@ impl Office {
     }
 
     /// Record the new code versions (their policies) and queue the SMS that
-    /// carry them; returns the SMS ids and the segments they take.
+    /// carry them (none for a simulated device); returns the SMS ids and the
+    /// segments they take.
     fn write_codes(
         &self,
         tx: &mut Tx<'_, '_>,
         req: &IssueRequest<'_>,
+        checked: &Checked<'_>,
         manifest: &Manifest,
         plan: &[Planned<'_>],
     ) -> Result<(Vec<i64>, usize)> {
@@ -366,6 +420,10 @@ impl Office {
             "",
             &code_rows,
         )?;
+        if checked.simulated {
+            // Nobody is at a simulated door: no message goes out.
+            return Ok((Vec::new(), 0));
+        }
         let mut queued = Vec::with_capacity(fresh.len());
         let mut sms_segments = 0;
         for (item, p) in &fresh {
@@ -457,6 +515,97 @@ fn plan_revision<'a>(
     Ok(Plan { revision, items })
 }
 
+/// An item the bookings leave out: its reference and code version.
+type LeftOut = (String, i64);
+
+/// The items the manifest holds now (not withdrawn) that the bookings
+/// leave out, as `(reference, code_version)`, refused or turned into
+/// bookings to keep, as `req.missing` says.
+fn missing_items(
+    tx: &mut Tx<'_, '_>,
+    req: &IssueRequest<'_>,
+    manifest_id: &str,
+) -> Result<(Vec<LeftOut>, Vec<Booking>)> {
+    let booked: HashSet<&str> = req.bookings.iter().map(|b| b.reference.as_str()).collect();
+    let held: Vec<(String, i64, String, String, String)> = tx.all(
+        "SELECT reference, code_version, mobile, details, language FROM items
+         WHERE manifest_id = $1 AND withdrawn_at IS NULL ORDER BY reference",
+        ps![manifest_id],
+        |r| {
+            Ok((
+                r.get("reference")?,
+                r.get("code_version")?,
+                r.get("mobile")?,
+                r.get("details")?,
+                r.get("language")?,
+            ))
+        },
+    )?;
+    let total = held.len();
+    let left_out: Vec<_> = held
+        .into_iter()
+        .filter(|h| !booked.contains(h.0.as_str()))
+        .collect();
+    match req.missing {
+        Missing::Refuse if !left_out.is_empty() => Err(Error::WouldWithdraw {
+            manifest_id: manifest_id.to_owned(),
+            held: total,
+            count: left_out.len(),
+        }),
+        Missing::Keep => {
+            let kept = left_out
+                .into_iter()
+                .map(|(reference, _, mobile, details, language)| {
+                    Ok(Booking {
+                        line: 0,
+                        reference,
+                        mobile,
+                        details: serde_json::from_str(&details)
+                            .map_err(|_| Error::Store("stored item details are unreadable"))?,
+                        language: language.parse().ok(),
+                    })
+                })
+                .collect::<Result<_>>()?;
+            Ok((Vec::new(), kept))
+        }
+        _ => Ok((
+            left_out.into_iter().map(|h| (h.0, h.1)).collect(),
+            Vec::new(),
+        )),
+    }
+}
+
+/// Mark `missing` items withdrawn and cancel their code SMS still queued
+/// (the code of an item the device no longer offers must not go out).
+/// Returns the SMS cancelled.
+fn withdraw(
+    tx: &mut Tx<'_, '_>,
+    req: &IssueRequest<'_>,
+    manifest_id: &str,
+    missing: &[LeftOut],
+) -> Result<usize> {
+    let mut cancelled = 0;
+    for (reference, code_version) in missing {
+        tx.exec(
+            "UPDATE items SET withdrawn_at = $3 WHERE manifest_id = $1 AND reference = $2",
+            ps![manifest_id, reference, ms(req.now)],
+        )?;
+        cancelled += tx.exec(
+            "UPDATE sms_outbox SET status = 'cancelled', reason = 'withdrawn from the manifest',
+                 updated_at = $4
+             WHERE purpose = 'code' AND status = 'queued' AND programme = $1
+                 AND reference = $2 AND code_version = $3",
+            ps![
+                req.programme.as_str(),
+                reference,
+                *code_version,
+                ms(req.now)
+            ],
+        )?;
+    }
+    Ok(cancelled as usize)
+}
+
 /// Write the manifest row: a new manifest, or its next revision.
 fn write_manifest(
     tx: &mut Tx<'_, '_>,
@@ -526,7 +675,7 @@ fn write_items(tx: &mut Tx<'_, '_>, manifest: &Manifest, plan: &[Planned<'_>]) -
         "ON CONFLICT (manifest_id, reference) DO UPDATE SET
              code_version = excluded.code_version, digits = excluded.digits,
              mobile = excluded.mobile, details = excluded.details,
-             language = excluded.language",
+             language = excluded.language, withdrawn_at = NULL",
         &item_rows,
     )?;
     Ok(())

@@ -17,6 +17,7 @@
 //! | `language.rs` | a recipient's language(s) |
 //! | `bookings.rs` | bookings CSV |
 //! | `store/` | the database: SQLite or PostgreSQL (`mod.rs`), statements (`sql.rs`), schema and migrations (`schema.rs`, `sqlite.sql`, `postgres.sql`), TLS to PostgreSQL (`tls.rs`) |
+//! | `devices.rs` | the devices enrolled: the list operators read, simulated (load) devices |
 //! | `enrol.rs` | enrolment tokens, enrolment |
 //! | `auth.rs` | the checks every signed request passes |
 //! | `manifests.rs` | the manifests a device is served |
@@ -54,6 +55,7 @@ pub mod auth;
 pub mod bookings;
 pub mod check;
 pub mod config;
+pub mod devices;
 pub mod enrol;
 pub mod error;
 pub mod files;
@@ -111,6 +113,9 @@ pub struct DeviceRecord {
     pub flagged: Option<String>,
     /// Last seq held from it.
     pub head_seq: u64,
+    /// A simulated device of `handover load`: left out of reports, never
+    /// sent an SMS.
+    pub simulated: bool,
 }
 
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
@@ -146,7 +151,7 @@ impl Office {
         database_url: Option<&str>,
     ) -> Result<Office> {
         handover_core::rules::check_id("office id", office_id)?;
-        handover_core::upi::validate_vpa(&cod.upi)?;
+        cod.check()?;
         if let Some(url) = database_url.filter(|u| config::url_has_password(u)) {
             // Recorded as the environment variable it must then come from.
             if std::env::var(config::DATABASE_URL_ENV).as_deref() != Ok(url) {
@@ -313,6 +318,22 @@ impl Office {
         &self.cod
     }
 
+    /// Record where cash-on-delivery payments go from now on (or that UPI
+    /// is not set up, with an empty payee). Items already issued keep the
+    /// payee their manifest carries; a running service takes the new one
+    /// when it starts again.
+    pub fn set_cod_payee(&mut self, cod: bookings::CodPayee) -> Result<()> {
+        cod.check()?;
+        self.store.write(|tx| {
+            for (k, v) in [("cod_upi", &cod.upi), ("cod_name", &cod.name)] {
+                tx.exec("UPDATE meta SET value = $2 WHERE key = $1", ps![k, v])?;
+            }
+            Ok::<_, Error>(())
+        })?;
+        self.cod = cod;
+        Ok(())
+    }
+
     /// Enrol a device by its public key; returns its device id. Enrolling the
     /// same key again is a no-op.
     pub fn enroll(
@@ -361,7 +382,8 @@ impl Office {
 /// The device row, read in `tx`.
 pub(crate) fn device_record(tx: &mut Tx<'_, '_>, device_id: &str) -> Result<DeviceRecord> {
     tx.opt(
-        "SELECT device_id, assignee, revoked_at IS NOT NULL AS revoked, flagged, head_seq
+        "SELECT device_id, assignee, revoked_at IS NOT NULL AS revoked, flagged, head_seq,
+                simulated
          FROM devices WHERE device_id = $1",
         ps![device_id],
         |r| {
@@ -371,6 +393,7 @@ pub(crate) fn device_record(tx: &mut Tx<'_, '_>, device_id: &str) -> Result<Devi
                 revoked: r.get("revoked")?,
                 flagged: r.get("flagged")?,
                 head_seq: r.get::<i64>("head_seq")?.max(0) as u64,
+                simulated: r.get::<i64>("simulated")? != 0,
             })
         },
     )?

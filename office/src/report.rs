@@ -23,6 +23,8 @@ pub struct Report {
     pub flagged: Vec<FlaggedDevice>,
     /// Items in the manifests issued (latest code of each).
     pub items_issued: u64,
+    /// Items left out of a later revision of their manifest (withdrawn).
+    pub items_withdrawn: u64,
     /// `handed_over` events received, whatever their verdict.
     pub handed_over: u64,
     /// Handovers whose code the office re-derived and matched.
@@ -117,14 +119,17 @@ impl Office {
     }
 }
 
+/// The report reads the `report_*` views: the tables without what
+/// `handover load` simulated (its devices, their manifests, items and
+/// events). Load never queues an SMS, so the outbox is read whole.
 fn report(tx: &mut Tx<'_, '_>, office_id: &str) -> Result<Report> {
     let verdicts: BTreeMap<String, u64> = count_by(
         tx,
-        "SELECT verdict AS k, COUNT(*) AS n FROM events WHERE kind = 'handed_over' GROUP BY verdict",
+        "SELECT verdict AS k, COUNT(*) AS n FROM report_events WHERE kind = 'handed_over' GROUP BY verdict",
     )?;
     let verdict = |v: &str| verdicts.get(v).copied().unwrap_or(0);
     let flagged = tx.all(
-        "SELECT device_id, assignee, flagged FROM devices WHERE flagged IS NOT NULL ORDER BY device_id",
+        "SELECT device_id, assignee, flagged FROM report_devices WHERE flagged IS NOT NULL ORDER BY device_id",
         ps![],
         |r| {
             Ok(FlaggedDevice {
@@ -136,12 +141,12 @@ fn report(tx: &mut Tx<'_, '_>, office_id: &str) -> Result<Report> {
     )?;
     let exceptions = count_by(
         tx,
-        "SELECT detail AS k, COUNT(*) AS n FROM events WHERE kind = 'exception' GROUP BY detail",
+        "SELECT detail AS k, COUNT(*) AS n FROM report_events WHERE kind = 'exception' GROUP BY detail",
     )?;
     let mut payments = BTreeMap::new();
     let mut collected = 0u64;
     for (how, amount) in tx.all(
-        "SELECT detail, amount_paise FROM events WHERE kind = 'payment' AND verdict = 'recorded'",
+        "SELECT detail, amount_paise FROM report_events WHERE kind = 'payment' AND verdict = 'recorded'",
         ps![],
         |r| {
             Ok((
@@ -160,7 +165,7 @@ fn report(tx: &mut Tx<'_, '_>, office_id: &str) -> Result<Report> {
     }
     let mut policies = Vec::new();
     for (programme, policy) in tx.all(
-        "SELECT DISTINCT programme, policy FROM manifests ORDER BY programme, policy",
+        "SELECT DISTINCT programme, policy FROM report_manifests ORDER BY programme, policy",
         ps![],
         |r| Ok((r.get::<String>("programme")?, r.get::<String>("policy")?)),
     )? {
@@ -178,10 +183,17 @@ fn report(tx: &mut Tx<'_, '_>, office_id: &str) -> Result<Report> {
     )?;
     Ok(Report {
         office_id: office_id.to_owned(),
-        devices: count(tx, "SELECT COUNT(*) AS n FROM devices")?,
-        revoked: count(tx, "SELECT COUNT(*) AS n FROM devices WHERE revoked_at IS NOT NULL")?,
+        devices: count(tx, "SELECT COUNT(*) AS n FROM report_devices")?,
+        revoked: count(tx, "SELECT COUNT(*) AS n FROM report_devices WHERE revoked_at IS NOT NULL")?,
         flagged,
-        items_issued: count(tx, "SELECT COUNT(*) AS n FROM items")?,
+        items_issued: count(
+            tx,
+            "SELECT COUNT(*) AS n FROM report_items WHERE withdrawn_at IS NULL",
+        )?,
+        items_withdrawn: count(
+            tx,
+            "SELECT COUNT(*) AS n FROM report_items WHERE withdrawn_at IS NOT NULL",
+        )?,
         handed_over: verdicts.values().sum(),
         verified: verdict("verified"),
         code_mismatch: verdict("code_mismatch"),
@@ -192,16 +204,16 @@ fn report(tx: &mut Tx<'_, '_>, office_id: &str) -> Result<Report> {
         after_lock: verdict("after_lock"),
         attempts_exceeded: count(
             tx,
-            "SELECT COUNT(*) AS n FROM events WHERE verdict = 'attempts_exceeded'",
+            "SELECT COUNT(*) AS n FROM report_events WHERE verdict = 'attempts_exceeded'",
         )?,
-        reimported: count(tx, "SELECT COUNT(*) AS n FROM events WHERE verdict = 'reimported'")?,
+        reimported: count(tx, "SELECT COUNT(*) AS n FROM report_events WHERE verdict = 'reimported'")?,
         payment_mismatch: count(
             tx,
-            "SELECT COUNT(*) AS n FROM events WHERE verdict = 'payment_mismatch'",
+            "SELECT COUNT(*) AS n FROM report_events WHERE verdict = 'payment_mismatch'",
         )?,
-        clock_suspect_events: count(tx, "SELECT COUNT(*) AS n FROM events WHERE clock_suspect")?,
-        refused: count(tx, "SELECT COUNT(*) AS n FROM events WHERE kind = 'attempt_failed'")?,
-        locked: count(tx, "SELECT COUNT(*) AS n FROM events WHERE kind = 'locked'")?,
+        clock_suspect_events: count(tx, "SELECT COUNT(*) AS n FROM report_events WHERE clock_suspect")?,
+        refused: count(tx, "SELECT COUNT(*) AS n FROM report_events WHERE kind = 'attempt_failed'")?,
+        locked: count(tx, "SELECT COUNT(*) AS n FROM report_events WHERE kind = 'locked'")?,
         exceptions,
         payments,
         collected_paise: collected,
@@ -224,9 +236,9 @@ fn report(tx: &mut Tx<'_, '_>, office_id: &str) -> Result<Report> {
             tx,
             "SELECT COUNT(*) AS n FROM confirmations WHERE channel = 'certificate'",
         )?,
-        clock_anomalies: count(tx, "SELECT COUNT(*) AS n FROM events WHERE kind = 'clock_anomaly'")?,
+        clock_anomalies: count(tx, "SELECT COUNT(*) AS n FROM report_events WHERE kind = 'clock_anomaly'")?,
         max_receipt_delay_seconds: tx.int(
-            "SELECT CAST(COALESCE(MAX(received_at - device_time), 0) / 1000 AS BIGINT) AS n FROM events",
+            "SELECT CAST(COALESCE(MAX(received_at - device_time), 0) / 1000 AS BIGINT) AS n FROM report_events",
             ps![],
         )?,
         policies,
@@ -259,6 +271,9 @@ pub fn render(r: &Report) -> String {
     line("devices revoked", r.revoked.to_string());
     line("devices flagged", r.flagged.len().to_string());
     line("items issued", r.items_issued.to_string());
+    if r.items_withdrawn > 0 {
+        line("items withdrawn", r.items_withdrawn.to_string());
+    }
     line("handed over (device)", r.handed_over.to_string());
     line("  verified at the office", r.verified.to_string());
     line("  code mismatch (flagged)", r.code_mismatch.to_string());

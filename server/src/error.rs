@@ -51,7 +51,7 @@ impl Failure {
     /// 500 for a failure of the service itself; the detail goes to the
     /// service's log (it names no person or code), not to the client.
     pub fn internal(e: impl std::fmt::Display) -> Failure {
-        eprintln!("handover-server: internal error: {e}");
+        tracing::error!(error = %e, "internal error");
         Failure::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Internal,

@@ -131,10 +131,19 @@ fn route_name(path: Option<&str>) -> &'static str {
     .unwrap_or("other")
 }
 
-/// The timeout, and the metrics of every answer.
+/// The timeout, the metrics and the log line of every answer.
 async fn observe(State(svc): State<Shared>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = route_name(req.extensions().get::<MatchedPath>().map(|p| p.as_str()));
+    let method = req.method().clone();
+    // The device the request claims to be (a signed request's header):
+    // an id, never a code, name or number; logged only if it looks like one.
+    let device = req
+        .headers()
+        .get(api::H_DEVICE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|d| handover_core::rules::check_id("device id", d).is_ok())
+        .map(str::to_owned);
     let resp = match tokio::time::timeout(svc.limits.request_timeout, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => Failure::new(
@@ -144,8 +153,16 @@ async fn observe(State(svc): State<Shared>, req: Request, next: Next) -> Respons
         )
         .into_response(),
     };
-    svc.metrics
-        .record(route, resp.status().as_u16(), started.elapsed());
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    svc.metrics.record(route, status, elapsed);
+    let ms = elapsed.as_secs_f64() * 1e3;
+    let device = device.as_deref().unwrap_or("-");
+    match status {
+        401 | 403 | 429 => tracing::warn!(%method, route, status, ms, device, "refused"),
+        500.. => tracing::error!(%method, route, status, ms, device, "failed"),
+        _ => tracing::info!(%method, route, status, ms, device, "request"),
+    }
     resp
 }
 
@@ -254,6 +271,7 @@ async fn enrol(
             ),
             _ => f,
         })?;
+    tracing::info!(device = %resp.device_id, "enrolled");
     Ok(Json(resp))
 }
 
@@ -289,6 +307,15 @@ async fn batches(
     svc.metrics.events_received(batch.events.len() as u64);
     let office = svc.office.clone();
     let ingested = blocking(move || office.ingest_batch(&batch, Utc::now())).await?;
+    let summary = &ingested.summary;
+    tracing::info!(
+        device = %summary.device_id,
+        events = summary.received,
+        new = summary.new,
+        through_seq = summary.through_seq,
+        verdicts = ?summary.verdicts,
+        "batch"
+    );
     let mut resp = Response::new(Body::from(ingested.ack));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

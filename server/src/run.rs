@@ -136,7 +136,7 @@ async fn send_sms(service: Arc<Service>, every: Duration) {
     let sender = match service.office().sender() {
         Ok(s) => Arc::new(s),
         Err(e) => {
-            eprintln!("handover-server: not sending SMS in the background: {e}");
+            tracing::error!(error = %e, "not sending SMS in the background");
             return;
         }
     };
@@ -147,15 +147,18 @@ async fn send_sms(service: Arc<Service>, every: Duration) {
             tokio::task::spawn_blocking(move || office.sms_send(&**sender, chrono::Utc::now()))
                 .await;
         match sent {
-            Ok(Ok(s)) if s.failed > 0 => {
-                eprintln!(
-                    "handover-server: {} SMS failed (see `handover office sms list`)",
-                    s.failed
-                )
+            Ok(Ok(s)) if s.failed > 0 => tracing::warn!(
+                sent = s.sent,
+                failed = s.failed,
+                segments = s.segments,
+                "SMS sent, some failed (see `handover office sms list`)"
+            ),
+            Ok(Ok(s)) if s.sent > 0 => {
+                tracing::info!(sent = s.sent, segments = s.segments, "SMS sent")
             }
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => eprintln!("handover-server: sending SMS: {e}"),
-            Err(_) => eprintln!("handover-server: the SMS sender stopped"),
+            Ok(Err(e)) => tracing::error!(error = %e, "sending SMS"),
+            Err(_) => tracing::error!("the SMS sender stopped"),
         }
     }
 }
@@ -309,7 +312,7 @@ pub fn run(
                     _ = term.recv() => {}
                     _ = tokio::signal::ctrl_c() => {}
                 }
-                eprintln!("handover-server: shutting down; letting requests in flight finish");
+                tracing::info!("shutting down; letting requests in flight finish");
                 handle.graceful_shutdown(Some(DRAIN));
             }
         };

@@ -14,16 +14,18 @@ pub fn on_postgres() -> bool {
     std::env::var("HANDOVER_TEST_STORE").as_deref() == Ok("postgres")
 }
 
+/// The cash-on-delivery payee of the tests' offices.
+pub fn test_cod_payee() -> bookings::CodPayee {
+    bookings::CodPayee {
+        upi: "indiapost.cod@sbi".into(),
+        name: "India Post".into(),
+    }
+}
+
 /// A new office in `dir`, on the store under test.
 pub fn init_office(dir: &Path, office_id: &str) -> Office {
     let url = on_postgres().then(|| pg::server().database());
-    Office::init_in(
-        dir,
-        office_id,
-        bookings::CodPayee::default(),
-        url.as_deref(),
-    )
-    .expect("init office")
+    Office::init_in(dir, office_id, test_cod_payee(), url.as_deref()).expect("init office")
 }
 
 use std::path::{Path, PathBuf};

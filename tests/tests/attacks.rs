@@ -40,6 +40,7 @@ fn reissue(day: &mut Day, policy: Policy, names: &[String]) -> handover_office::
                 valid_from: item.valid_from,
                 valid_until: item.valid_until,
                 reissue: names,
+                missing: handover_office::issue::Missing::Withdraw,
                 now: Utc::now(),
             },
             &|| {},
@@ -480,6 +481,7 @@ fn payments_are_checked_against_the_items_cash_on_delivery() {
 fn the_device_takes_only_a_twelve_digit_upi_reference() {
     let day = Day::new(1, test_policy());
     let r = day.rows[0].reference.clone();
+    day.device.verify(&r, &day.code(&r), Utc::now()).unwrap();
     assert!(day
         .device
         .record_payment(

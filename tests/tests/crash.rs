@@ -61,6 +61,7 @@ fn sigkill_at_random_moments_loses_nothing_the_caller_was_told() {
                     valid_from: now - Duration::hours(1),
                     valid_until: now + Duration::hours(8),
                     reissue,
+                    missing: handover_office::issue::Missing::Withdraw,
                     now,
                 },
                 &|| {},

@@ -56,6 +56,10 @@ fn a_day_through_the_binary() {
         p(&office),
         "--office-id",
         "PO-411001",
+        "--cod-upi",
+        "indiapost.cod@sbi",
+        "--cod-name",
+        "India Post",
     ]);
     let office_key = office_key.trim();
     assert_eq!(office_key.len(), 64);
@@ -161,8 +165,14 @@ fn a_day_through_the_binary() {
     for (i, (_, r, c)) in codes.iter().enumerate() {
         match i {
             0 => {
+                // Paid as it changes hands: not before the code.
+                let early = run(&["device", "pay", "--dir", dir, "--reference", r, "--cash"]);
+                assert_eq!(early.status.code(), Some(2));
+                assert!(String::from_utf8_lossy(&early.stderr).contains("not yet handed over"));
+                // The code as the recipient reads it out, in two groups.
+                let spaced = format!("{} {}", &c[..3], &c[3..]);
+                assert_eq!(verify(r, &spaced).status.code(), Some(0));
                 ok(&["device", "pay", "--dir", dir, "--reference", r, "--cash"]);
-                assert_eq!(verify(r, c).status.code(), Some(0));
                 handed += 1;
             }
             1 | 2 => {
@@ -178,6 +188,12 @@ fn a_day_through_the_binary() {
                     "{upi}"
                 );
                 assert!(upi.contains('█'));
+                let out = verify(r, &wrong(c));
+                assert_eq!(out.status.code(), Some(1));
+                assert!(String::from_utf8_lossy(&out.stdout).contains("2 attempts left"));
+                refused += 1;
+                assert_eq!(verify(r, c).status.code(), Some(0));
+                handed += 1;
                 ok(&[
                     "device",
                     "pay",
@@ -188,12 +204,6 @@ fn a_day_through_the_binary() {
                     "--upi-ref",
                     "612345678901",
                 ]);
-                let out = verify(r, &wrong(c));
-                assert_eq!(out.status.code(), Some(1));
-                assert!(String::from_utf8_lossy(&out.stdout).contains("2 attempts left"));
-                refused += 1;
-                assert_eq!(verify(r, c).status.code(), Some(0));
-                handed += 1;
             }
             4 => {
                 for _ in 0..3 {

@@ -282,6 +282,7 @@ fn reissue_unlocks_a_locked_item_with_a_new_code() {
                 valid_from: item.valid_from,
                 valid_until: item.valid_until,
                 reissue: std::slice::from_ref(&r),
+                missing: handover_office::issue::Missing::Withdraw,
                 now,
             },
             &|| {},

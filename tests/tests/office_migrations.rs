@@ -159,10 +159,10 @@ fn every_earlier_office_schema_upgrades_with_its_data() {
             let code = day.code(&b.reference);
             match i {
                 0 => {
+                    day.device.verify(&b.reference, &code, now).unwrap();
                     day.device
                         .record_payment(&b.reference, PaymentMethod::Cash, now)
                         .unwrap();
-                    day.device.verify(&b.reference, &code, now).unwrap();
                 }
                 1 => {
                     day.device
@@ -254,7 +254,8 @@ fn sqlite_shape(path: &std::path::Path) -> Shape {
     let mut tables = std::collections::BTreeMap::new();
     for t in names(
         &conn,
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        // Views too: the report's views must have the same columns.
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'",
     ) {
         let mut stmt = conn
             .prepare(&format!(

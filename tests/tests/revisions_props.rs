@@ -89,6 +89,7 @@ proptest! {
                     valid_from: window.valid_from,
                     valid_until: window.valid_until,
                     reissue: &reissue,
+                    missing: handover_office::issue::Missing::Withdraw,
                     now: Utc::now(),
                 },
                 &|| {},

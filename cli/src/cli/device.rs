@@ -43,6 +43,15 @@ pub(super) enum DeviceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Where the device stands: pinned office keys, manifests and their
+    /// revisions, events waiting, the acknowledged head, the last ack.
+    Status {
+        #[command(flatten)]
+        d: DirArg,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a code at the door. Exit 0 accepted, 1 not accepted, 2 error.
     Verify {
         #[command(flatten)]
@@ -167,6 +176,14 @@ pub(super) fn run(cmd: DeviceCommand, now: DateTime<Utc>) -> Result<ExitCode> {
                 println!("{}", json(&items)?);
             } else {
                 for i in items {
+                    let who = match &i.details {
+                        handover_core::manifest::ItemDetails::Post(p) => {
+                            format!("{}, {}", p.addressee, p.address)
+                        }
+                        handover_core::manifest::ItemDetails::Vaccination(v) => {
+                            format!("{} (dose {}, {})", v.name, v.dose, v.slot)
+                        }
+                    };
                     let extra = match i.details.cod() {
                         Some(c) if !i.paid => format!(
                             "  COD Rs {}.{:02}",
@@ -177,11 +194,49 @@ pub(super) fn run(cmd: DeviceCommand, now: DateTime<Utc>) -> Result<ExitCode> {
                         None => String::new(),
                     };
                     println!(
-                        "{:<18} {:<12} attempts left {}{extra}",
+                        "{:<18} {:<12} attempts left {}{extra}  {who}",
                         i.reference,
                         i.state.as_str(),
                         i.attempts_left
                     );
+                }
+            }
+        }
+        DeviceCommand::Status { d, json: as_json } => {
+            let s = device_store(&d.dir)?.status()?;
+            if as_json {
+                println!("{}", json(&s)?);
+            } else {
+                let when = |t: chrono::DateTime<Utc>| {
+                    t.with_timezone(&chrono::Local)
+                        .format("%Y-%m-%d %H:%M")
+                        .to_string()
+                };
+                println!("device {}", s.device_id);
+                for k in &s.office_keys {
+                    println!("office key {k}");
+                }
+                if s.manifests.is_empty() {
+                    println!("no manifests: sync, or import one");
+                }
+                for m in &s.manifests {
+                    println!(
+                        "manifest {} revision {} ({}, {} items), {} to {}",
+                        m.manifest_id,
+                        m.revision,
+                        m.programme,
+                        m.items,
+                        when(m.valid_from),
+                        when(m.valid_until)
+                    );
+                }
+                println!(
+                    "events: {} written, acknowledged through seq {}, {} waiting to be sent",
+                    s.head_seq, s.acknowledged_through, s.pending
+                );
+                match s.last_ack_at {
+                    Some(t) => println!("last ack {}", when(t)),
+                    None => println!("no ack from the office yet"),
                 }
             }
         }

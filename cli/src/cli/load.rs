@@ -41,6 +41,11 @@ pub(super) struct LoadArgs {
     /// A CA certificate (PEM) to trust for the office.
     #[arg(long)]
     pub(super) ca_cert: Option<PathBuf>,
+    /// Run even though the office has real devices (a live office): the
+    /// simulated devices are marked and left out of its report, and no SMS
+    /// is queued for them, but they still take the service's capacity.
+    #[arg(long)]
+    pub(super) allow_live_office: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub(super) json: bool,
@@ -57,6 +62,7 @@ pub(super) fn run(args: LoadArgs) -> Result<()> {
         batch,
         drop,
         ca_cert,
+        allow_live_office,
         json: as_json,
     } = args;
     if !(0.0..1.0).contains(&drop) {
@@ -67,6 +73,15 @@ pub(super) fn run(args: LoadArgs) -> Result<()> {
         None => crate::local::office_of(&server, database_url(db_url.as_deref())?)?,
     };
     let office = Office::open_in(&dir, database_url(db_url.as_deref())?)?;
+    let real = office.real_devices()?;
+    if real > 0 && !allow_live_office {
+        return Err(Error::Usage(format!(
+            "the office in {} is live: it has {real} real device(s); nothing was done. \
+             Load a test office, or give --allow-live-office (its devices are then marked \
+             simulated, left out of the report and sent no SMS)",
+            dir.display()
+        )));
+    }
     let links = server
         .iter()
         .map(|s| client::OfficeLink::new(s, ca_cert.as_deref()))

@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, Duration, Utc};
 use clap::Subcommand;
 use handover_core::codes::{Policy, Programme};
 use handover_core::keys::PublicKey;
-use handover_office::issue::IssueRequest;
+use handover_office::issue::{IssueRequest, Missing};
 use handover_office::{bookings, files, report, sms, Office};
 
 use crate::error::{Error, Result};
@@ -23,12 +23,16 @@ pub(super) enum OfficeCommand {
         /// The office's id.
         #[arg(long, default_value = "office")]
         office_id: String,
-        /// UPI id that cash-on-delivery payments go to.
-        #[arg(long, default_value = "indiapost.cod@sbi")]
-        cod_upi: String,
-        /// Payee name shown in the payer's UPI app.
-        #[arg(long, default_value = "India Post")]
-        cod_name: String,
+        #[command(flatten)]
+        cod: CodArgs,
+    },
+    /// Set where cash-on-delivery payments go from now on (items already
+    /// issued keep theirs; restart a running service).
+    Cod {
+        #[command(flatten)]
+        d: OfficeDir,
+        #[command(flatten)]
+        cod: CodArgs,
     },
     /// Enrol a device by its public key. Prints the device id.
     Enroll {
@@ -40,6 +44,18 @@ pub(super) enum OfficeCommand {
         /// The postman or vaccinator who carries it.
         #[arg(long)]
         assignee: String,
+    },
+    /// List the enrolled devices: assignee, enrolled, last sync, events
+    /// held, open items, revoked or flagged (flagged first).
+    Devices {
+        #[command(flatten)]
+        d: OfficeDir,
+        /// Include the simulated devices of `handover load`.
+        #[arg(long)]
+        with_simulated: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke a device: its later batches are refused.
     Revoke {
@@ -82,6 +98,15 @@ pub(super) enum OfficeCommand {
         /// Re-issue this reference's code (new code version, new SMS). Repeatable.
         #[arg(long)]
         reissue: Vec<String>,
+        /// Withdraw the items of today's manifest that this file leaves out
+        /// (their queued code SMS are cancelled). Without it, or --add, an
+        /// issue that would withdraw items is refused.
+        #[arg(long, conflicts_with = "add")]
+        withdraw_missing: bool,
+        /// Add this file's items (late bookings) to today's manifest and keep
+        /// the items it already holds.
+        #[arg(long)]
+        add: bool,
     },
     /// Ingest a device's batch: verify, store, and write the signed ack.
     Ingest {
@@ -151,23 +176,21 @@ pub(super) enum OfficeCommand {
 
 pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
     match cmd {
-        OfficeCommand::Init {
-            d,
-            office_id,
-            cod_upi,
-            cod_name,
-        } => {
+        OfficeCommand::Init { d, office_id, cod } => {
             let office = Office::init_in(
                 &d.dir,
                 &office_id,
-                bookings::CodPayee {
-                    upi: cod_upi,
-                    name: cod_name,
-                },
+                cod.payee(),
                 database_url(d.database_url.as_deref())?,
             )?;
             println!("{}", office.public_key());
             eprintln!("office {office_id} created in {}; pin the key above on each device with `handover device init`", d.dir.display());
+            say_cod(office.cod_payee(), &d.dir);
+        }
+        OfficeCommand::Cod { d, cod } => {
+            let mut office = d.open()?;
+            office.set_cod_payee(cod.payee())?;
+            say_cod(office.cod_payee(), &d.dir);
         }
         OfficeCommand::Enroll {
             d,
@@ -177,6 +200,18 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             let office = d.open()?;
             let key: PublicKey = device_key.parse()?;
             println!("{}", office.enroll(key, &assignee, now)?);
+        }
+        OfficeCommand::Devices {
+            d,
+            with_simulated,
+            json: as_json,
+        } => {
+            let devices = d.open()?.devices(with_simulated, now)?;
+            if as_json {
+                println!("{}", json(&devices)?);
+            } else {
+                print!("{}", devices_table(&devices, now));
+            }
         }
         OfficeCommand::Revoke { d, device } => {
             d.open()?.revoke(&device, now)?;
@@ -193,8 +228,14 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             valid_from,
             valid_until,
             reissue,
+            withdraw_missing,
+            add,
         } => {
             let office = d.open()?;
+            if let Some(path) = &sms_out {
+                // Codes go into that file: refused before anything is issued.
+                files::check_appendable(path)?;
+            }
             let policy = policy.map(|p| p.parse::<Policy>()).transpose()?;
             let from = time_arg("--valid-from", valid_from.as_deref())?.unwrap_or(now);
             let until = time_arg("--valid-until", valid_until.as_deref())?
@@ -213,6 +254,13 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                     valid_from: from,
                     valid_until: until,
                     reissue: &reissue,
+                    missing: if add {
+                        Missing::Keep
+                    } else if withdraw_missing {
+                        Missing::Withdraw
+                    } else {
+                        Missing::Refuse
+                    },
                     now,
                 },
                 &|| {},
@@ -226,6 +274,19 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                 issued.items,
                 out.display()
             );
+            if issued.kept > 0 {
+                println!(
+                    "  {} items added, {} kept from the previous revision",
+                    issued.items - issued.kept,
+                    issued.kept
+                );
+            }
+            if issued.withdrawn > 0 {
+                println!(
+                    "  {} items withdrawn (left out of the file); {} of their code SMS cancelled",
+                    issued.withdrawn, issued.sms_cancelled
+                );
+            }
             println!(
                 "SMS: {} code messages queued, {} segments",
                 issued.sms_ids.len(),
@@ -238,7 +299,11 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                     if sent.failed > 0 {
                         return Err(Error::SmsFailed {
                             failed: sent.failed,
-                            why: format!("they could not be written to {}", path.display()),
+                            why: format!(
+                                "they could not be written to {}; the manifest was issued and the SMS wait in the outbox: send them with `handover office sms send --dir {}`",
+                                path.display(),
+                                d.dir.display()
+                            ),
                         });
                     }
                     println!("  sent to {} (send them, then delete the file)", path.display());
@@ -407,4 +472,90 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where cash-on-delivery payments go.
+#[derive(Debug, clap::Args)]
+pub(super) struct CodArgs {
+    /// UPI id that cash-on-delivery payments go to (e.g. the post office's
+    /// collection account). Without it, UPI is not set up and COD is
+    /// collected in cash.
+    #[arg(long, requires = "cod_name")]
+    cod_upi: Option<String>,
+    /// Payee name shown in the payer's UPI app.
+    #[arg(long, requires = "cod_upi")]
+    cod_name: Option<String>,
+}
+
+impl CodArgs {
+    fn payee(self) -> bookings::CodPayee {
+        bookings::CodPayee {
+            upi: self.cod_upi.unwrap_or_default(),
+            name: self.cod_name.unwrap_or_default(),
+        }
+    }
+}
+
+fn say_cod(cod: &bookings::CodPayee, dir: &std::path::Path) {
+    if cod.is_set_up() {
+        eprintln!(
+            "cash on delivery: UPI payments go to {} ({})",
+            cod.upi, cod.name
+        );
+    } else {
+        eprintln!(
+            "cash on delivery by UPI is NOT set up: COD items will be collected in cash only; \
+             set the payee with `handover office cod --dir {} --cod-upi ID --cod-name NAME`",
+            dir.display()
+        );
+    }
+}
+
+/// `office devices` as a table: a header, a row per device.
+fn devices_table(
+    devices: &[handover_office::devices::DeviceSummary],
+    now: DateTime<Utc>,
+) -> String {
+    let when = |t: DateTime<Utc>| {
+        let local = t.with_timezone(&chrono::Local);
+        if (now - t).num_hours() < 20 {
+            local.format("%H:%M").to_string()
+        } else {
+            local.format("%Y-%m-%d").to_string()
+        }
+    };
+    let mut out = format!(
+        "{:<26} {:<20} {:<10} {:<10} {:>7} {:>6}  {}\n",
+        "DEVICE", "ASSIGNEE", "ENROLLED", "LAST SYNC", "EVENTS", "ITEMS", "STATE"
+    );
+    if devices.is_empty() {
+        out.push_str("(no devices enrolled)\n");
+    }
+    for d in devices {
+        let mut state = Vec::new();
+        if let Some(f) = &d.flagged {
+            state.push(format!("FLAGGED: {f}"));
+        }
+        if let Some(t) = d.revoked_at {
+            state.push(format!("revoked {}", when(t)));
+        }
+        if d.simulated {
+            state.push("simulated".into());
+        }
+        if state.is_empty() {
+            state.push("ok".into());
+        }
+        let assignee: String = d.assignee.chars().take(20).collect();
+        out.push_str(&format!(
+            "{:<26} {:<20} {:<10} {:<10} {:>7} {:>6}  {}\n",
+            d.device_id,
+            assignee,
+            when(d.enrolled_at),
+            d.last_sync_at.map_or_else(|| "never".to_owned(), when),
+            d.events_held,
+            d.items_open,
+            state.join(", ")
+        ));
+    }
+    out
 }

@@ -56,16 +56,32 @@ pub(super) fn run(cmd: SmsCommand, now: DateTime<Utc>) -> Result<()> {
             if as_json {
                 println!("{}", json(&rows)?);
             } else {
+                println!(
+                    "{:>6} {:<12} {:<16} {:<12} {:<6} {:<10} {:>8} {:>8} {:<16} REASON",
+                    "ID",
+                    "PURPOSE",
+                    "REFERENCE",
+                    "MOBILE",
+                    "LANG",
+                    "STATUS",
+                    "ATTEMPTS",
+                    "SEGMENTS",
+                    "UPDATED"
+                );
                 for r in rows {
                     println!(
-                        "{:>6} {:<12} {:<16} {:<6} {:<10} {:>2} attempts {:>2} segments {}",
+                        "{:>6} {:<12} {:<16} {:<12} {:<6} {:<10} {:>8} {:>8} {:<16} {}",
                         r.id,
                         r.purpose.as_str(),
                         r.reference,
+                        r.mobile,
                         r.language,
                         r.status,
                         r.attempts,
                         r.segments,
+                        r.updated_at
+                            .with_timezone(&chrono::Local)
+                            .format("%Y-%m-%d %H:%M"),
                         r.reason.unwrap_or_default()
                     );
                 }

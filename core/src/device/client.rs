@@ -323,6 +323,8 @@ impl SyncSession {
                     }
                 }
                 self.phase = Phase::Push;
+                // The acknowledged head, even when nothing new is sent.
+                self.summary.acknowledged_through = device.acknowledged_through()?;
             }
             Phase::Push => {
                 let before = self.summary.acknowledged_through;

@@ -84,7 +84,14 @@ impl Device {
             if now > later(item.valid_until, tolerance) {
                 return Ok(VerifyOutcome::Expired);
             }
-            let Ok(code) = Code::parse(code.trim(), item.policy.digits) else {
+            // The SMS and the recipient give the code in groups ("351 886",
+            // "351-886"): spaces and hyphens are not digits of it.
+            let typed: zeroize::Zeroizing<String> = code
+                .chars()
+                .filter(|c| !c.is_whitespace() && *c != '-')
+                .collect::<String>()
+                .into();
+            let Ok(code) = Code::parse(&typed, item.policy.digits) else {
                 return Ok(VerifyOutcome::Malformed {
                     digits: item.policy.digits,
                 });
@@ -190,7 +197,7 @@ impl Device {
             upi::validate_utr(txn_ref)?;
         }
         self.write(now, |tx| {
-            let (item, cod) = unpaid_cod_item(tx, reference)?;
+            let (item, cod) = handed_over_unpaid_cod_item(tx, reference)?;
             let event = self.append(
                 tx,
                 now,
@@ -214,6 +221,11 @@ impl Device {
     pub fn upi_request(&self, reference: &str, now: DateTime<Utc>) -> Result<UpiRequest> {
         self.write(now, |tx| {
             let (item, cod) = unpaid_cod_item(tx, reference)?;
+            if cod.payee_upi.is_empty() {
+                return Err(Error::NotAllowed(
+                    "the office has not set up a UPI payee for cash on delivery: take cash",
+                ));
+            }
             let n = item.upi_requests + 1;
             tx.execute(
                 "UPDATE items SET upi_requests = ?3 WHERE manifest_id = ?1 AND reference = ?2",
@@ -243,6 +255,21 @@ fn unpaid_cod_item(
         .ok_or(Error::NotAllowed("item has no cash on delivery"))?;
     if item.paid {
         return Err(Error::NotAllowed("payment already recorded"));
+    }
+    Ok((item, cod))
+}
+
+/// [`unpaid_cod_item`], handed over: a payment is recorded after the
+/// recipient's code (the article is paid for as it changes hands).
+fn handed_over_unpaid_cod_item(
+    tx: &rusqlite::Connection,
+    reference: &str,
+) -> Result<(items::ItemRow, CashOnDelivery)> {
+    let (item, cod) = unpaid_cod_item(tx, reference)?;
+    if item.state != ItemState::HandedOver {
+        return Err(Error::NotAllowed(
+            "the item is not yet handed over: verify the recipient's code first",
+        ));
     }
     Ok((item, cod))
 }

@@ -56,7 +56,7 @@ pub use client::{
 pub use doorstep::{Receipt, VerifyOutcome};
 pub use import::ImportOutcome;
 pub use items::{ItemState, ItemView};
-pub use sync::{AckSummary, PurgeSummary};
+pub use sync::{AckSummary, DeviceStatus, HeldManifest, PurgeSummary};
 
 const DEVICE_KEY: &str = "device_pkcs8";
 const DEVICE_KEY_WRAPPED: &str = "device_key_wrapped";

@@ -50,7 +50,90 @@ pub struct PurgeSummary {
     pub seq: Option<u64>,
 }
 
+/// Where the device stands: what it holds and what the office has
+/// acknowledged (`handover device status --json`; fields are only ever
+/// added).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeviceStatus {
+    /// This device's id.
+    pub device_id: String,
+    /// Pinned office signing keys (hex).
+    pub office_keys: Vec<String>,
+    /// Manifests held, newest window first.
+    pub manifests: Vec<HeldManifest>,
+    /// Last seq written.
+    pub head_seq: u64,
+    /// The office holds every event up to this seq.
+    pub acknowledged_through: u64,
+    /// Events not yet acknowledged.
+    pub pending: u64,
+    /// When the last ack was applied (the last sync that reached the office
+    /// with events), if ever.
+    pub last_ack_at: Option<DateTime<Utc>>,
+}
+
+/// A manifest the device holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HeldManifest {
+    /// Manifest id.
+    pub manifest_id: String,
+    /// Revision held.
+    pub revision: u32,
+    /// Programme.
+    pub programme: String,
+    /// Items in it (withdrawn ones included).
+    pub items: u64,
+    /// Start of its window.
+    pub valid_from: DateTime<Utc>,
+    /// End of its window.
+    pub valid_until: DateTime<Utc>,
+}
+
 impl Device {
+    /// The device's acknowledged head: the office holds every event up to it.
+    pub fn acknowledged_through(&self) -> Result<u64> {
+        Ok(outbox::meta_i64(&self.lock(), ACKED_THROUGH)?.unwrap_or(0) as u64)
+    }
+
+    /// Where the device stands (see [`DeviceStatus`]).
+    pub fn status(&self) -> Result<DeviceStatus> {
+        let office_keys = self.office_keys()?.iter().map(|k| k.to_string()).collect();
+        let conn = self.lock();
+        let time = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        let mut stmt = conn.prepare(
+            "SELECT m.manifest_id, m.revision, m.programme, m.valid_from, m.valid_until,
+                    (SELECT COUNT(*) FROM items i WHERE i.manifest_id = m.manifest_id) AS items
+             FROM manifests m ORDER BY m.valid_until DESC, m.manifest_id",
+        )?;
+        let manifests = stmt
+            .query_map([], |r| {
+                Ok(HeldManifest {
+                    manifest_id: r.get("manifest_id")?,
+                    revision: r.get("revision")?,
+                    programme: r.get("programme")?,
+                    items: r.get::<_, i64>("items")? as u64,
+                    valid_from: time(r.get("valid_from")?),
+                    valid_until: time(r.get("valid_until")?),
+                })
+            })?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let pending: i64 =
+            conn.query_row("SELECT COUNT(*) FROM events WHERE acked = 0", [], |r| {
+                r.get(0)
+            })?;
+        let last_ack: Option<i64> =
+            conn.query_row("SELECT MAX(applied_at) FROM acks", [], |r| r.get(0))?;
+        Ok(DeviceStatus {
+            device_id: self.device_id.clone(),
+            office_keys,
+            manifests,
+            head_seq: outbox::head(&conn)?.seq(),
+            acknowledged_through: outbox::meta_i64(&conn, ACKED_THROUGH)?.unwrap_or(0) as u64,
+            pending: pending as u64,
+            last_ack_at: last_ack.map(time),
+        })
+    }
+
     /// The next batch: up to `max` unacknowledged events, oldest first.
     pub fn export_batch(&self, max: u64) -> Result<Batch> {
         let conn = self.lock();

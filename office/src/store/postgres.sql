@@ -156,3 +156,18 @@ DELETE FROM confirmations WHERE channel = 'sms';
 
 -- version 5: manifests_by_device on SQLite too
 CREATE INDEX IF NOT EXISTS manifests_by_device ON manifests(device_id, valid_until);
+
+-- version 6: simulated (load) devices, last contact, withdrawn items, cancelled SMS, report views
+ALTER TABLE devices ADD COLUMN simulated BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN last_seen_at BIGINT;
+ALTER TABLE items ADD COLUMN withdrawn_at BIGINT;
+ALTER TABLE sms_outbox DROP CONSTRAINT sms_outbox_status_check;
+ALTER TABLE sms_outbox ADD CONSTRAINT sms_outbox_status_check
+    CHECK (status IN ('queued', 'sending', 'sent', 'delivered', 'failed', 'cancelled'));
+CREATE VIEW report_devices AS SELECT * FROM devices WHERE simulated = 0;
+CREATE VIEW report_manifests AS SELECT * FROM manifests
+    WHERE device_id IN (SELECT device_id FROM devices WHERE simulated = 0);
+CREATE VIEW report_items AS SELECT * FROM items
+    WHERE manifest_id IN (SELECT manifest_id FROM report_manifests);
+CREATE VIEW report_events AS SELECT * FROM events
+    WHERE device_id IN (SELECT device_id FROM devices WHERE simulated = 0);

@@ -154,3 +154,42 @@ DELETE FROM confirmations WHERE channel = 'sms';
 
 -- version 5: manifests_by_device on SQLite too
 CREATE INDEX IF NOT EXISTS manifests_by_device ON manifests(device_id, valid_until);
+
+-- version 6: simulated (load) devices, last contact, withdrawn items, cancelled SMS, report views
+ALTER TABLE devices ADD COLUMN simulated INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN last_seen_at INTEGER;
+ALTER TABLE items ADD COLUMN withdrawn_at INTEGER;
+CREATE TABLE sms_outbox_v6 (
+    id           INTEGER PRIMARY KEY,
+    purpose      TEXT NOT NULL CHECK (purpose IN ('code', 'confirmation', 'certificate')),
+    programme    TEXT NOT NULL,
+    reference    TEXT NOT NULL,
+    code_version INTEGER,
+    event_device TEXT,
+    event_seq    INTEGER,
+    mobile       TEXT NOT NULL,
+    language     TEXT NOT NULL CHECK (language IN ('en', 'hi', 'hi+en')),
+    status       TEXT NOT NULL
+        CHECK (status IN ('queued', 'sending', 'sent', 'delivered', 'failed', 'cancelled')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    segments     INTEGER NOT NULL DEFAULT 0,
+    reason       TEXT,
+    gateway_id   TEXT,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    claimed_at   INTEGER
+) STRICT;
+INSERT INTO sms_outbox_v6 SELECT * FROM sms_outbox;
+DROP TABLE sms_outbox;
+ALTER TABLE sms_outbox_v6 RENAME TO sms_outbox;
+CREATE INDEX sms_by_status ON sms_outbox(status, id);
+CREATE INDEX sms_by_gateway_id ON sms_outbox(gateway_id) WHERE gateway_id IS NOT NULL;
+CREATE UNIQUE INDEX sms_once_per_event ON sms_outbox(purpose, event_device, event_seq)
+    WHERE event_device IS NOT NULL;
+CREATE VIEW report_devices AS SELECT * FROM devices WHERE simulated = 0;
+CREATE VIEW report_manifests AS SELECT * FROM manifests
+    WHERE device_id IN (SELECT device_id FROM devices WHERE simulated = 0);
+CREATE VIEW report_items AS SELECT * FROM items
+    WHERE manifest_id IN (SELECT manifest_id FROM report_manifests);
+CREATE VIEW report_events AS SELECT * FROM events
+    WHERE device_id IN (SELECT device_id FROM devices WHERE simulated = 0);

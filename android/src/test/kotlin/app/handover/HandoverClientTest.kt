@@ -93,6 +93,14 @@ class HandoverClientTest {
             val upi = c.upiRequest(cod)
             assertTrue(upi.uri, upi.uri.startsWith("upi://pay?pa=indiapost.cod@sbi&pn=India%20Post&am=250.00&cu=INR&tr=$cod-1"))
             assertEquals(upi.qrWidth * upi.qrWidth, upi.qrModules.size)
+            // Paid as it changes hands: after the recipient's code.
+            try {
+                c.payCash(cod)
+                fail("paid before the handover")
+            } catch (e: HandoverException.NotAllowed) {
+                assertTrue(e.message!!, e.message!!.contains("not yet handed over"))
+            }
+            assertTrue(c.verify(cod, codes.getValue(cod)) is Verification.Accepted)
             assertTrue(c.payUpi(cod, "612345678901") > 0)
             try {
                 c.payCash(cod)

@@ -13,7 +13,8 @@ import org.junit.Assert.assertEquals
 class TestOffice : AutoCloseable {
     val root: File = Files.createTempDirectory("handover-kt").toFile()
     val dir = File(root, "office")
-    val key: String = cli("office", "init", "--dir", dir.path, "--office-id", "PO-1").trim()
+    val key: String = cli("office", "init", "--dir", dir.path, "--office-id", "PO-1",
+        "--cod-upi", "indiapost.cod@sbi", "--cod-name", "India Post").trim()
     private var server: Process? = null
 
     val articles = listOf("EE123456785IN", "RR287043775IN", "CP000000080IN", "EE000000014IN")
