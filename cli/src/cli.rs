@@ -16,6 +16,9 @@
 //! | `cli/device.rs` | `handover device …` |
 //! | `cli/load.rs` | `handover load` |
 //! | `cli/args.rs` | shared arguments and helpers |
+//!
+//! `completions` and `man` are generated from this tree (clap_complete,
+//! clap_mangen), so they never fall behind it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,7 +35,8 @@ mod load;
 mod office;
 mod sms;
 
-pub use args::draw_qr;
+pub use args::{draw_qr, draw_qr_for};
+pub use office::enrol_payload;
 
 /// handover: offline proof of handover for doorstep delivery and vaccination.
 #[derive(Debug, Parser)]
@@ -66,6 +70,20 @@ enum Command {
     /// A field device (postman's or vaccinator's handheld), offline.
     #[command(subcommand)]
     Device(device::DeviceCommand),
+    /// Print the shell completion script: `handover completions bash >
+    /// ~/.local/share/bash-completion/completions/handover`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (handover.1, handover-office-issue.1, …) into
+    /// a directory, e.g. ~/.local/share/man/man1.
+    Man {
+        /// The directory to write them into (made if absent).
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
 }
 
 /// Run the command line; returns the process exit code.
@@ -102,6 +120,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Office(cmd) => office::run(cmd, now)?,
         Command::Load(args) => load::run(args)?,
         Command::Device(cmd) => return device::run(cmd, now),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "handover", &mut std::io::stdout());
+        }
+        Command::Man { out_dir } => {
+            std::fs::create_dir_all(&out_dir).map_err(crate::error::io(&out_dir))?;
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::generate_to(cmd, &out_dir).map_err(crate::error::io(&out_dir))?;
+            eprintln!("manual pages written to {}", out_dir.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

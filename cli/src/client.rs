@@ -87,6 +87,12 @@ impl OfficeLink {
 
     /// Send one request once. `Err` is a transport failure (no answer).
     pub fn send(&self, req: &HttpRequest) -> std::result::Result<HttpResponse, String> {
+        self.send_once(req).map_err(|(why, _)| why)
+    }
+
+    /// [`send`](Self::send); a failure says whether trying again can help
+    /// (a certificate will not change in the next second).
+    fn send_once(&self, req: &HttpRequest) -> std::result::Result<HttpResponse, (String, bool)> {
         let url = format!("{}{}", self.base, req.path);
         let mut builder = match req.method {
             "GET" => {
@@ -94,14 +100,14 @@ impl OfficeLink {
                 for (k, v) in &req.headers {
                     b = b.header(*k, v);
                 }
-                return read(b.call());
+                return read(b.call()).map_err(|e| explain(e, &self.base));
             }
             _ => self.agent.post(&url),
         };
         for (k, v) in &req.headers {
             builder = builder.header(*k, v);
         }
-        read(builder.send(&req.body[..]))
+        read(builder.send(&req.body[..])).map_err(|e| explain(e, &self.base))
     }
 
     /// Send, retrying transport failures and the statuses that say "later"
@@ -125,12 +131,16 @@ impl OfficeLink {
             let Some(req) = make()? else {
                 return Ok(None);
             };
-            match self.send(&req) {
+            match self.send_once(&req) {
                 Ok(resp) if handover_core::api::retry_later(resp.status) => {
                     last = format!("the office answered {}", resp.status);
                 }
                 Ok(resp) => return Ok(Some(resp)),
-                Err(e) => last = e,
+                Err((why, true)) => {
+                    last = why;
+                    break;
+                }
+                Err((why, false)) => last = why,
             }
         }
         Err(Error::Unreachable {
@@ -142,16 +152,94 @@ impl OfficeLink {
 
 fn read(
     result: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-) -> std::result::Result<HttpResponse, String> {
-    let mut resp = result.map_err(|e| e.to_string())?;
+) -> std::result::Result<HttpResponse, ureq::Error> {
+    let mut resp = result?;
     let status = resp.status().as_u16();
     let body = resp
         .body_mut()
         .with_config()
         .limit(MAX_RESPONSE)
-        .read_to_vec()
-        .map_err(|e| e.to_string())?;
+        .read_to_vec()?;
     Ok(HttpResponse { status, body })
+}
+
+/// A transport failure in one line, with what to do about it: the TLS and
+/// connection mistakes people make when pointing a device at the office;
+/// and whether it is permanent (trying again the same way cannot help).
+pub fn explain(e: ureq::Error, base: &str) -> (String, bool) {
+    let (why, permanent) = explain_why(&e, base);
+    (why.unwrap_or_else(|| e.to_string()), permanent)
+}
+
+fn explain_why(e: &ureq::Error, base: &str) -> (Option<String>, bool) {
+    let fixed = |s: &str| (Some(s.to_owned()), true);
+    let detail = format!("{e:?} {e}");
+    let has = |s: &str| detail.contains(s);
+    let https = base.starts_with("https://");
+    if has("UnknownIssuer") {
+        return fixed(
+            "the office's certificate is signed by an authority this machine does not trust: \
+                give --ca-cert with the office's CA certificate (PEM)",
+        );
+    }
+    if has("CaUsedAsEndEntity") {
+        return fixed("the office presents a CA certificate as its own: serve the server certificate \
+                that CA signed (office serve --tls-cert), and give the CA to devices with --ca-cert");
+    }
+    if has("NotValidForName") {
+        return fixed(
+            "the office's certificate is not made for this host name: use in --server the \
+                name the certificate names",
+        );
+    }
+    if has("Expired") && has("Certificate") {
+        return fixed(
+            "the office's certificate has expired (or this machine's clock is wrong): \
+                renew the certificate, or set the date",
+        );
+    }
+    if https && (has("InvalidContentType") || has("CorruptMessage") || has("InvalidMessage")) {
+        return fixed(
+            "the office answers plain HTTP on this port, not HTTPS: use http:// (only on \
+                loopback) or the office's HTTPS port",
+        );
+    }
+    // Nothing listening, no such host: a person is waiting, and WorkManager
+    // (or the next tap) tries again later; retrying now only delays the
+    // line that says what to fix.
+    match e {
+        ureq::Error::HostNotFound => {
+            fixed("the host name is not known: check --server (and the network)")
+        }
+        ureq::Error::Timeout(_) => (
+            Some("no answer in time: the office is slow or unreachable; try again later".into()),
+            false,
+        ),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => fixed(
+            "nothing listens there: is `handover office serve` running, and are --server's \
+             host and port right?",
+        ),
+        ureq::Error::Io(io)
+            if !https
+                && matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                ) =>
+        {
+            (
+                Some(
+                    "the connection was closed without an answer: if the office serves HTTPS on \
+                     this port, use https://"
+                        .into(),
+                ),
+                false,
+            )
+        }
+        ureq::Error::Protocol(_) if !https => {
+            fixed("the answer is not HTTP: if the office serves HTTPS on this port, use https://")
+        }
+        _ => (None, false),
+    }
 }
 
 /// Enrol `device` at the office with `token`; pins the office key.

@@ -114,6 +114,33 @@ impl Error {
             Error::Core(C::Office { code, .. }) if *code == ErrorCode::UnknownDevice => {
                 "enrol the device first with `handover device enrol`".into()
             }
+            Error::Core(C::Office { code, status }) if *code == ErrorCode::Unknown => format!(
+                "the server answered {status} but not as a handover office: check --server's host, port and path"
+            ),
+            Error::Serve(handover_server::ServeError::Listen { source, addr }) => match source.kind() {
+                std::io::ErrorKind::AddrInUse => format!(
+                    "another program (perhaps another `handover office serve`) listens on port {}: stop it, or give another --listen port",
+                    addr.port()
+                ),
+                std::io::ErrorKind::PermissionDenied => {
+                    "ports below 1024 need privileges: listen on 8443 (or 8080 behind a reverse proxy)".into()
+                }
+                std::io::ErrorKind::AddrNotAvailable => {
+                    "that address is not one of this machine's: check --listen".into()
+                }
+                _ => return None,
+            },
+            Error::Io { source, .. } | Error::Office(O::Io { source, .. }) => match source.kind() {
+                std::io::ErrorKind::NotFound => "no such file or directory: check the path".into(),
+                std::io::ErrorKind::PermissionDenied => {
+                    "this user may not use that path: check its owner and mode, or choose another".into()
+                }
+                std::io::ErrorKind::ReadOnlyFilesystem => {
+                    "the file system is read-only there: choose a writable directory".into()
+                }
+                std::io::ErrorKind::AlreadyExists => "it exists already: choose another path".into(),
+                _ => return None,
+            },
             Error::Office(O::Core(e)) | Error::Core(e) => return core(e),
             Error::Office(O::NotInitialised(p)) => {
                 format!("run `handover office init --dir {}` first", p.display())
@@ -129,6 +156,9 @@ impl Error {
             Error::Office(O::WouldWithdraw { .. }) => {
                 "nothing was issued; give the whole day's list, or --add to add these items and keep the rest, or --withdraw-missing to withdraw the items left out".into()
             }
+            Error::Office(O::SecretNotSet { var, .. }) => format!(
+                "export {var}=… in this shell, or in the service's environment (systemd: /etc/handover/env, mode 0600)"
+            ),
             Error::Office(O::UnsafeFile { .. }) => "choose another path, or fix the file".into(),
             Error::Office(O::DamagedKey { .. }) => {
                 "restore the office's keys/ directory from its backup".into()

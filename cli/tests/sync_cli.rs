@@ -48,6 +48,8 @@ impl Server {
                 "127.0.0.1:0",
             ])
             .args(extra)
+            // Refusals and errors only: the pipe is read at the end.
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -152,7 +154,7 @@ fn enrol_pull_work_and_sync_through_the_binary() {
     ok(&["office", "init", "--dir", p(&office), "--office-id", "PO-1"]);
     let server = Server::start(&office, &[]);
     assert!(server.url.starts_with("http://127.0.0.1:"));
-    let out = ok(&[
+    let made = run(&[
         "office",
         "enrol-token",
         "--dir",
@@ -160,11 +162,14 @@ fn enrol_pull_work_and_sync_through_the_binary() {
         "--assignee",
         "Vaccinator 1",
     ]);
+    assert!(made.status.success());
+    let out = String::from_utf8_lossy(&made.stdout);
+    assert_eq!(out.lines().count(), 1, "the token alone on stdout: {out}");
     let token = out.lines().next().unwrap();
     assert_eq!(token.len(), 43, "{token}");
     assert!(
-        out.lines().count() > 10,
-        "the token is drawn as a QR code too"
+        String::from_utf8_lossy(&made.stderr).lines().count() > 10,
+        "the token is drawn as a QR code on stderr too"
     );
     let id = office_and_device(d.path(), &server);
     // The token of the first enrolment cannot enrol a second device.
@@ -523,4 +528,164 @@ fn handover_load_finds_a_local_server_office_and_forgets_it_after_sigterm() {
     let out = run(&["load", "--server", &url, "--devices", "1", "--events", "10"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--dir"));
+}
+
+/// The line `device sync` prints on standard error, after `error: `.
+fn sync_error(dir: &Path, url: &str, ca: Option<&Path>) -> String {
+    let mut args = vec!["device", "sync", "--dir", p(dir), "--server", url];
+    if let Some(ca) = ca {
+        args.extend(["--ca-cert", p(ca)]);
+    }
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    err
+}
+
+#[test]
+fn connection_mistakes_are_one_line_with_the_fix() {
+    let d = tempfile::tempdir().unwrap();
+    let office = d.path().join("office");
+    let key = ok(&["office", "init", "--dir", p(&office)]);
+    let phone = d.path().join("phone");
+    ok(&[
+        "device",
+        "init",
+        "--dir",
+        p(&phone),
+        "--office-key",
+        key.trim(),
+    ]);
+    let write = |name: &str, text: String| {
+        let path = d.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+
+    // A certificate this machine does not trust.
+    let leaf =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = write("cert.pem", leaf.cert.pem());
+    let key_pem = write("key.pem", leaf.signing_key.serialize_pem());
+    let tls = Server::start(&office, &["--tls-cert", p(&cert), "--tls-key", p(&key_pem)]);
+    let err = sync_error(&phone, &tls.url, None);
+    assert!(err.contains("give --ca-cert"), "{err}");
+    // Plain HTTP to the TLS port.
+    let plain_to_tls = tls.url.replace("https://", "http://");
+    let err = sync_error(&phone, &plain_to_tls, None);
+    assert!(err.contains("use https://"), "{err}");
+    // A certificate for another name.
+    let other = tls.url.replace("127.0.0.1", "localhost.localdomain");
+    if std::net::ToSocketAddrs::to_socket_addrs(&("localhost.localdomain", 1)).is_ok() {
+        let err = sync_error(&phone, &other, Some(&cert));
+        assert!(err.contains("not made for this host name"), "{err}");
+    }
+    drop(tls);
+
+    // A CA certificate served as the office's own.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&ca_key).unwrap();
+    let ca_pem = write("ca.pem", ca.pem());
+    let ca_key_pem = write("ca-key.pem", ca_key.serialize_pem());
+    let wrong = Server::start(
+        &office,
+        &["--tls-cert", p(&ca_pem), "--tls-key", p(&ca_key_pem)],
+    );
+    let err = sync_error(&phone, &wrong.url, Some(&ca_pem));
+    assert!(
+        err.contains("presents a CA certificate as its own"),
+        "{err}"
+    );
+    drop(wrong);
+
+    // HTTPS to a plain HTTP port; then the port in use by another server.
+    let plain = Server::start(&office, &[]);
+    let err = sync_error(&phone, &plain.url.replace("http://", "https://"), None);
+    assert!(err.contains("plain HTTP on this port"), "{err}");
+    let port = plain.url.rsplit(':').next().unwrap().to_owned();
+    let busy = run(&[
+        "office",
+        "serve",
+        "--dir",
+        p(&office),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    assert_eq!(busy.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&busy.stderr);
+    assert!(said.contains("give another --listen port"), "{said}");
+    drop(plain);
+
+    // Nothing listening; a server that is not a handover office.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let err = sync_error(&phone, &closed_url, None);
+    assert!(err.contains("nothing listens there"), "{err}");
+    let stranger = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stranger_url = format!("http://{}", stranger.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in stranger.incoming().flatten() {
+            let mut conn = conn;
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut conn, &mut buf);
+            let page = "<html>It works!</html>";
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                format!(
+                    "HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    let err = sync_error(&phone, &stranger_url, None);
+    assert!(err.contains("not as a handover office"), "{err}");
+
+    // A missing file, and the SMS gateway's key variable by name.
+    let missing = run(&[
+        "office",
+        "issue",
+        "--dir",
+        p(&office),
+        "--device",
+        "x",
+        "--programme",
+        "post",
+        "--bookings",
+        p(&d.path().join("no-such.csv")),
+        "--out",
+        p(&d.path().join("m.bin")),
+    ]);
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        said.contains("no-such.csv") && said.contains("check the path"),
+        "{said}"
+    );
+    let toml = office.join("office.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replace(
+            "sender = \"file\"",
+            "sender = \"http\"\nurl = \"https://sms.example/v1\"\napi_key_env = \"HANDOVER_TEST_UNSET_KEY\"\nsender_id = \"INPOST\"\nentity_id = \"1101234567890123456\"",
+        ),
+    )
+    .unwrap();
+    let send = Command::new(bin())
+        .args(["office", "sms", "send", "--dir", p(&office)])
+        .env_remove("HANDOVER_TEST_UNSET_KEY")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&send.stderr);
+    assert_eq!(send.status.code(), Some(2));
+    assert!(
+        said.contains("HANDOVER_TEST_UNSET_KEY") && said.contains("sms.api_key_env"),
+        "{said}"
+    );
 }

@@ -126,6 +126,17 @@ pub enum Error {
     /// A setting the SMS sender needs is missing.
     #[error("SMS sender: {0}")]
     SmsSetting(&'static str),
+    /// A secret's environment variable, which `office.toml` names, is not
+    /// set in this process's environment.
+    #[error(
+        "SMS sender: the environment variable {var} (named by office.toml's {setting}) is not set"
+    )]
+    SecretNotSet {
+        /// The variable's name (never its value).
+        var: String,
+        /// The `office.toml` key that names it.
+        setting: &'static str,
+    },
     /// The `template` sender's request cannot be made.
     #[error("SMS sender: {0}")]
     SmsTemplate(String),

@@ -312,7 +312,7 @@ pub fn run(
                     _ = term.recv() => {}
                     _ = tokio::signal::ctrl_c() => {}
                 }
-                tracing::info!("shutting down; letting requests in flight finish");
+                tracing::warn!("shutting down; letting requests in flight finish");
                 handle.graceful_shutdown(Some(DRAIN));
             }
         };

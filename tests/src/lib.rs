@@ -411,6 +411,8 @@ impl ServeProcess {
             .arg(office_dir)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
+            // Refusals and errors only, in the test's output.
+            .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit());
         configure(&mut command);

@@ -534,3 +534,163 @@ fn load_refuses_a_live_office_and_when_allowed_stays_out_of_its_report() {
     assert_eq!(devices(&[]), 1);
     assert_eq!(devices(&["--with-simulated"]), 3);
 }
+
+#[test]
+fn the_service_logs_requests_batches_and_refusals_without_codes_or_numbers() {
+    use std::io::BufRead;
+    let (desk, _) = Desk::new(&[]);
+    assert!(desk.issue(&rows(0, 2, true), &[]).status.success());
+    let log = desk.d.path().join("serve.log");
+    let mut child = std::process::Command::new(handover_bin())
+        .args(["office", "serve", "--dir", p(&desk.office)])
+        .args(["--listen", "localhost:0", "--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("listening on http://127.0.0.1:"),
+        "localhost is taken, on IPv4 loopback: {line}"
+    );
+    let url = line.trim().trim_start_matches("listening on ").to_owned();
+    let sync = || desk.device(&["device", "sync", "--server", &url]);
+    assert!(sync().status.success());
+    let r0 = article(0);
+    let code = desk.code(&r0);
+    assert_eq!(
+        desk.device(&["device", "verify", "--reference", &r0, "--code", &code])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert!(sync().status.success());
+    // An unsigned batch: refused, and logged as a refusal.
+    let refused = ureq::post(&format!("{url}/v1/batches"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send(&b"{}"[..])
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let find = |msg: &str, route: &str| {
+        lines
+            .iter()
+            .filter(|l| l["message"] == msg && (route.is_empty() || l["route"] == route))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let ok_batches = find("request", "/v1/batches");
+    assert!(!ok_batches.is_empty(), "{text}");
+    let b = &ok_batches[0];
+    assert_eq!(b["method"], "POST");
+    assert_eq!(b["status"], 200);
+    assert_eq!(b["device"], desk.device_id.as_str());
+    assert!(b["ms"].as_f64().is_some());
+    assert_eq!(b["level"], "INFO");
+    let batches = find("batch", "");
+    assert!(batches
+        .iter()
+        .all(|b| b["device"] == desk.device_id.as_str()));
+    assert!(
+        batches
+            .iter()
+            .any(|b| b["verdicts"].as_str().unwrap().contains("\"verified\": 1")),
+        "{text}"
+    );
+    let refusals = find("refused", "/v1/batches");
+    assert_eq!(refusals.len(), 1, "{text}");
+    assert_eq!(refusals[0]["status"], 401);
+    assert_eq!(refusals[0]["level"], "WARN");
+    // Never a code, a name or a number.
+    for secret in [
+        code.as_str(),
+        "9800000000",
+        "9800000001",
+        "Resident 0",
+        "Postman 7",
+    ] {
+        assert!(!text.contains(secret), "{secret} in the log:\n{text}");
+    }
+}
+
+#[test]
+fn completions_man_pages_and_the_enrolment_qr() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(&["completions", shell]);
+        assert!(script.contains("withdraw-missing"), "{shell}");
+    }
+    let d = tempfile::tempdir().unwrap();
+    let man = d.path().join("man1");
+    ok(&["man", "--out-dir", p(&man)]);
+    let page = std::fs::read_to_string(man.join("handover-office-issue.1")).unwrap();
+    assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
+    assert!(page.contains("withdraw\\-missing"), "{page}");
+    assert!(man.join("handover.1").exists());
+
+    let (desk, _) = Desk::new(&[]);
+    let svg = desk.d.path().join("enrol.svg");
+    let out = run(&[
+        "office",
+        "enrol-token",
+        "--dir",
+        p(&desk.office),
+        "--assignee",
+        "Postman 9",
+        "--server",
+        "https://po411001.example:8443",
+        "--qr",
+        p(&svg),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Standard output: the token alone, for scripts; the QR on stderr.
+    let token = stdout(&out);
+    assert_eq!(token.lines().count(), 1, "{token}");
+    assert!(token
+        .trim()
+        .parse::<handover_core::api::EnrolToken>()
+        .is_ok());
+    let said = stderr(&out);
+    assert!(said.contains('▀') || said.contains('▄'), "{said}");
+    assert!(
+        !said.contains("\x1b["),
+        "no colours when stderr is not a terminal"
+    );
+    assert!(said.contains("holds https://po411001.example:8443 and the token"));
+    let image = std::fs::read_to_string(&svg).unwrap();
+    assert!(image.contains("<svg"), "{image}");
+    assert_eq!(
+        handover_cli::cli::enrol_payload(Some("https://po.example:8443"), "T0k"),
+        "handover:enrol?server=https%3A%2F%2Fpo.example%3A8443&token=T0k"
+    );
+    // A quiet zone of 4 modules: the first two lines are all light.
+    let qr = handover_core::upi::QrModules {
+        width: 21,
+        modules: vec![true; 21 * 21],
+    };
+    let drawn = handover_cli::cli::draw_qr(&qr);
+    let first: Vec<&str> = drawn.lines().take(2).collect();
+    assert!(first.iter().all(|l| l.chars().all(|c| c == '█')), "{drawn}");
+    assert_eq!(drawn.lines().next().unwrap().chars().count(), 21 + 8);
+
+    // No progress bar when standard error is not a terminal.
+    let issued = desk.issue(&rows(0, 3, false), &[]);
+    assert!(issued.status.success());
+    let said = stderr(&issued);
+    assert!(
+        !said.contains("deriving codes") && !said.contains('\r'),
+        "{said}"
+    );
+}

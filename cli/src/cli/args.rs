@@ -126,23 +126,50 @@ pub(super) fn json<T: serde::Serialize>(v: &T) -> Result<String> {
         .map_err(|_| handover_office::Error::Encoding("JSON output").into())
 }
 
-/// Draw a QR code with half-block characters, two module rows per line.
+/// Draw a QR code with half-block characters, two module rows per line,
+/// light on dark terminal colours as the terminal has them.
 pub fn draw_qr(qr: &handover_core::upi::QrModules) -> String {
-    let quiet = 2isize;
+    draw_qr_for(qr, false)
+}
+
+/// Draw a QR code with half-block characters, two module rows per line,
+/// with the quiet zone of 4 modules that scanners need. With `colour`, the
+/// code is drawn black on white with ANSI colours, so it scans on a dark
+/// terminal as on a light one; without, light modules are blocks (the
+/// usual dark terminal).
+pub fn draw_qr_for(qr: &handover_core::upi::QrModules, colour: bool) -> String {
+    let quiet = 4isize;
     let w = qr.width as isize;
     let dark =
         |x: isize, y: isize| x >= 0 && y >= 0 && x < w && y < w && qr.modules[(y * w + x) as usize];
     let mut out = String::new();
     let mut y = -quiet;
     while y < w + quiet {
+        if colour {
+            // Black foreground on a white background.
+            out.push_str("\x1b[30;107m");
+        }
         for x in -quiet..w + quiet {
-            // Light background: dark modules are spaces, light ones blocks.
-            out.push(match (dark(x, y), dark(x, y + 1)) {
-                (false, false) => '█',
-                (false, true) => '▀',
-                (true, false) => '▄',
-                (true, true) => ' ',
+            out.push(if colour {
+                // Foreground (black) marks dark modules.
+                match (dark(x, y), dark(x, y + 1)) {
+                    (false, false) => ' ',
+                    (true, false) => '▀',
+                    (false, true) => '▄',
+                    (true, true) => '█',
+                }
+            } else {
+                // Light background: dark modules are spaces, light ones blocks.
+                match (dark(x, y), dark(x, y + 1)) {
+                    (false, false) => '█',
+                    (false, true) => '▀',
+                    (true, false) => '▄',
+                    (true, true) => ' ',
+                }
             });
+        }
+        if colour {
+            out.push_str("\x1b[0m");
         }
         out.push('\n');
         y += 2;

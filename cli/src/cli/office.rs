@@ -148,7 +148,7 @@ pub(super) enum OfficeCommand {
         d: OfficeDir,
         /// Address and port to listen on. Plain HTTP only on loopback
         /// (behind a reverse proxy); give --tls-cert and --tls-key otherwise.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_listen)]
         listen: std::net::SocketAddr,
         /// TLS certificate chain (PEM).
         #[arg(long, requires = "tls_key")]
@@ -156,6 +156,10 @@ pub(super) enum OfficeCommand {
         /// TLS private key (PEM).
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// The log's format on standard error: `text` or `json` (one object
+        /// a line). Levels from RUST_LOG (default `info`).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// The SMS outbox: list, send, resend.
     #[command(subcommand)]
@@ -171,6 +175,14 @@ pub(super) enum OfficeCommand {
         /// How long the token stays valid: e.g. 30m, 24h, 7d (at most 30d).
         #[arg(long, default_value = "24h", value_parser = parse_duration)]
         valid_for: Duration,
+        /// The office's address as the phone reaches it (e.g.
+        /// https://po411001.example:8443): the QR code then holds it with
+        /// the token, so the phone needs nothing typed.
+        #[arg(long)]
+        server: Option<String>,
+        /// Also write the QR code as an SVG image to this file.
+        #[arg(long)]
+        qr: Option<PathBuf>,
     },
 }
 
@@ -242,6 +254,7 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                 .unwrap_or(from + Duration::hours(12));
             let rows =
                 bookings::parse(programme, &read(&csv_path)?, office.cod_payee(), now.year())?;
+            let bar = progress_bar(rows.len() as u64, "deriving codes");
             // The manifest is written before the office commits: a failed
             // write issues nothing. The SMS wait in the outbox, so a failed
             // send loses none of them.
@@ -263,9 +276,10 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                     },
                     now,
                 },
-                &|| {},
+                &|| bar.inc(1),
                 |issued| files::replace_private(&out, &issued.sealed),
             )?;
+            bar.finish_and_clear();
             let r = issued.policy.risk();
             println!(
                 "manifest {} revision {}: {} items -> {}",
@@ -404,7 +418,9 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             listen,
             tls_cert,
             tls_key,
+            log_format,
         } => {
+            init_logs(log_format);
             let office = std::sync::Arc::new(d.open()?);
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => Some(handover_server::tls_config(&cert, &key)?),
@@ -425,9 +441,10 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                     d.database_url.is_some(),
                 ));
                 println!("listening on {scheme}://{addr}");
-                eprintln!(
-                    "office sync service for {}; stop with Ctrl-C or SIGTERM",
-                    d.dir.display()
+                tracing::info!(
+                    office = %d.dir.display(),
+                    %addr,
+                    "office sync service started; stop with Ctrl-C or SIGTERM"
                 );
             })?;
         }
@@ -436,23 +453,44 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             d,
             assignee,
             valid_for,
+            server,
+            qr: svg_path,
         } => {
+            if let Some(url) = &server {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(Error::Usage(format!(
+                        "--server: expected the office's URL, e.g. https://po411001.example:8443; got {url}"
+                    )));
+                }
+            }
             let office = d.open()?;
             let issued = office.create_enrol_token(&assignee, valid_for, now)?;
             let text = issued.token.to_string();
+            // The token alone on standard output (for scripts); the QR code
+            // and the words on standard error.
             println!("{text}");
+            let payload = enrol_payload(server.as_deref(), &text);
             let qr =
-                qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
+                qrcode::QrCode::with_error_correction_level(payload.as_bytes(), qrcode::EcLevel::M)
                     .map_err(|_| handover_office::Error::Encoding("QR code"))?;
+            if let Some(path) = &svg_path {
+                let svg = qr
+                    .render::<qrcode::render::svg::Color>()
+                    .min_dimensions(240, 240)
+                    .quiet_zone(true)
+                    .build();
+                write(path, svg.as_bytes())?;
+            }
             let width = qr.width();
             let modules = qr
                 .into_colors()
                 .into_iter()
                 .map(|c| c == qrcode::Color::Dark)
                 .collect();
-            print!(
+            let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            eprint!(
                 "{}",
-                draw_qr(&handover_core::upi::QrModules { width, modules })
+                draw_qr_for(&handover_core::upi::QrModules { width, modules }, colour)
             );
             eprintln!(
                 "one-time token for {} (device enrol --token), valid until {}",
@@ -461,6 +499,15 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                     .expires_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             );
+            match (&server, &svg_path) {
+                (None, _) => eprintln!(
+                    "the QR code holds the token only; give --server URL to put the office's address in it"
+                ),
+                (Some(url), _) => eprintln!("the QR code holds {url} and the token"),
+            }
+            if let Some(path) = &svg_path {
+                eprintln!("QR code image: {}", path.display());
+            }
         }
         OfficeCommand::Report { d, json: as_json } => {
             let r = d.open()?.report()?;
@@ -558,4 +605,81 @@ fn devices_table(
         ));
     }
     out
+}
+
+/// The service log's format.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(super) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, for a log collector.
+    Json,
+}
+
+/// The service's log on standard error: every request (method, route,
+/// status, time, device id), enrolments, batches, refusals, SMS sends.
+fn init_logs(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    // A subscriber set already (tests in one process) is kept.
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// `--listen`: `HOST:PORT`, the host a name (`localhost`) or an address.
+fn parse_listen(text: &str) -> std::result::Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let mut addrs = text.to_socket_addrs().map_err(|_| {
+        format!("expected HOST:PORT, e.g. 127.0.0.1:8080 or localhost:8080; got {text}")
+    })?;
+    let first = addrs
+        .next()
+        .ok_or_else(|| format!("{text} names no address"))?;
+    // localhost may resolve to ::1 first; take IPv4 loopback when offered.
+    Ok(std::iter::once(first)
+        .chain(addrs)
+        .find(std::net::SocketAddr::is_ipv4)
+        .unwrap_or(first))
+}
+
+/// What an enrolment QR code holds: `handover:enrol?server=URL&token=TOKEN`
+/// (both percent-encoded), or the bare token without a server.
+pub fn enrol_payload(server: Option<&str>, token: &str) -> String {
+    let enc = |v: &str| -> String {
+        v.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    match server {
+        Some(url) => format!("handover:enrol?server={}&token={}", enc(url), enc(token)),
+        None => token.to_owned(),
+    }
+}
+
+/// A bar on standard error when it is a terminal; nothing when piped.
+fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta} left)")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
 }

@@ -63,7 +63,10 @@ pub fn env_secret(var: &Option<String>, setting: &'static str) -> Result<Zeroizi
     let var = var.as_deref().ok_or(Error::SmsSetting(setting))?;
     std::env::var(var)
         .map(Zeroizing::new)
-        .map_err(|_| Error::SmsSetting("a gateway secret's environment variable is not set"))
+        .map_err(|_| Error::SecretNotSet {
+            var: var.to_owned(),
+            setting,
+        })
 }
 
 /// Lowercase hex.

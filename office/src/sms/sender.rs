@@ -146,8 +146,9 @@ impl HttpSender {
     /// The sender `settings` describe, with the API key from the environment.
     pub fn from_settings(settings: &SmsSettings) -> Result<HttpSender> {
         let missing = |what: &'static str| Error::SmsSetting(what);
-        let api_key = std::env::var(&settings.api_key_env).map_err(|_| {
-            Error::SmsSetting("the gateway API key's environment variable is not set")
+        let api_key = std::env::var(&settings.api_key_env).map_err(|_| Error::SecretNotSet {
+            var: settings.api_key_env.clone(),
+            setting: "sms.api_key_env",
         })?;
         Ok(HttpSender {
             agent: super::gateway::agent(settings),
