@@ -694,3 +694,25 @@ fn completions_man_pages_and_the_enrolment_qr() {
         "{said}"
     );
 }
+
+#[test]
+fn office_toml_mistakes_name_the_line_and_the_key() {
+    let (desk, _) = Desk::new(&[]);
+    let toml = desk.office.join("office.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("sender = "))
+        .unwrap()
+        + 1;
+    std::fs::write(&toml, text.replace("sender = \"file\"", "sendr = \"file\"")).unwrap();
+    let out = run(&["office", "report", "--dir", p(&desk.office)]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = stderr(&out);
+    assert!(
+        said.contains(&format!("line {line}, key `sendr`: unknown field `sendr`")),
+        "{said}"
+    );
+    let check = run(&["office", "check", "--dir", p(&desk.office)]);
+    assert_eq!(check.status.code(), Some(2));
+}

@@ -97,7 +97,10 @@ pub(super) fn run(cmd: SmsCommand, now: DateTime<Utc>) -> Result<()> {
                 office.sms_requeue_failed(now)?;
             }
             let sender = office.sender()?;
-            let s = office.sms_send(&*sender, now)?;
+            let spinner = super::office::spinner("sending SMS");
+            let s = office.sms_send(&*sender, now);
+            spinner.finish_and_clear();
+            let s = s?;
             if as_json {
                 println!("{}", json(&s)?);
             } else {
