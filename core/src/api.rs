@@ -632,6 +632,20 @@ pub fn from_base64(text: &str) -> Result<Vec<u8>> {
         .map_err(|_| Error::malformed("manifest", "not base64"))
 }
 
+/// Percent-encode every byte but RFC 3986's unreserved characters (for a
+/// value in a URL's query or path: the enrolment QR code, a gateway's URL).
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -404,7 +404,6 @@ impl ServeProcess {
         extra: &[&str],
         configure: impl FnOnce(&mut Command),
     ) -> ServeProcess {
-        use std::io::BufRead;
         let mut command = Command::new(handover_bin());
         command
             .args(["office", "serve", "--dir"])
@@ -417,15 +416,7 @@ impl ServeProcess {
             .stderr(std::process::Stdio::inherit());
         configure(&mut command);
         let mut child = command.spawn().expect("handover office serve");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("first line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let url = listening_url(&mut child);
         ServeProcess { child, url }
     }
 
@@ -440,6 +431,20 @@ impl ServeProcess {
             .expect("link")
             .with_backoff(std::time::Duration::from_millis(20))
     }
+}
+
+/// The URL a `handover office serve` child prints first (`listening on
+/// URL`), read from its piped standard output.
+pub fn listening_url(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .expect("first line");
+    line.trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned()
 }
 
 impl Drop for ServeProcess {

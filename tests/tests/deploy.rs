@@ -5,7 +5,6 @@
 //! one `handover` takes. Building the image needs a registry, which CI does
 //! not have: with `HANDOVER_TEST_PODMAN=1` and podman present, it is built.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -105,12 +104,8 @@ fn the_units_command_line_serves_and_stops_gracefully_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
-    let url = line.trim().trim_start_matches("listening on ").to_owned();
+    let url = listening_url(&mut child);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let health = ureq::get(&format!("{url}/v1/health")).call().unwrap();
     assert_eq!(health.status(), 200);
     // SAFETY: signalling our own child process.

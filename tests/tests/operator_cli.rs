@@ -131,30 +131,25 @@ impl Desk {
         run(&all)
     }
 
+    /// `handover office WORDS… --dir OFFICE EXTRA… --json`, parsed.
+    fn office_json(&self, words: &[&str], extra: &[&str]) -> Value {
+        let mut args = vec!["office"];
+        args.extend_from_slice(words);
+        args.extend(["--dir", p(&self.office)]);
+        args.extend_from_slice(extra);
+        args.push("--json");
+        serde_json::from_str(&ok(&args)).unwrap()
+    }
+
     fn report(&self) -> Value {
-        serde_json::from_str(&ok(&[
-            "office",
-            "report",
-            "--dir",
-            p(&self.office),
-            "--json",
-        ]))
-        .unwrap()
+        self.office_json(&["report"], &[])
     }
 
     fn sms(&self) -> Vec<Value> {
-        serde_json::from_str::<Value>(&ok(&[
-            "office",
-            "sms",
-            "list",
-            "--dir",
-            p(&self.office),
-            "--json",
-        ]))
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+        self.office_json(&["sms", "list"], &[])
+            .as_array()
+            .unwrap()
+            .clone()
     }
 }
 
@@ -436,14 +431,7 @@ fn office_devices_and_device_status_say_where_things_stand() {
         "{text}"
     );
 
-    let devices: Value = serde_json::from_str(&ok(&[
-        "office",
-        "devices",
-        "--dir",
-        p(&desk.office),
-        "--json",
-    ]))
-    .unwrap();
+    let devices = desk.office_json(&["devices"], &[]);
     let d = &devices[0];
     assert_eq!(d["device_id"], desk.device_id.as_str());
     assert_eq!(d["assignee"], "Postman 7");
@@ -523,10 +511,7 @@ fn load_refuses_a_live_office_and_when_allowed_stays_out_of_its_report() {
     }
     assert_eq!(desk.sms().len(), sms_before, "load queued no SMS");
     let devices = |extra: &[&str]| -> usize {
-        let mut args = vec!["office", "devices", "--dir", p(&desk.office), "--json"];
-        args.extend_from_slice(extra);
-        serde_json::from_str::<Value>(&ok(&args))
-            .unwrap()
+        desk.office_json(&["devices"], extra)
             .as_array()
             .unwrap()
             .len()
@@ -537,7 +522,6 @@ fn load_refuses_a_live_office_and_when_allowed_stays_out_of_its_report() {
 
 #[test]
 fn the_service_logs_requests_batches_and_refusals_without_codes_or_numbers() {
-    use std::io::BufRead;
     let (desk, _) = Desk::new(&[]);
     assert!(desk.issue(&rows(0, 2, true), &[]).status.success());
     let log = desk.d.path().join("serve.log");
@@ -549,15 +533,11 @@ fn the_service_logs_requests_batches_and_refusals_without_codes_or_numbers() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let url = listening_url(&mut child);
     assert!(
-        line.starts_with("listening on http://127.0.0.1:"),
-        "localhost is taken, on IPv4 loopback: {line}"
+        url.starts_with("http://127.0.0.1:"),
+        "localhost is taken, on IPv4 loopback: {url}"
     );
-    let url = line.trim().trim_start_matches("listening on ").to_owned();
     let sync = || desk.device(&["device", "sync", "--server", &url]);
     assert!(sync().status.success());
     let r0 = article(0);

@@ -653,16 +653,7 @@ fn parse_listen(text: &str) -> std::result::Result<std::net::SocketAddr, String>
 /// What an enrolment QR code holds: `handover:enrol?server=URL&token=TOKEN`
 /// (both percent-encoded), or the bare token without a server.
 pub fn enrol_payload(server: Option<&str>, token: &str) -> String {
-    let enc = |v: &str| -> String {
-        v.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
+    let enc = handover_core::api::percent_encode;
     match server {
         Some(url) => format!("handover:enrol?server={}&token={}", enc(url), enc(token)),
         None => token.to_owned(),

@@ -35,6 +35,7 @@
 
 use std::collections::BTreeMap;
 
+use handover_core::api::percent_encode;
 use serde::Deserialize;
 
 use super::gateway::{read, Answer};
@@ -133,18 +134,6 @@ fn fill(
     Ok(out)
 }
 
-fn percent(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 impl TemplateSender {
     /// The sender `settings` describe; every template is tried once with
     /// stand-in values, so a mistake shows before the first message.
@@ -207,7 +196,7 @@ impl TemplateSender {
         String,
     > {
         let plain = |s: &str| s.to_owned();
-        let url = fill(&self.request.url, v, &percent)?;
+        let url = fill(&self.request.url, v, &percent_encode)?;
         let headers = self
             .request
             .headers
@@ -225,7 +214,7 @@ impl TemplateSender {
             Body::Form => Some((
                 params
                     .iter()
-                    .map(|(k, v)| format!("{}={}", percent(k), percent(v)))
+                    .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
                     .collect::<Vec<_>>()
                     .join("&")
                     .into_bytes(),
@@ -338,15 +327,17 @@ mod tests {
             "919876543210/true/INPOST"
         );
         assert_eq!(
-            fill("t={text}", &v, &percent).unwrap(),
+            fill("t={text}", &v, &percent_encode).unwrap(),
             "t=%E0%A4%95%E0%A5%8B%E0%A4%A1%2012%20%26%20more"
         );
-        assert!(fill("{phone}", &v, &percent)
+        assert!(fill("{phone}", &v, &percent_encode)
             .unwrap_err()
             .contains("unknown placeholder"));
-        assert!(fill("{env:HANDOVER_NO_SUCH_VARIABLE_X}", &v, &percent)
-            .unwrap_err()
-            .contains("not set"));
-        assert!(fill("{text", &v, &percent).is_err());
+        assert!(
+            fill("{env:HANDOVER_NO_SUCH_VARIABLE_X}", &v, &percent_encode)
+                .unwrap_err()
+                .contains("not set")
+        );
+        assert!(fill("{text", &v, &percent_encode).is_err());
     }
 }
