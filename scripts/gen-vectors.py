@@ -133,6 +133,17 @@ def wire():
         prev = h
     batch = dumps({"format": "handover/batch/v1", "device_id": device_id, "device_key": pub(device).hex(),
                    "events": events})
+    # A third event, after the batch: an exception with the fix the phone
+    # took at the door (presence evidence, issue 21), chained onto the second.
+    fix_body = dumps({"device_id": device_id, "seq": 3, "time": "2026-11-23T05:02:00Z",
+                      "counter": 1795410120000, "clock_suspect": False,
+                      "kind": {"type": "exception", "manifest_id": manifest["manifest_id"], "reference": ref,
+                               "reason": "not_home"},
+                      "at": {"lat_e7": 286227880, "lon_e7": 772130330, "accuracy_m": 12,
+                             "time_ms": 1795410118000, "mock": False}}).encode()
+    fix_hash = hashlib.sha256(b"handover/event/v1" + prev + fix_body).digest()
+    event_with_fix = {"seq": 3, "prev_hash": prev.hex(), "body": fix_body.decode(), "hash": fix_hash.hex(),
+                      "signature": device.sign(fix_hash).hex()}
     ack = dumps({"format": "handover/ack/v1", "device_id": device_id, "through_seq": 2, "head_hash": prev.hex(),
                  "verdicts": [{"seq": 1, "verdict": "recorded"}, {"seq": 2, "verdict": "verified"}]}).encode()
     sealed_ack = seal(2, office, ack)
@@ -181,13 +192,54 @@ def wire():
                   for (p, r) in [("post", ref), ("vaccination", "APPT-2026-000123")] for v in (1, 2)],
         "manifest": {"payload": dumps(manifest), "sealed": sealed_manifest.hex()},
         "events": events,
+        "event_with_fix": event_with_fix,
         "batch": batch,
         "ack": {"payload": ack.decode(), "sealed": sealed_ack.hex()},
         "negative": negative,
     }
 
 
+DIGIPIN_GRID = ["FC98", "J327", "K456", "LMPT"]
+
+
+def digipin(lat, lon):
+    """The Department of Posts' reference algorithm (March 2025), re-typed."""
+    min_lat, max_lat, min_lon, max_lon = 2.5, 38.5, 63.5, 99.5
+    out = ""
+    for level in range(1, 11):
+        lat_div, lon_div = (max_lat - min_lat) / 4, (max_lon - min_lon) / 4
+        row = min(max(3 - int((lat - min_lat) // lat_div), 0), 3)
+        col = min(max(int((lon - min_lon) // lon_div), 0), 3)
+        out += DIGIPIN_GRID[row][col]
+        if level in (3, 6):
+            out += "-"
+        max_lat = min_lat + lat_div * (4 - row)
+        min_lat = min_lat + lat_div * (3 - row)
+        min_lon = min_lon + lon_div * col
+        max_lon = min_lon + lon_div
+    return out
+
+
+def digipin_vectors():
+    # The specification's published example, then places across India.
+    places = [("Dak Bhawan, New Delhi", 28.622788, 77.213033),
+              ("Bengaluru GPO", 12.9766, 77.5913), ("PHC Jayanagar", 12.9250, 77.5838),
+              ("Mumbai GPO", 18.9398, 72.8355), ("Kolkata GPO", 22.5726, 88.3509),
+              ("Chennai GPO", 13.0878, 80.2866), ("Port Blair", 11.6234, 92.7265),
+              ("Leh", 34.1526, 77.5771), ("Kanyakumari", 8.0883, 77.5385),
+              ("the box's south-west corner", 2.5, 63.5), ("the box's north-east corner", 38.5, 99.5)]
+    return {"source": "the Department of Posts' DIGIPIN reference algorithm, re-typed in Python (scripts/gen-vectors.py)",
+            "vectors": [{"place": p, "lat": lat, "lon": lon, "digipin": digipin(lat, lon)} for p, lat, lon in places],
+            "invalid": [{"digipin": "39J-49L-L8T", "why": "nine symbols"},
+                        {"digipin": "39J-49L-L8TA", "why": "A is not a DIGIPIN symbol"},
+                        {"digipin": "39J-49L-L8T40", "why": "eleven symbols"},
+                        {"digipin": "", "why": "empty"},
+                        {"digipin": "O9J-49L-L8T4", "why": "O is not a DIGIPIN symbol"}]}
+
+
 if __name__ == "__main__":
     main()
+    with open(os.path.join(OUT, "digipin.json"), "w") as f:
+        json.dump(digipin_vectors(), f, indent=1, ensure_ascii=False)
     with open(os.path.join(OUT, "wire.json"), "w") as f:
         json.dump(wire(), f, indent=1, ensure_ascii=False)

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use chrono::{Datelike, Duration, Utc};
 use handover_core::codes::{Code, Programme};
 use handover_core::device::{Device, VerifyOutcome};
-use handover_core::event::{ExceptionReason, PaymentMethod};
+use handover_core::digipin;
+use handover_core::event::{ExceptionReason, Fix, PaymentMethod};
 use handover_core::manifest::Manifest;
 use handover_core::s10;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -70,6 +71,9 @@ pub struct Tally {
     pub sms_sent: u64,
     /// Whether the dishonest insider marked an absent beneficiary vaccinated.
     pub insider_acted: bool,
+    /// "Not at home" exceptions the dishonest postman wrote from the post
+    /// office instead of at the door.
+    pub exceptions_from_the_office: u64,
 }
 
 /// The demo's result.
@@ -116,8 +120,36 @@ const STREETS: &[&str] = &[
     "Temple Street",
 ];
 
+/// Bengaluru GPO: where the postman's beat starts (and where a dishonest
+/// postman writes his exceptions).
+const POST_OFFICE: (f64, f64) = (12.9766, 77.5913);
+/// PHC Jayanagar: the vaccination session's site.
+const SESSION_SITE: (f64, f64) = (12.9250, 77.5838);
+
+/// A point `min_m` to `max_m` metres from `centre`, in a random direction.
+fn around(rng: &mut Rng, centre: (f64, f64), min_m: u64, max_m: u64) -> (f64, f64) {
+    let angle = (rng.below(3600) as f64 / 10.0).to_radians();
+    let d = (min_m + rng.below(max_m.saturating_sub(min_m).max(1))) as f64;
+    let dlat = d * angle.cos() / 111_320.0;
+    let dlon = d * angle.sin() / (111_320.0 * centre.0.to_radians().cos());
+    (centre.0 + dlat, centre.1 + dlon)
+}
+
+/// The phone's fix at `place`: a few metres off, as a phone measures it.
+fn fix_at(rng: &mut Rng, place: (f64, f64)) -> Option<Fix> {
+    let (lat, lon) = around(rng, place, 0, 12);
+    Fix::from_degrees(
+        lat,
+        lon,
+        8 + rng.below(12) as u32,
+        Utc::now().timestamp_millis(),
+        false,
+    )
+    .ok()
+}
+
 fn post_csv(rng: &mut Rng, n: u32) -> String {
-    let mut out = String::from("reference,service,addressee,address,mobile,cod_paise\n");
+    let mut out = String::from("reference,service,addressee,address,mobile,cod_paise,digipin\n");
     for i in 0..n {
         let reference = s10::make(
             ["EE", "RR", "CP"][i as usize % 3],
@@ -131,8 +163,10 @@ fn post_csv(rng: &mut Rng, n: u32) -> String {
         } else {
             0
         };
+        // Every door of the beat 0.8 to 3 km from the post office.
+        let (lat, lon) = around(rng, POST_OFFICE, 800, 3000);
         out.push_str(&format!(
-            "{reference},{service},{} {},\"{} {}, Bengaluru\",9{:09},{}\n",
+            "{reference},{service},{} {},\"{} {}, Bengaluru\",9{:09},{},{}\n",
             rng.pick(FIRST),
             rng.pick(LAST),
             1 + rng.below(200),
@@ -142,17 +176,19 @@ fn post_csv(rng: &mut Rng, n: u32) -> String {
                 cod.to_string()
             } else {
                 String::new()
-            }
+            },
+            digipin::encode(lat, lon).unwrap_or_default()
         ));
     }
     out
 }
 
 fn vaccination_csv(rng: &mut Rng, n: u32, year: i32) -> String {
-    let mut out = String::from("reference,name,year_of_birth,vaccine,dose,slot,mobile\n");
+    let mut out = String::from("reference,name,year_of_birth,vaccine,dose,slot,mobile,digipin\n");
+    let site = digipin::encode(SESSION_SITE.0, SESSION_SITE.1).unwrap_or_default();
     for i in 0..n {
         out.push_str(&format!(
-            "APPT-{year}-{:06},{} {},{},{},{},{},8{:09}\n",
+            "APPT-{year}-{:06},{} {},{},{},{},{},8{:09},{site}\n",
             i + 1,
             rng.pick(FIRST),
             rng.pick(LAST),
@@ -321,8 +357,15 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
                 continue;
             };
             let roll = rng.below(100);
+            // Where the door is: the booking's DIGIPIN cell.
+            let door = b
+                .digipin
+                .as_deref()
+                .and_then(|p| digipin::decode(p).ok())
+                .unwrap_or(POST_OFFICE);
+            let at_door = fix_at(&mut rng, door);
             let mut attempt = |code: &str, right_code: bool| -> Result<VerifyOutcome> {
-                let out = device.verify(&b.reference, code, Utc::now())?;
+                let out = device.verify_at(&b.reference, code, at_door, Utc::now())?;
                 match &out {
                     VerifyOutcome::Accepted { .. } => {
                         tally.handed_over += 1;
@@ -360,7 +403,18 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
                         ExceptionReason::AddressNotFound,
                     ][rng.below(4) as usize],
                 };
-                device.record_exception(&b.reference, reason, Utc::now())?;
+                // The dishonest postman: every third "not at home" is
+                // written at the post office, never at the door.
+                let from_the_office = *programme == Programme::Post
+                    && reason == ExceptionReason::NotHome
+                    && rng.below(3) == 0;
+                let at = if from_the_office {
+                    tally.exceptions_from_the_office += 1;
+                    fix_at(&mut rng, POST_OFFICE)
+                } else {
+                    at_door
+                };
+                device.record_exception_at(&b.reference, reason, at, Utc::now())?;
                 *tally
                     .exceptions
                     .entry(reason.as_str().to_owned())
@@ -399,7 +453,7 @@ pub fn run(cfg: &DemoConfig) -> Result<DemoOutcome> {
                 } else {
                     "upi"
                 };
-                device.record_payment(&b.reference, method, Utc::now())?;
+                device.record_payment_at(&b.reference, method, at_door, Utc::now())?;
                 *tally.payments.entry(how.to_owned()).or_insert(0) += 1;
                 tally.collected_paise += cod.amount_paise;
             }
@@ -543,6 +597,24 @@ pub fn compare(t: &Tally, r: &Report) -> Vec<String> {
             .filter(|(k, _)| k.as_str() != "sent")
             .map(|(_, n)| n)
             .sum(),
+    );
+    let presence = |kind: &str, finding: &str| {
+        r.presence
+            .counts
+            .get(kind)
+            .and_then(|c| c.get(finding))
+            .copied()
+            .unwrap_or(0)
+    };
+    check(
+        "exceptions away from the address",
+        t.exceptions_from_the_office,
+        presence("exception", "away"),
+    );
+    check(
+        "handovers at the address",
+        t.handed_over - u64::from(t.insider_acted),
+        presence("handed_over", "at_address"),
     );
     if t.exceptions != r.exceptions {
         out.push("exceptions differ".into());

@@ -163,6 +163,7 @@ pub fn prepare(
                 counter,
                 clock_suspect: false,
                 kind,
+                at: None,
             };
             chain.push(cursor.append(&body, &key)?);
             Ok(())

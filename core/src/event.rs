@@ -27,6 +27,7 @@
 //!     counter: 1,
 //!     clock_suspect: false,
 //!     kind: EventKind::ManifestImported { manifest_id: "m1".into(), revision: 1, items: 0 },
+//!     at: None,
 //! };
 //! let event = Event::create(GENESIS, &body, &key).unwrap();
 //! assert_eq!(event.verify(&key.public_key()).unwrap(), body);
@@ -237,6 +238,90 @@ impl EventKind {
     }
 }
 
+/// Where the device was when it recorded a doorstep event, as the phone's
+/// location provider gave it at that moment (issue 21: presence evidence).
+/// Inside the signed body: it cannot be changed after the fact. It is the
+/// device's claim, not proof: a rooted phone can lie. `Debug` leaves out
+/// the position (a home's location is personal data).
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct Fix {
+    /// Latitude in 1e-7 degrees (north positive).
+    pub lat_e7: i32,
+    /// Longitude in 1e-7 degrees (east positive).
+    pub lon_e7: i32,
+    /// The provider's accuracy radius, metres.
+    pub accuracy_m: u32,
+    /// When the provider took the fix, Unix milliseconds (not when it was
+    /// attached: a stale fix shows).
+    pub time_ms: i64,
+    /// The platform flagged it as a mock location.
+    pub mock: bool,
+}
+
+impl std::fmt::Debug for Fix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fix")
+            .field("accuracy_m", &self.accuracy_m)
+            .field("mock", &self.mock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fix {
+    /// Worst accuracy a fix may claim: 100 km (a cell tower's guess).
+    pub const MAX_ACCURACY_M: u32 = 100_000;
+
+    /// A fix from degrees, as a platform gives them.
+    pub fn from_degrees(
+        lat: f64,
+        lon: f64,
+        accuracy_m: u32,
+        time_ms: i64,
+        mock: bool,
+    ) -> Result<Fix> {
+        let e7 = |v: f64, max: f64, what: &'static str| -> Result<i32> {
+            if !v.is_finite() || v.abs() > max {
+                return Err(Error::invalid(what, "out of range"));
+            }
+            Ok((v * 1e7).round() as i32)
+        };
+        let fix = Fix {
+            lat_e7: e7(lat, 90.0, "latitude")?,
+            lon_e7: e7(lon, 180.0, "longitude")?,
+            accuracy_m,
+            time_ms,
+            mock,
+        };
+        fix.validate()?;
+        Ok(fix)
+    }
+
+    /// Check the ranges: latitude ±90°, longitude ±180°, accuracy at most
+    /// [`MAX_ACCURACY_M`](Self::MAX_ACCURACY_M), a time after 2020.
+    pub fn validate(&self) -> Result<()> {
+        if self.lat_e7.unsigned_abs() > 900_000_000 {
+            return Err(Error::invalid("latitude", "beyond ±90 degrees"));
+        }
+        if self.lon_e7.unsigned_abs() > 1_800_000_000 {
+            return Err(Error::invalid("longitude", "beyond ±180 degrees"));
+        }
+        if self.accuracy_m > Self::MAX_ACCURACY_M {
+            return Err(Error::invalid("accuracy", "worse than 100 km"));
+        }
+        if self.time_ms < 1_577_836_800_000 {
+            return Err(Error::invalid("fix time", "before 2020"));
+        }
+        Ok(())
+    }
+
+    /// Latitude and longitude in degrees.
+    pub fn degrees(&self) -> (f64, f64) {
+        (f64::from(self.lat_e7) / 1e7, f64::from(self.lon_e7) / 1e7)
+    }
+}
+
 /// The signed content of an event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -253,6 +338,11 @@ pub struct EventBody {
     pub clock_suspect: bool,
     /// What happened.
     pub kind: EventKind,
+    /// Where, for a doorstep event (handover, wrong code, exception,
+    /// payment) when the app gave a fix; absent otherwise, and absent from
+    /// the bytes (bodies written before fixes existed read the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Fix>,
 }
 
 /// A stored event: body bytes as first written, with chain hash and signature.
@@ -399,6 +489,7 @@ impl<'a> Verified<'a> {
 ///     counter: 1,
 ///     clock_suspect: false,
 ///     kind: EventKind::ManifestImported { manifest_id: "m1".into(), revision: 1, items: 0 },
+///     at: None,
 /// };
 /// let event = device.append(&body, &key).unwrap();
 /// let mut office = ChainCursor::genesis();
@@ -524,6 +615,7 @@ mod tests {
                 reference: "R".into(),
                 reason: ExceptionReason::NotHome,
             },
+            at: None,
         }
     }
 

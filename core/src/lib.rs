@@ -50,6 +50,7 @@ pub mod api;
 pub mod codes;
 pub mod db;
 pub mod device;
+pub mod digipin;
 pub mod envelope;
 pub mod error;
 pub mod event;

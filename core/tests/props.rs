@@ -212,6 +212,7 @@ proptest! {
                 counter: i as i64,
                 clock_suspect: i % 2 == 1,
                 kind,
+                at: None,
             };
             let e = Event::create(prev, &body, &key).unwrap();
             prev = e.hash;
@@ -261,6 +262,7 @@ proptest! {
             counter: 1,
             clock_suspect: false,
             kind: EventKind::ManifestImported { manifest_id: "m".into(), revision: 1, items: 3 },
+            at: None,
         };
         let batch = Batch {
             format: handover_core::sync::BATCH_FORMAT.into(),
@@ -277,6 +279,33 @@ proptest! {
             // JSON ignores, such as whitespace) or fail verification.
             let checked = verify_chain(&b.events, 1, GENESIS, &key.public_key());
             prop_assert!(b == batch || checked.is_err() || b.device_key != batch.device_key);
+        }
+    }
+}
+
+proptest! {
+    /// Any point of the DIGIPIN box encodes to ten symbols whose cell holds
+    /// it: the cell's centre is within the cell's half-diagonal (under 3 m
+    /// at India's latitudes), and encodes to the same DIGIPIN.
+    #[test]
+    fn digipin_round_trips_inside_the_box(lat in 2.5f64..38.5, lon in 63.5f64..99.5) {
+        use handover_core::digipin;
+        let pin = digipin::encode(lat, lon).unwrap();
+        prop_assert_eq!(pin.len(), 12);
+        let (clat, clon) = digipin::decode(&pin).unwrap();
+        prop_assert!(digipin::distance_m((lat, lon), (clat, clon)) < 3.0);
+        prop_assert_eq!(digipin::encode(clat, clon).unwrap(), pin);
+    }
+
+    /// Outside the box is refused, never a wrong code; any text is either a
+    /// DIGIPIN or a typed error.
+    #[test]
+    fn digipin_refuses_outside_and_never_panics(lat in -90f64..90.0, lon in -180f64..180.0, text in ".{0,16}") {
+        use handover_core::digipin;
+        let inside = (2.5..=38.5).contains(&lat) && (63.5..=99.5).contains(&lon);
+        prop_assert_eq!(digipin::encode(lat, lon).is_ok(), inside);
+        if let Ok((la, lo)) = digipin::decode(&text) {
+            prop_assert!((2.5..=38.5).contains(&la) && (63.5..=99.5).contains(&lo));
         }
     }
 }

@@ -173,6 +173,22 @@ fn wire_vectors() {
     assert_eq!(parsed.events, events);
     assert_eq!(parsed.to_bytes().unwrap(), batch.as_bytes());
 
+    // An event with a fix (presence evidence): parsed, the fix read back,
+    // and written again byte for byte, chained onto the second event.
+    let with_fix = event(&v["event_with_fix"]);
+    let body: EventBody = serde_json::from_slice(&with_fix.body).unwrap();
+    let fix = body.at.expect("the fix");
+    assert_eq!(
+        (fix.lat_e7, fix.lon_e7, fix.accuracy_m),
+        (286_227_880, 772_130_330, 12)
+    );
+    assert_eq!((fix.time_ms, fix.mock), (1_795_410_118_000, false));
+    assert_eq!(cursor.append(&body, &device).unwrap(), with_fix);
+    // The bodies without a fix carry no `at` at all: unchanged bytes.
+    assert!(events
+        .iter()
+        .all(|e| !String::from_utf8_lossy(&e.body).contains("\"at\"")));
+
     // The ack.
     let ack_payload = v["ack"]["payload"].as_str().unwrap();
     let sealed_ack = bytes(&v["ack"]["sealed"]);
@@ -200,4 +216,41 @@ fn wire_vectors() {
         let err = got.expect_err(n["name"].as_str().unwrap());
         assert_eq!(class(&err), want, "{}: {err}", n["name"]);
     }
+}
+
+/// DIGIPIN: the specification's example and places across India, as the
+/// Department of Posts' reference algorithm (re-typed independently in
+/// Python) encodes them; decoding lands in the same cell; invalid codes are
+/// refused.
+#[test]
+fn digipin_vectors() {
+    use handover_core::digipin;
+    let v = load("digipin.json");
+    let vectors = v["vectors"].as_array().unwrap();
+    assert!(vectors.len() >= 10);
+    for x in vectors {
+        let (lat, lon) = (x["lat"].as_f64().unwrap(), x["lon"].as_f64().unwrap());
+        let want = x["digipin"].as_str().unwrap();
+        assert_eq!(digipin::encode(lat, lon).unwrap(), want, "{}", x["place"]);
+        let (clat, clon) = digipin::decode(want).unwrap();
+        assert_eq!(
+            digipin::encode(clat, clon).unwrap(),
+            want,
+            "centre of {want}"
+        );
+        assert!(
+            digipin::distance_m((lat, lon), (clat, clon)) < 6.0,
+            "{want}"
+        );
+        assert_eq!(
+            digipin::normalise(&want.to_lowercase()).unwrap(),
+            want.replace('-', "")
+        );
+    }
+    for x in v["invalid"].as_array().unwrap() {
+        let pin = x["digipin"].as_str().unwrap();
+        assert!(digipin::normalise(pin).is_err(), "{pin}: {}", x["why"]);
+        assert!(digipin::decode(pin).is_err(), "{pin}");
+    }
+    assert!(digipin::encode(2.4, 77.0).is_err() && digipin::encode(20.0, 100.0).is_err());
 }

@@ -9,7 +9,10 @@
 //! is absent).
 //!
 //! Both take an optional `language` column: `en`, `hi` or `hi+en`, the
-//! language of the recipient's SMS (empty: the office's default).
+//! language of the recipient's SMS (empty: the office's default); and an
+//! optional `digipin` column: the address's DIGIPIN (for vaccination, the
+//! session site's), hyphens optional, against which the office places the
+//! fixes of doorstep events (presence evidence).
 //!
 //! A header row is required; columns may come in any order, names in any
 //! case; extra columns are refused so a misspelt name cannot be silently
@@ -83,6 +86,9 @@ pub struct Booking {
     pub details: ItemDetails,
     /// The language of the recipient's SMS, if the file says.
     pub language: Option<crate::language::Language>,
+    /// The DIGIPIN of the address (for vaccination, the session site's),
+    /// if the file gives one: ten symbols, no hyphens.
+    pub digipin: Option<String>,
 }
 
 impl std::fmt::Debug for Booking {
@@ -111,8 +117,8 @@ const VACCINATION: &[&str] = &[
     "slot",
     "mobile",
 ];
-const POST_OPTIONAL: &[&str] = &["language"];
-const VACCINATION_OPTIONAL: &[&str] = &["beneficiary_ref", "language"];
+const POST_OPTIONAL: &[&str] = &["language", "digipin"];
+const VACCINATION_OPTIONAL: &[&str] = &["beneficiary_ref", "language", "digipin"];
 
 /// Most row problems one error lists; the rest are counted.
 pub const MAX_PROBLEMS: usize = 100;
@@ -346,12 +352,19 @@ fn parse_row(
                 .map_err(|_| bad("language", "must be en, hi or hi+en".into()))?,
         ),
     };
+    let digipin = match cell("digipin") {
+        "" => None,
+        pin => Some(
+            handover_core::digipin::normalise(pin).map_err(|e| bad("digipin", format!("{e}")))?,
+        ),
+    };
     Ok(Booking {
         line,
         reference,
         mobile,
         details,
         language,
+        digipin,
     })
 }
 

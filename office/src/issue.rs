@@ -518,6 +518,10 @@ fn plan_revision<'a>(
 /// An item the bookings leave out: its reference and code version.
 type LeftOut = (String, i64);
 
+/// An item of the held manifest: reference, code version, mobile, details,
+/// language, DIGIPIN.
+type HeldItem = (String, i64, String, String, String, Option<String>);
+
 /// The items the manifest holds now (not withdrawn) that the bookings
 /// leave out, as `(reference, code_version)`, refused or turned into
 /// bookings to keep, as `req.missing` says.
@@ -527,8 +531,8 @@ fn missing_items(
     manifest_id: &str,
 ) -> Result<(Vec<LeftOut>, Vec<Booking>)> {
     let booked: HashSet<&str> = req.bookings.iter().map(|b| b.reference.as_str()).collect();
-    let held: Vec<(String, i64, String, String, String)> = tx.all(
-        "SELECT reference, code_version, mobile, details, language FROM items
+    let held: Vec<HeldItem> = tx.all(
+        "SELECT reference, code_version, mobile, details, language, digipin FROM items
          WHERE manifest_id = $1 AND withdrawn_at IS NULL ORDER BY reference",
         ps![manifest_id],
         |r| {
@@ -538,6 +542,7 @@ fn missing_items(
                 r.get("mobile")?,
                 r.get("details")?,
                 r.get("language")?,
+                r.get("digipin")?,
             ))
         },
     )?;
@@ -555,7 +560,7 @@ fn missing_items(
         Missing::Keep => {
             let kept = left_out
                 .into_iter()
-                .map(|(reference, _, mobile, details, language)| {
+                .map(|(reference, _, mobile, details, language, digipin)| {
                     Ok(Booking {
                         line: 0,
                         reference,
@@ -563,6 +568,7 @@ fn missing_items(
                         details: serde_json::from_str(&details)
                             .map_err(|_| Error::Store("stored item details are unreadable"))?,
                         language: language.parse().ok(),
+                        digipin,
                     })
                 })
                 .collect::<Result<_>>()?;
@@ -665,17 +671,18 @@ fn write_items(tx: &mut Tx<'_, '_>, manifest: &Manifest, plan: &[Planned<'_>]) -
                 P::from(&p.booking.mobile),
                 P::from(details),
                 P::from(p.language.as_str()),
+                P::from(p.booking.digipin.as_deref()),
             ]
         })
         .collect();
     tx.insert_rows(
         "INSERT INTO items (manifest_id, reference, programme, code_version, digits, mobile,
-             details, language)",
-        8,
+             details, language, digipin)",
+        9,
         "ON CONFLICT (manifest_id, reference) DO UPDATE SET
              code_version = excluded.code_version, digits = excluded.digits,
              mobile = excluded.mobile, details = excluded.details,
-             language = excluded.language, withdrawn_at = NULL",
+             language = excluded.language, digipin = excluded.digipin, withdrawn_at = NULL",
         &item_rows,
     )?;
     Ok(())

@@ -24,6 +24,7 @@
 //! | `issue.rs` | manifests and their code SMS |
 //! | `ingest/` | batches, verdicts, acks, confirmations |
 //! | `sms/` | the SMS outbox, templates (`templates/*.toml`), segments, senders, the SMS file, delivery reports |
+//! | `presence.rs` | presence evidence: each doorstep event's finding against its address's DIGIPIN, and the report's figures of them |
 //! | `report.rs` | the day's report, the service's figures |
 //! | `check.rs` | what `office check` finds: settings, private files, the SMS sender |
 //!
@@ -64,6 +65,7 @@ pub mod issue;
 mod keystore;
 pub mod language;
 pub mod manifests;
+pub mod presence;
 pub mod report;
 pub mod sms;
 mod store;

@@ -76,6 +76,9 @@ pub struct Report {
     pub max_receipt_delay_seconds: i64,
     /// The policies in force and what they cost.
     pub policies: Vec<PolicyRisk>,
+    /// Presence evidence: where doorstep events happened, against each
+    /// address's DIGIPIN.
+    pub presence: crate::presence::PresenceReport,
 }
 
 /// A flagged device.
@@ -242,6 +245,7 @@ fn report(tx: &mut Tx<'_, '_>, office_id: &str) -> Result<Report> {
             ps![],
         )?,
         policies,
+        presence: crate::presence::report(tx)?,
     })
 }
 
@@ -330,6 +334,7 @@ pub fn render(r: &Report) -> String {
             f.device_id, f.assignee, f.reason
         ));
     }
+    out.push_str(&crate::presence::render(&r.presence));
     if !r.policies.is_empty() {
         out.push_str("\n  policies in force and what they cost\n");
         for p in &r.policies {

@@ -56,6 +56,7 @@ impl Rogue {
             counter: self.counter,
             clock_suspect: false,
             kind,
+            at: None,
         };
         let e = Event::create(self.hash, &body, &self.key).expect("event");
         self.seq += 1;

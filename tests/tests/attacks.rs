@@ -416,6 +416,7 @@ fn a_genuine_fork_is_flagged_with_its_evidence_and_the_flag_is_never_overwritten
             reference: refs[1].clone(),
             reason: ExceptionReason::Refused,
         },
+        at: None,
     };
     let fork = Event::create(first.hash, &body, &rogue.key).unwrap();
     assert!(office.ingest(&rogue.batch(vec![fork]), t).is_err());

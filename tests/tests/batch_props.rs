@@ -184,6 +184,7 @@ impl Setup {
                 counter: now.timestamp_millis() + i as i64,
                 clock_suspect: false,
                 kind,
+                at: None,
             };
             out.push(cursor.append(&body, &self.key).unwrap());
         }

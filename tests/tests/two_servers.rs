@@ -446,6 +446,7 @@ impl Signer {
             counter: now.timestamp_millis() + self.cursor.next_seq() as i64,
             clock_suspect: false,
             kind,
+            at: None,
         };
         let event = self.cursor.append(&body, &self.key).unwrap();
         handover_core::sync::Batch {

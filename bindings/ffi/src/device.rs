@@ -3,7 +3,7 @@
 use chrono::Duration;
 use handover_core::api::EnrolToken;
 use handover_core::device::{self, Device};
-use handover_core::event::{ExceptionReason, PaymentMethod};
+use handover_core::event::{ExceptionReason, Fix, PaymentMethod};
 use std::sync::Arc;
 
 use crate::*;
@@ -105,29 +105,41 @@ impl HandoverDevice {
         Ok(self.inner.receipt(&reference)?.map(|r| r.event.into()))
     }
 
-    /// Check a code at the door; committed before it returns.
-    pub fn verify(&self, reference: String, code: String, now_ms: i64) -> Result<VerifyResult> {
-        Ok(self.inner.verify(&reference, &code, time(now_ms)?)?.into())
+    /// Check a code at the door; committed before it returns. `at`: where
+    /// the device is (the fix the app took at the door), or null.
+    pub fn verify(
+        &self,
+        reference: String,
+        code: String,
+        at: Option<Fix>,
+        now_ms: i64,
+    ) -> Result<VerifyResult> {
+        Ok(self
+            .inner
+            .verify_at(&reference, &code, at, time(now_ms)?)?
+            .into())
     }
 
-    /// Record why an item was not handed over.
+    /// Record why an item was not handed over, and where.
     pub fn record_exception(
         &self,
         reference: String,
         reason: ExceptionReason,
+        at: Option<Fix>,
         now_ms: i64,
     ) -> Result<EventRecord> {
         Ok(self
             .inner
-            .record_exception(&reference, reason, time(now_ms)?)?
+            .record_exception_at(&reference, reason, at, time(now_ms)?)?
             .into())
     }
 
-    /// Record a cash-on-delivery payment.
+    /// Record a cash-on-delivery payment, and where.
     pub fn record_payment(
         &self,
         reference: String,
         payment: Payment,
+        at: Option<Fix>,
         now_ms: i64,
     ) -> Result<EventRecord> {
         let method = match payment {
@@ -136,7 +148,7 @@ impl HandoverDevice {
         };
         Ok(self
             .inner
-            .record_payment(&reference, method, time(now_ms)?)?
+            .record_payment_at(&reference, method, at, time(now_ms)?)?
             .into())
     }
 
@@ -252,15 +264,15 @@ mod tests {
             Err(HandoverError::InvalidInput { .. })
         ));
         assert!(matches!(
-            d.record_exception("X".into(), ExceptionReason::NotHome, 0),
+            d.record_exception("X".into(), ExceptionReason::NotHome, None, 0),
             Err(HandoverError::UnknownItem)
         ));
         assert!(matches!(
-            d.verify("X".into(), "1234".into(), 0),
+            d.verify("X".into(), "1234".into(), None, 0),
             Ok(VerifyResult::UnknownItem)
         ));
         assert!(matches!(
-            d.verify("X".into(), "1".into(), i64::MAX),
+            d.verify("X".into(), "1".into(), None, i64::MAX),
             Err(HandoverError::InvalidInput { .. })
         ));
         // Extreme times and retentions are typed errors, never panics (a
@@ -271,7 +283,7 @@ mod tests {
                     d.purge(i32::MAX, now_ms).is_err(),
                     d.purge(-1, now_ms).is_err(),
                     d.export_batch(-1).is_err(),
-                    d.verify("X".into(), "1234".into(), now_ms),
+                    d.verify("X".into(), "1234".into(), None, now_ms),
                 )
             }));
             assert!(r.is_ok(), "panicked at now_ms {now_ms}");

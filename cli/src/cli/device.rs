@@ -62,6 +62,8 @@ pub(super) enum DeviceCommand {
         /// The code the recipient says.
         #[arg(long)]
         code: String,
+        #[command(flatten)]
+        at: AtArg,
     },
     /// Record why an item was not handed over.
     Exception {
@@ -73,6 +75,8 @@ pub(super) enum DeviceCommand {
         /// Why.
         #[arg(long, value_enum)]
         reason: ExceptionReason,
+        #[command(flatten)]
+        at: AtArg,
     },
     /// Record a cash-on-delivery payment.
     Pay {
@@ -87,6 +91,8 @@ pub(super) enum DeviceCommand {
         /// Paid by UPI, with the transaction reference (UTR).
         #[arg(long)]
         upi_ref: Option<String>,
+        #[command(flatten)]
+        at: AtArg,
     },
     /// Show the UPI payment request of an item: the upi:// URI and its QR.
     Upi {
@@ -240,8 +246,13 @@ pub(super) fn run(cmd: DeviceCommand, now: DateTime<Utc>) -> Result<ExitCode> {
                 }
             }
         }
-        DeviceCommand::Verify { d, reference, code } => {
-            let out = device_store(&d.dir)?.verify(&reference, &code, now)?;
+        DeviceCommand::Verify {
+            d,
+            reference,
+            code,
+            at,
+        } => {
+            let out = device_store(&d.dir)?.verify_at(&reference, &code, at.fix(now)?, now)?;
             let (text, ok) = match &out {
                 VerifyOutcome::Accepted { receipt } => (format!("accepted: hand it over (receipt seq {})", receipt.event.seq), true),
                 VerifyOutcome::Refused { attempts_left } => (format!("refused: wrong code, {attempts_left} attempts left"), false),
@@ -264,8 +275,10 @@ pub(super) fn run(cmd: DeviceCommand, now: DateTime<Utc>) -> Result<ExitCode> {
             d,
             reference,
             reason,
+            at,
         } => {
-            let e = device_store(&d.dir)?.record_exception(&reference, reason, now)?;
+            let e =
+                device_store(&d.dir)?.record_exception_at(&reference, reason, at.fix(now)?, now)?;
             println!("recorded {} (seq {})", reason.as_str(), e.seq);
         }
         DeviceCommand::Pay {
@@ -273,11 +286,13 @@ pub(super) fn run(cmd: DeviceCommand, now: DateTime<Utc>) -> Result<ExitCode> {
             reference,
             cash: _,
             upi_ref,
+            at,
         } => {
             let method = upi_ref.map_or(PaymentMethod::Cash, |txn_ref| PaymentMethod::Upi {
                 txn_ref,
             });
-            let e = device_store(&d.dir)?.record_payment(&reference, method, now)?;
+            let e =
+                device_store(&d.dir)?.record_payment_at(&reference, method, at.fix(now)?, now)?;
             println!("payment recorded (seq {})", e.seq);
         }
         DeviceCommand::Upi { d, reference } => {
@@ -363,4 +378,51 @@ pub(super) fn run(cmd: DeviceCommand, now: DateTime<Utc>) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the device is, for a doorstep event (presence evidence).
+#[derive(Debug, clap::Args)]
+pub(super) struct AtArg {
+    /// Where this happened: LAT,LON[,ACCURACY_METRES] in degrees, e.g.
+    /// 28.622788,77.213033,12 (accuracy 25 m if not given). Without it the
+    /// event records that there was no fix.
+    #[arg(long, value_name = "LAT,LON[,ACCURACY]", value_parser = parse_at)]
+    at: Option<(f64, f64, u32)>,
+}
+
+impl AtArg {
+    fn fix(&self, now: DateTime<Utc>) -> Result<Option<handover_core::event::Fix>> {
+        self.at
+            .map(|(lat, lon, acc)| {
+                handover_core::event::Fix::from_degrees(
+                    lat,
+                    lon,
+                    acc,
+                    now.timestamp_millis(),
+                    false,
+                )
+            })
+            .transpose()
+            .map_err(Into::into)
+    }
+}
+
+fn parse_at(text: &str) -> std::result::Result<(f64, f64, u32), String> {
+    let bad =
+        || format!("expected LAT,LON[,ACCURACY_METRES], e.g. 28.622788,77.213033,12; got {text}");
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let (lat, lon, acc) = match parts.as_slice() {
+        [lat, lon] => (lat, lon, None),
+        [lat, lon, acc] => (lat, lon, Some(acc)),
+        _ => return Err(bad()),
+    };
+    let lat: f64 = lat.parse().map_err(|_| bad())?;
+    let lon: f64 = lon.parse().map_err(|_| bad())?;
+    let acc: u32 = acc.map_or(Ok(25), |a| a.parse()).map_err(|_| bad())?;
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+        return Err(format!(
+            "{text}: latitude within ±90, longitude within ±180"
+        ));
+    }
+    Ok((lat, lon, acc))
 }

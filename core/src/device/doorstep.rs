@@ -9,7 +9,7 @@ use super::items::{self, ItemState};
 use super::Device;
 use crate::codes::Code;
 use crate::error::{Error, Result};
-use crate::event::{Event, EventBody, EventKind, ExceptionReason, PaymentMethod};
+use crate::event::{Event, EventBody, EventKind, ExceptionReason, Fix, PaymentMethod};
 use crate::keys::PublicKey;
 use crate::manifest::CashOnDelivery;
 use crate::rules::{earlier, later};
@@ -67,6 +67,19 @@ impl Device {
     /// Check `code` for `reference` at `now`. Attempts and lockout persist;
     /// the outcome and its events are committed before this returns.
     pub fn verify(&self, reference: &str, code: &str, now: DateTime<Utc>) -> Result<VerifyOutcome> {
+        self.verify_at(reference, code, None, now)
+    }
+
+    /// [`verify`](Self::verify), with where the device was (the fix the app
+    /// took at the door): it goes into the signed handover or wrong-code
+    /// event. `None` records that there was no fix.
+    pub fn verify_at(
+        &self,
+        reference: &str,
+        code: &str,
+        at: Option<Fix>,
+        now: DateTime<Utc>,
+    ) -> Result<VerifyOutcome> {
         let tolerance = self.options.clock_tolerance;
         self.write(now, |tx| {
             let Some(item) = items::find(tx, reference)? else {
@@ -98,7 +111,7 @@ impl Device {
             };
             if item.verifier.check(&code, &item.reference, &item.policy) {
                 let state = item.state.hand_over()?;
-                let event = self.append(
+                let event = self.append_at(
                     tx,
                     now,
                     EventKind::HandedOver {
@@ -108,6 +121,7 @@ impl Device {
                         code_version: item.code_version,
                         code,
                     },
+                    at,
                 )?;
                 tx.execute(
                     "UPDATE items SET state = ?3, outcome_seq = ?4
@@ -123,7 +137,7 @@ impl Device {
             }
             let attempts = item.attempts.saturating_add(1);
             let attempts_left = item.policy.max_attempts.saturating_sub(attempts);
-            self.append(
+            self.append_at(
                 tx,
                 now,
                 EventKind::AttemptFailed {
@@ -132,6 +146,7 @@ impl Device {
                     code_version: item.code_version,
                     attempts_left,
                 },
+                at,
             )?;
             let state = item.state.fail_attempt(attempts_left);
             if state == ItemState::Locked {
@@ -165,10 +180,22 @@ impl Device {
         reason: ExceptionReason,
         now: DateTime<Utc>,
     ) -> Result<Event> {
+        self.record_exception_at(reference, reason, None, now)
+    }
+
+    /// [`record_exception`](Self::record_exception), with where the device
+    /// was: an exception written away from the door shows at the office.
+    pub fn record_exception_at(
+        &self,
+        reference: &str,
+        reason: ExceptionReason,
+        at: Option<Fix>,
+        now: DateTime<Utc>,
+    ) -> Result<Event> {
         self.write(now, |tx| {
             let item = items::find(tx, reference)?.ok_or(Error::UnknownItem)?;
             let state = item.state.record_exception()?;
-            let event = self.append(
+            let event = self.append_at(
                 tx,
                 now,
                 EventKind::Exception {
@@ -176,6 +203,7 @@ impl Device {
                     reference: item.reference.clone(),
                     reason,
                 },
+                at,
             )?;
             tx.execute(
                 "UPDATE items SET exception_reason = ?3, state = ?4
@@ -193,12 +221,23 @@ impl Device {
         method: PaymentMethod,
         now: DateTime<Utc>,
     ) -> Result<Event> {
+        self.record_payment_at(reference, method, None, now)
+    }
+
+    /// [`record_payment`](Self::record_payment), with where the device was.
+    pub fn record_payment_at(
+        &self,
+        reference: &str,
+        method: PaymentMethod,
+        at: Option<Fix>,
+        now: DateTime<Utc>,
+    ) -> Result<Event> {
         if let PaymentMethod::Upi { txn_ref } = &method {
             upi::validate_utr(txn_ref)?;
         }
         self.write(now, |tx| {
             let (item, cod) = handed_over_unpaid_cod_item(tx, reference)?;
-            let event = self.append(
+            let event = self.append_at(
                 tx,
                 now,
                 EventKind::Payment {
@@ -207,6 +246,7 @@ impl Device {
                     amount_paise: cod.amount_paise,
                     method,
                 },
+                at,
             )?;
             tx.execute(
                 "UPDATE items SET paid = 1 WHERE manifest_id = ?1 AND reference = ?2",

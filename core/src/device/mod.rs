@@ -347,7 +347,19 @@ impl Device {
         now: DateTime<Utc>,
         kind: crate::event::EventKind,
     ) -> Result<Event> {
-        outbox::append(tx, &self.key, &self.device_id, now, kind)
+        outbox::append(tx, &self.key, &self.device_id, now, kind, None)
+    }
+
+    /// [`append`](Self::append) a doorstep event, with the fix the app
+    /// took at that moment, if any.
+    fn append_at(
+        &self,
+        tx: &Transaction<'_>,
+        now: DateTime<Utc>,
+        kind: crate::event::EventKind,
+        at: Option<crate::event::Fix>,
+    ) -> Result<Event> {
+        outbox::append(tx, &self.key, &self.device_id, now, kind, at)
     }
 }
 

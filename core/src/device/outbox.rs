@@ -17,7 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::error::{Error, Result};
-use crate::event::{ChainCursor, Event, EventBody, EventKind};
+use crate::event::{ChainCursor, Event, EventBody, EventKind, Fix};
 use crate::keys::SigningKey;
 
 pub(crate) const HEAD_SEQ: &str = "head_seq";
@@ -92,7 +92,11 @@ pub(crate) fn append(
     device_id: &str,
     now: DateTime<Utc>,
     kind: EventKind,
+    at: Option<Fix>,
 ) -> Result<Event> {
+    if let Some(fix) = &at {
+        fix.validate()?;
+    }
     let mut cursor = head(tx)?;
     let now_ms = now.timestamp_millis();
     let counter = meta_i64(tx, HLC)?.map_or(now_ms, |prev| prev.saturating_add(1).max(now_ms));
@@ -107,6 +111,7 @@ pub(crate) fn append(
         counter,
         clock_suspect,
         kind,
+        at,
     };
     let event = cursor.append(&body, key)?;
     let seq = i64::try_from(event.seq)
@@ -159,6 +164,7 @@ pub(crate) fn check_clock(
             mark: DateTime::from_timestamp_millis(mark).unwrap_or(now),
             now,
         },
+        None,
     )?;
     set_meta(tx, CLOCK_ANOMALY_SEQ, event.seq as i64)?;
     Ok(true)

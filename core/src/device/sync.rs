@@ -290,6 +290,7 @@ impl Device {
                     events,
                     manifests,
                 },
+                None,
             )?;
             Some(event.seq)
         } else {

@@ -60,6 +60,8 @@ pub(super) struct Item {
     pub details: ItemDetails,
     pub mobile: String,
     pub language: Language,
+    /// The address's DIGIPIN, when the bookings gave one.
+    pub digipin: Option<String>,
 }
 
 /// A code version of an item: the policy and key it was issued under.
@@ -138,6 +140,7 @@ impl Known {
                 "SELECT i.reference AS reference, i.programme AS programme,
                         m.valid_from AS valid_from, m.valid_until AS valid_until,
                         i.details AS details, i.mobile AS mobile, i.language AS language,
+                        i.digipin AS digipin,
                         c.code_version AS code_version, c.policy AS policy,
                         c.code_key_id AS code_key_id
                  FROM items i JOIN manifests m ON m.manifest_id = i.manifest_id
@@ -171,6 +174,7 @@ impl Known {
                             .map_err(|_| Error::Store("stored item details are unreadable"))?,
                         mobile: r.get("mobile")?,
                         language: r.get::<String>("language")?.parse()?,
+                        digipin: r.get("digipin")?,
                     };
                     Ok((reference, item, code))
                 },

@@ -339,11 +339,19 @@ fn ingest_events<'e>(
         let stored: Vec<rows::Judged<'_>> = new
             .iter()
             .zip(&judged)
-            .map(|(n, &verdict)| rows::Judged {
-                event: n.event,
-                body: n.body,
-                verdict,
-                clock_suspect: n.clock_suspect,
+            .map(|(n, &verdict)| {
+                let (manifest_id, reference) = n.body.kind.subject();
+                let digipin = manifest_id
+                    .zip(reference)
+                    .and_then(|(m, r)| known.item(m, r))
+                    .and_then(|i| i.digipin.as_deref());
+                rows::Judged {
+                    event: n.event,
+                    body: n.body,
+                    verdict,
+                    clock_suspect: n.clock_suspect,
+                    presence: crate::presence::find(n.body, digipin),
+                }
             })
             .collect();
         rows::store_events(tx, device_id, &stored, now)?;

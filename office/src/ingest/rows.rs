@@ -69,6 +69,8 @@ pub(super) struct Judged<'e> {
     pub body: &'e EventBody,
     pub verdict: Verdict,
     pub clock_suspect: bool,
+    /// Where it happened, against the address (doorstep events).
+    pub presence: Option<(crate::presence::Finding, Option<i64>)>,
 }
 
 /// Store the new events.
@@ -103,14 +105,16 @@ pub(super) fn store_events(
                 P::from(c.revision),
                 P::from(c.amount_paise),
                 P::from(j.clock_suspect),
+                P::from(j.presence.map(|(f, _)| f.as_str())),
+                P::from(j.presence.and_then(|(_, d)| d)),
             ]
         })
         .collect();
     tx.insert_rows(
         "INSERT INTO events (device_id, seq, prev_hash, hash, body, signature, kind, manifest_id,
              reference, detail, verdict, device_time, received_at, code_version, revision,
-             amount_paise, clock_suspect)",
-        17,
+             amount_paise, clock_suspect, presence, distance_m)",
+        19,
         "",
         &rows,
     )?;

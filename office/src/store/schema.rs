@@ -73,7 +73,7 @@ pub static STEPS: LazyLock<Vec<Step>> = LazyLock::new(|| {
 type SqliteThen = fn(&rusqlite::Transaction<'_>) -> handover_core::Result<()>;
 
 /// Schema version this build writes.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 fn backfill_v2_sqlite(tx: &rusqlite::Transaction<'_>) -> handover_core::Result<()> {
     backfill_v2(&mut Tx::Lite(tx))

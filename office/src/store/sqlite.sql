@@ -193,3 +193,17 @@ CREATE VIEW report_items AS SELECT * FROM items
     WHERE manifest_id IN (SELECT manifest_id FROM report_manifests);
 CREATE VIEW report_events AS SELECT * FROM events
     WHERE device_id IN (SELECT device_id FROM devices WHERE simulated = 0);
+
+-- version 7: presence evidence: the address's DIGIPIN, each event's finding and distance
+ALTER TABLE items ADD COLUMN digipin TEXT;
+ALTER TABLE events ADD COLUMN presence TEXT;
+ALTER TABLE events ADD COLUMN distance_m INTEGER;
+DROP VIEW report_items;
+DROP VIEW report_events;
+CREATE VIEW report_items AS SELECT * FROM items
+    WHERE manifest_id IN (SELECT manifest_id FROM report_manifests);
+CREATE VIEW report_events AS SELECT * FROM events
+    WHERE device_id IN (SELECT device_id FROM devices WHERE simulated = 0);
+-- Events stored before this version could not carry a fix.
+UPDATE events SET presence = 'no_fix'
+    WHERE kind IN ('handed_over', 'attempt_failed', 'exception', 'payment');

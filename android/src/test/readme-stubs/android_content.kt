@@ -10,4 +10,5 @@ abstract class Context {
     open val noBackupFilesDir: File get() = throw UnsupportedOperationException("stub")
     open val packageManager: PackageManager get() = throw UnsupportedOperationException("stub")
     open fun <T> getSystemService(serviceClass: Class<T>): T = throw UnsupportedOperationException("stub")
+    open val mainExecutor: java.util.concurrent.Executor get() = throw UnsupportedOperationException("stub")
 }

@@ -7,3 +7,7 @@ class Build {
         @JvmField val SDK_INT: Int = 24
     }
 }
+
+class CancellationSignal {
+    fun cancel() {}
+}

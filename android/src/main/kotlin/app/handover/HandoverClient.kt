@@ -1,6 +1,7 @@
 package app.handover
 
 import app.handover.core.ExceptionReason
+import app.handover.core.Fix
 import app.handover.ffi.AckResult
 import app.handover.ffi.DeviceIdentity
 import app.handover.ffi.EventRecord
@@ -161,11 +162,15 @@ class HandoverClient private constructor(
     /** One item, or null; emits again when it changes. */
     fun item(reference: String): Flow<Item?> = changes.map { read { d -> d.item(reference) } }.distinctUntilChanged()
 
-    /** Check the code the recipient says. Committed before it returns, even if the caller is cancelled. */
-    suspend fun verify(reference: String, code: String): Verification {
+    /**
+     * Check the code the recipient says. Committed before it returns, even if the caller is cancelled.
+     * [at]: where the phone is (e.g. from `DoorstepLocation.current`), signed into the event as
+     * presence evidence; null records that there was no fix.
+     */
+    suspend fun verify(reference: String, code: String, at: Fix? = null): Verification {
         require(reference.isNotBlank()) { "reference is blank" }
         return write { d ->
-            when (val r = d.verify(reference, code, clock())) {
+            when (val r = d.verify(reference, code, at, clock())) {
                 is VerifyResult.Accepted -> Verification.Accepted(r.receipt.toReceipt())
                 is VerifyResult.Refused -> Verification.Refused(r.attemptsLeft)
                 is VerifyResult.Malformed -> Verification.Malformed(r.digits)
@@ -181,17 +186,18 @@ class HandoverClient private constructor(
     /** The receipt of an item handed over, again (e.g. after the app was closed); null if it was not. */
     suspend fun receipt(reference: String): Receipt? = read { it.receipt(reference)?.toReceipt() }
 
-    /** Record why an item was not handed over; returns the event's seq. */
-    suspend fun recordException(reference: String, reason: ExceptionReason): Long =
-        write { it.recordException(reference, reason, clock()).seq }
+    /** Record why an item was not handed over, and where ([at], or null: no fix); returns the event's seq. */
+    suspend fun recordException(reference: String, reason: ExceptionReason, at: Fix? = null): Long =
+        write { it.recordException(reference, reason, at, clock()).seq }
 
-    /** Record a cash payment of the item's cash on delivery; returns the event's seq. */
-    suspend fun payCash(reference: String): Long = write { it.recordPayment(reference, Payment.Cash, clock()).seq }
+    /** Record a cash payment of the item's cash on delivery (after the handover); returns the event's seq. */
+    suspend fun payCash(reference: String, at: Fix? = null): Long =
+        write { it.recordPayment(reference, Payment.Cash, at, clock()).seq }
 
     /** Record a UPI payment with its transaction reference (UTR, 12 digits); returns the event's seq. */
-    suspend fun payUpi(reference: String, utr: String): Long {
+    suspend fun payUpi(reference: String, utr: String, at: Fix? = null): Long {
         require(utr.length == 12 && utr.all { it in '0'..'9' }) { "a UTR is 12 digits" }
-        return write { it.recordPayment(reference, Payment.Upi(utr), clock()).seq }
+        return write { it.recordPayment(reference, Payment.Upi(utr), at, clock()).seq }
     }
 
     /** A fresh UPI request (deep link and QR modules) for the item's cash on delivery. */

@@ -60,8 +60,8 @@ class ErrorsTest {
                 "exportBatch(0)" to { d.exportBatch(0) },
                 "exportBatch(-1)" to { d.exportBatch(-1) },
                 "syncSession(0)" to { d.syncSession(0) },
-                "verify at Long.MAX_VALUE" to { d.verify("X", "1234", Long.MAX_VALUE) },
-                "verify at Long.MIN_VALUE" to { d.verify("X", "1234", Long.MIN_VALUE) },
+                "verify at Long.MAX_VALUE" to { d.verify("X", "1234", null, Long.MAX_VALUE) },
+                "verify at Long.MIN_VALUE" to { d.verify("X", "1234", null, Long.MIN_VALUE) },
                 "handleResponse status -1" to { d.syncSession(1).handleResponse(-1, ByteArray(0), now) },
             )) {
                 throws<HandoverException.InvalidInput>(what) { call() }

@@ -236,7 +236,7 @@ class HandoverClientTest {
     fun generatedBindingsDirectly() {
         HandoverDevice.open(File(dir, "g.db").path).use { d ->
             assertEquals(16, d.identity().deviceId.length)
-            assertEquals(VerifyResult.UnknownItem, d.verify("X1", "1234", System.currentTimeMillis()))
+            assertEquals(VerifyResult.UnknownItem, d.verify("X1", "1234", null, System.currentTimeMillis()))
             assertEquals(0L, d.pendingCount())
             assertTrue(d.items().isEmpty())
         }

@@ -134,7 +134,7 @@ class ReactiveTest {
                 c.write { d ->
                     started.complete(Unit)
                     Thread.sleep(200) // the doorstep's slow phone
-                    d.verify(a, codes.getValue(a), System.currentTimeMillis())
+                    d.verify(a, codes.getValue(a), null, System.currentTimeMillis())
                 }
             }
             started.await()

@@ -40,8 +40,9 @@ class TestOffice : AutoCloseable {
     fun issue(deviceId: String, name: String = "m"): Pair<ByteArray, Map<String, String>> {
         val csv = File(root, "$name.csv")
         csv.writeText(buildString {
-            append("reference,service,addressee,address,mobile,cod_paise\n")
-            articles.forEachIndexed { i, r -> append("$r,parcel,Resident $i,$i Lake Road,98765432$i$i,${if (i == 0) 25000 else ""}\n") }
+            // Every address at Dak Bhawan's DIGIPIN cell (the specification's example).
+            append("reference,service,addressee,address,mobile,cod_paise,digipin\n")
+            articles.forEachIndexed { i, r -> append("$r,parcel,Resident $i,$i Lake Road,98765432$i$i,${if (i == 0) 25000 else ""},39J-49L-L8T4\n") }
         })
         val manifest = File(root, "$name.bin")
         val sms = File(root, "$name.sms.csv")
