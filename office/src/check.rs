@@ -70,6 +70,20 @@ impl Office {
                 }
             ),
         )];
+        // Not a problem (cash works), but the office should know.
+        out.push(finding(
+            "cash on delivery",
+            true,
+            if self.cod_payee().is_set_up() {
+                format!(
+                    "UPI payments go to {} ({})",
+                    self.cod_payee().upi,
+                    self.cod_payee().name
+                )
+            } else {
+                "no UPI payee: cash on delivery is collected in cash only".to_owned()
+            },
+        ));
         let keys = self.dir.join("keys");
         out.extend(private(&keys, "the keys directory"));
         if let Ok(entries) = std::fs::read_dir(&keys) {

@@ -87,7 +87,8 @@ fn old_postgres(office_dir: &std::path::Path, old_version: i64) -> String {
     let tables: Vec<String> = dst
         .query(
             "SELECT table_name::TEXT FROM information_schema.tables
-             WHERE table_schema = 'public' AND table_name <> 'handover_schema'",
+             WHERE table_schema = 'public' AND table_name <> 'handover_schema'
+               AND table_type = 'BASE TABLE'",
             &[],
         )
         .unwrap()

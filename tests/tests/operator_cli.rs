@@ -257,6 +257,12 @@ fn cash_on_delivery_without_a_payee_is_cash_only_and_says_so() {
         "{}",
         stderr(&init)
     );
+    let check = ok(&["office", "check", "--dir", p(&desk.office)]);
+    assert!(
+        check
+            .contains("cash on delivery: no UPI payee: cash on delivery is collected in cash only"),
+        "{check}"
+    );
     let issued = desk.issue(&rows(0, 2, true), &[]);
     assert!(issued.status.success(), "{}", stderr(&issued));
     desk.import();
