@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: fixtures, the `handover` binary, and a
 //! stand-in SMS gateway.
 
+pub mod desk;
 pub mod gateway;
 pub mod govgateway;
 pub mod pg;

@@ -2,15 +2,10 @@
 //! with DIGIPINs, doorstep outcomes with `--at`, and the office's findings
 //! in `office report` (JSON and text).
 
-use std::path::Path;
-
 use handover_core::codes::Programme;
+use handover_tests::desk::*;
 use handover_tests::*;
 use serde_json::Value;
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 /// Dak Bhawan, New Delhi: the DIGIPIN specification's example.
 const DAK_BHAWAN: &str = "28.622788,77.213033";
@@ -18,28 +13,7 @@ const DAK_BHAWAN_PIN: &str = "39J-49L-L8T4";
 
 #[test]
 fn outcomes_are_placed_against_the_addresss_digipin() {
-    let d = tempfile::tempdir().unwrap();
-    let (office, device) = (d.path().join("office"), d.path().join("device"));
-    let key = ok(&["office", "init", "--dir", p(&office)]);
-    let out = ok(&[
-        "device",
-        "init",
-        "--dir",
-        p(&device),
-        "--office-key",
-        key.trim(),
-    ]);
-    let device_key = out.lines().next().unwrap();
-    let id = ok(&[
-        "office",
-        "enroll",
-        "--dir",
-        p(&office),
-        "--device-key",
-        device_key,
-        "--assignee",
-        "Postman 5",
-    ]);
+    let (desk, _) = Desk::new(&[]);
     let refs: Vec<String> = (0..5)
         .map(|i| handover_core::s10::make("EE", 50_000_000 + i, "IN").unwrap())
         .collect();
@@ -55,42 +29,12 @@ fn outcomes_are_placed_against_the_addresss_digipin() {
             "{r},parcel,R {i},{i} Sansad Marg,98{i:08},,{pin}\n"
         ));
     }
-    let bookings = d.path().join("b.csv");
-    std::fs::write(&bookings, &csv).unwrap();
-    let manifest = d.path().join("m.bin");
-    ok(&[
-        "office",
-        "issue",
-        "--dir",
-        p(&office),
-        "--device",
-        id.trim(),
-        "--programme",
-        "post",
-        "--bookings",
-        p(&bookings),
-        "--out",
-        p(&manifest),
-        "--policy",
-        "digits=6,tag_bits=64,iterations=10,max_attempts=3",
-    ]);
-    ok(&[
-        "device",
-        "import",
-        "--dir",
-        p(&device),
-        "--manifest",
-        p(&manifest),
-    ]);
-    let code = handover_office::Office::open(&office)
-        .unwrap()
-        .current_code(Programme::Post, &refs[0])
-        .unwrap();
-    let dev = |args: &[&str]| {
-        let mut all = vec![args[0], args[1], "--dir", p(&device)];
-        all.extend_from_slice(&args[2..]);
-        run(&all)
-    };
+    let issued = desk.issue(&csv, &[]);
+    assert!(issued.status.success(), "{}", stderr(&issued));
+    desk.import();
+    let code = desk.code(&refs[0]);
+    let dev = |args: &[&str]| desk.device(args);
+    let (office, device, id) = (&desk.office, &desk.device, &desk.device_id);
     // At the door; 2.2 km north (the post office); 200 m away; no fix.
     let v = dev(&[
         "device",
@@ -135,8 +79,8 @@ fn outcomes_are_placed_against_the_addresss_digipin() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("latitude within ±90"));
 
-    let batch = d.path().join("batch.json");
-    ok(&["device", "export", "--dir", p(&device), "--out", p(&batch)]);
+    let batch = desk.d.path().join("batch.json");
+    ok(&["device", "export", "--dir", p(device), "--out", p(&batch)]);
     let body = std::fs::read_to_string(&batch).unwrap();
     assert!(
         body.contains("\\\"at\\\":{\\\"lat_e7\\\":286227880"),
@@ -146,14 +90,13 @@ fn outcomes_are_placed_against_the_addresss_digipin() {
         "office",
         "ingest",
         "--dir",
-        p(&office),
+        p(office),
         "--batch",
         p(&batch),
         "--ack-out",
-        p(&d.path().join("ack.bin")),
+        p(&desk.d.path().join("ack.bin")),
     ]);
-    let report: Value =
-        serde_json::from_str(&ok(&["office", "report", "--dir", p(&office), "--json"])).unwrap();
+    let report: Value = desk.report();
     let presence = &report["presence"];
     assert_eq!(
         presence["counts"]["handed_over"]["at_address"], 1,
@@ -172,7 +115,7 @@ fn outcomes_are_placed_against_the_addresss_digipin() {
     assert_eq!(dev0["exceptions"], 3);
     assert_eq!(dev0["at_address"], 0);
     assert_eq!(dev0["without_fix"], 1);
-    let text = ok(&["office", "report", "--dir", p(&office)]);
+    let text = ok(&["office", "report", "--dir", p(office)]);
     assert!(
         text.contains(&format!("EXCEPTION AWAY {}", id.trim()))
             && text.contains(&format!("{metres} m")),
@@ -187,9 +130,6 @@ fn outcomes_are_placed_against_the_addresss_digipin() {
 
 #[test]
 fn a_bad_digipin_is_refused_with_its_line_and_column() {
-    let d = tempfile::tempdir().unwrap();
-    let office = d.path().join("office");
-    ok(&["office", "init", "--dir", p(&office)]);
     let csv = format!(
         "reference,service,addressee,address,mobile,cod_paise,digipin\n\
          {},parcel,A,B,9876543210,,39J-49L-L8T4\n\
