@@ -86,6 +86,20 @@ pub struct QrModules {
     pub modules: Vec<bool>,
 }
 
+impl QrModules {
+    /// The modules of `code`: what a screen or a terminal draws.
+    pub fn of(code: &qrcode::QrCode) -> QrModules {
+        QrModules {
+            width: code.width(),
+            modules: code
+                .to_colors()
+                .into_iter()
+                .map(|c| c == qrcode::Color::Dark)
+                .collect(),
+        }
+    }
+}
+
 impl UpiRequest {
     /// A validated request.
     pub fn new(
@@ -143,13 +157,7 @@ impl UpiRequest {
     pub fn qr_modules(&self) -> Result<QrModules> {
         let code = qrcode::QrCode::with_error_correction_level(self.uri(), qrcode::EcLevel::M)
             .map_err(|_| Error::Encoding("UPI URI does not fit a QR code"))?;
-        let width = code.width();
-        let modules = code
-            .to_colors()
-            .into_iter()
-            .map(|c| c == qrcode::Color::Dark)
-            .collect();
-        Ok(QrModules { width, modules })
+        Ok(QrModules::of(&code))
     }
 }
 

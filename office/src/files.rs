@@ -79,27 +79,35 @@ pub fn replace_private(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Check, before any work, that [`append_private`] will take `path`: absent,
 /// or a regular private file (not a symlink, not readable by others).
 pub fn check_appendable(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(path)(e)),
+        Ok(meta) if meta.file_type().is_symlink() => Err(Error::UnsafeFile {
+            path: path.to_owned(),
+            why: "it is a symbolic link",
+        }),
+        Ok(meta) => private_regular(path, &meta),
+    }
+}
+
+/// Refuse what is not a regular file, or what group or others may read or
+/// write.
+fn private_regular(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     let unsafe_file = |why| Error::UnsafeFile {
         path: path.to_owned(),
         why,
     };
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io(path)(e)),
-        Ok(meta) if meta.file_type().is_symlink() => Err(unsafe_file("it is a symbolic link")),
-        Ok(meta) if !meta.is_file() => Err(unsafe_file("it is not a regular file")),
-        Ok(meta) => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                if meta.permissions().mode() & 0o077 != 0 {
-                    return Err(unsafe_file("others may read it (make it mode 0600)"));
-                }
-            }
-            let _ = meta;
-            Ok(())
+    if !meta.is_file() {
+        return Err(unsafe_file("it is not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(unsafe_file("others may read it (make it mode 0600)"));
         }
     }
+    Ok(())
 }
 
 /// Append `bytes` to `path`, creating it 0600 if absent. Returns whether the
@@ -135,17 +143,7 @@ pub fn append_private(path: &Path, bytes: &[u8]) -> Result<bool> {
         }
         Err(e) => return Err(io(path)(e)),
     };
-    let meta = f.metadata().map_err(io(path))?;
-    if !meta.is_file() {
-        return Err(unsafe_file("it is not a regular file"));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(unsafe_file("others may read it (make it mode 0600)"));
-        }
-    }
+    private_regular(path, &f.metadata().map_err(io(path))?)?;
     f.write_all(bytes).map_err(io(path))?;
     f.sync_all().map_err(io(path))?;
     Ok(existed)

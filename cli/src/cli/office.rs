@@ -481,16 +481,10 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                     .build();
                 write(path, svg.as_bytes())?;
             }
-            let width = qr.width();
-            let modules = qr
-                .into_colors()
-                .into_iter()
-                .map(|c| c == qrcode::Color::Dark)
-                .collect();
             let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
             eprint!(
                 "{}",
-                draw_qr_for(&handover_core::upi::QrModules { width, modules }, colour)
+                draw_qr_for(&handover_core::upi::QrModules::of(&qr), colour)
             );
             eprintln!(
                 "one-time token for {} (device enrol --token), valid until {}",

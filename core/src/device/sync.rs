@@ -98,6 +98,8 @@ impl Device {
     /// Where the device stands (see [`DeviceStatus`]).
     pub fn status(&self) -> Result<DeviceStatus> {
         let office_keys = self.office_keys()?.iter().map(|k| k.to_string()).collect();
+        let pending = self.pending_count()?;
+        let acknowledged_through = self.acknowledged_through()?;
         let conn = self.lock();
         let time = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
         let mut stmt = conn.prepare(
@@ -117,10 +119,6 @@ impl Device {
                 })
             })?
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let pending: i64 =
-            conn.query_row("SELECT COUNT(*) FROM events WHERE acked = 0", [], |r| {
-                r.get(0)
-            })?;
         let last_ack: Option<i64> =
             conn.query_row("SELECT MAX(applied_at) FROM acks", [], |r| r.get(0))?;
         Ok(DeviceStatus {
@@ -128,8 +126,8 @@ impl Device {
             office_keys,
             manifests,
             head_seq: outbox::head(&conn)?.seq(),
-            acknowledged_through: outbox::meta_i64(&conn, ACKED_THROUGH)?.unwrap_or(0) as u64,
-            pending: pending as u64,
+            acknowledged_through,
+            pending,
             last_ack_at: last_ack.map(time),
         })
     }
