@@ -162,3 +162,84 @@ fn a_wrapper_that_does_not_round_trip_never_replaces_the_clear_key() {
         "the key was kept"
     );
 }
+
+mod common;
+
+/// The Keystore key is gone: the store's signed events still reach the
+/// office without it, and the office's ack still clears them.
+#[test]
+fn a_store_whose_key_is_lost_still_exports_its_signed_events_and_applies_acks() {
+    use common::{article, fast_policy, t0, Office};
+    use handover_core::device::{RetiredOutbox, VerifyOutcome};
+    use handover_core::event::ExceptionReason;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.db");
+    let office = Office::new();
+    let wrap = Recording::new(7);
+    let (id, head) = {
+        let device = Device::open_wrapped(&path, DeviceOptions::default(), &wrap).unwrap();
+        device
+            .trust_office_key(office.key.public_key(), t0())
+            .unwrap();
+        let id = device.identity();
+        let items = (0..2)
+            .map(|i| office.item(&article(i), 1, &fast_policy(), None))
+            .collect();
+        let sealed = office
+            .manifest(&id.device_id, 1, items)
+            .seal(&office.key)
+            .unwrap();
+        device.import_manifest(&sealed, t0()).unwrap();
+        let code = office.code(&article(0), 1);
+        assert!(matches!(
+            device.verify(&article(0), &code, t0()).unwrap(),
+            VerifyOutcome::Accepted { .. }
+        ));
+        device
+            .record_exception(&article(1), ExceptionReason::NotHome, t0())
+            .unwrap();
+        (id, device.head().unwrap())
+    };
+    assert!(matches!(
+        Device::open_wrapped(&path, DeviceOptions::default(), &Gone),
+        Err(Error::KeyUnavailable(_))
+    ));
+
+    let retired = RetiredOutbox::open(&path).unwrap();
+    assert_eq!(
+        retired.identity(),
+        id,
+        "the office knows it by the same key"
+    );
+    let pending = retired.pending_count().unwrap();
+    assert!(pending >= 2, "{pending}");
+    let batch = retired.export_batch(1000).unwrap();
+    assert_eq!(batch.device_id, id.device_id);
+    assert_eq!(batch.events.len() as u64, pending);
+    assert_eq!(batch.events.last().unwrap().seq, head.0);
+    for event in &batch.events {
+        event
+            .verify(&id.public_key)
+            .expect("signed by the lost key");
+    }
+    // An ack signed by anyone but the pinned office is refused.
+    let forged = Office::new().ack(&id.device_id, head.0, head.1, vec![]);
+    assert!(retired.apply_ack(&forged, t0()).is_err());
+    assert_eq!(retired.pending_count().unwrap(), pending);
+    let ack = office.ack(&id.device_id, head.0, head.1, vec![]);
+    let applied = retired.apply_ack(&ack, t0()).unwrap();
+    assert_eq!(applied.newly_acked, pending);
+    assert_eq!(retired.pending_count().unwrap(), 0);
+}
+
+#[test]
+fn a_retired_outbox_is_never_created_from_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("none.db");
+    assert!(matches!(
+        handover_core::device::RetiredOutbox::open(&path),
+        Err(Error::DatabaseUnusable(_))
+    ));
+    assert!(!path.exists());
+}

@@ -174,13 +174,7 @@ impl HandoverDevice {
 
     /// Apply the office's signed ack.
     pub fn apply_ack(&self, ack: Vec<u8>, now_ms: i64) -> Result<AckResult> {
-        let s = self.inner.apply_ack(&ack, time(now_ms)?)?;
-        Ok(AckResult {
-            through_seq: signed(s.through_seq),
-            newly_acked: signed(s.newly_acked),
-            verified: signed(s.verified),
-            flagged: signed(s.flagged),
-        })
+        Ok(self.inner.apply_ack(&ack, time(now_ms)?)?.into())
     }
 
     /// The enrolment request for a token from `handover office enrol-token`.
@@ -240,6 +234,50 @@ impl HandoverDevice {
             .ok_or_else(|| out_of_range("retention"))?;
         let s = self.inner.purge(retention, time(now_ms)?)?;
         Ok(signed(s.events + s.manifests))
+    }
+}
+
+/// The outbox of a store whose device key is lost (`KeyUnavailable`):
+/// its events are already signed, so they still reach the office. Open the
+/// moved-aside database, send its batches (`handover office ingest`, or any
+/// way a batch reaches the office), apply the acks; nothing can be added.
+#[derive(uniffi::Object)]
+pub struct RetiredOutbox {
+    inner: device::RetiredOutbox,
+}
+
+#[uniffi::export]
+impl RetiredOutbox {
+    /// Open an existing store without its key; nothing is created.
+    #[uniffi::constructor]
+    pub fn open(path: String) -> Result<Arc<Self>> {
+        Ok(Arc::new(RetiredOutbox {
+            inner: device::RetiredOutbox::open(path)?,
+        }))
+    }
+
+    /// Who the store was.
+    pub fn identity(&self) -> DeviceIdentity {
+        let id = self.inner.identity();
+        DeviceIdentity {
+            device_id: id.device_id,
+            public_key_hex: id.public_key.to_hex(),
+        }
+    }
+
+    /// Events the office has not acknowledged.
+    pub fn pending_count(&self) -> Result<i64> {
+        Ok(signed(self.inner.pending_count()?))
+    }
+
+    /// The next batch (JSON bytes) of at most `max` (1 or more) events.
+    pub fn export_batch(&self, max: i32) -> Result<Vec<u8>> {
+        Ok(self.inner.export_batch(batch_size(max)?)?.to_bytes()?)
+    }
+
+    /// Apply the office's signed ack.
+    pub fn apply_ack(&self, ack: Vec<u8>, now_ms: i64) -> Result<AckResult> {
+        Ok(self.inner.apply_ack(&ack, time(now_ms)?)?.into())
     }
 }
 

@@ -8,7 +8,7 @@
 //! | file | concern |
 //! |---|---|
 //! | `lib.rs` | conversions every file shares (times, counts, `Sensitive`) |
-//! | `device.rs` | the `HandoverDevice` object |
+//! | `device.rs` | the `HandoverDevice` object, and `RetiredOutbox` for a store whose key is lost |
 //! | `records.rs` | the records and enums it returns |
 //! | `sync.rs` | enrolment and the sync session |
 //! | `error.rs` | `HandoverError` and the one mapping from core errors |
@@ -31,7 +31,7 @@ mod key_wrapper;
 mod records;
 mod sync;
 
-pub use device::HandoverDevice;
+pub use device::{HandoverDevice, RetiredOutbox};
 pub use error::HandoverError;
 pub use key_wrapper::{KeyWrapError, KeyWrapper};
 pub use records::*;

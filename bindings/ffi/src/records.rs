@@ -248,3 +248,14 @@ pub struct AckResult {
     /// Events the office flagged.
     pub flagged: i64,
 }
+
+impl From<handover_core::device::AckSummary> for AckResult {
+    fn from(s: handover_core::device::AckSummary) -> Self {
+        AckResult {
+            through_seq: signed(s.through_seq),
+            newly_acked: signed(s.newly_acked),
+            verified: signed(s.verified),
+            flagged: signed(s.flagged),
+        }
+    }
+}

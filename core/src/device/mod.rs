@@ -17,6 +17,7 @@
 //! | `sync.rs` | export, ack, purge |
 //! | `outbox.rs` | appending to the chain, clock checks |
 //! | `client.rs` | the sync API from the device's side: enrolment, signed requests, the sync session |
+//! | `retired.rs` | a store whose device key is lost: its signed events still reach the office |
 //!
 //! ```
 //! use handover_core::device::Device;
@@ -46,6 +47,7 @@ mod doorstep;
 mod import;
 mod items;
 mod outbox;
+mod retired;
 pub mod schema;
 mod sync;
 
@@ -56,10 +58,15 @@ pub use client::{
 pub use doorstep::{Receipt, VerifyOutcome};
 pub use import::ImportOutcome;
 pub use items::{ItemState, ItemView};
+pub use retired::RetiredOutbox;
 pub use sync::{AckSummary, DeviceStatus, HeldManifest, PurgeSummary};
 
 const DEVICE_KEY: &str = "device_pkcs8";
 const DEVICE_KEY_WRAPPED: &str = "device_key_wrapped";
+/// The device's public key, kept beside the (wrapped) private key so that a
+/// store whose key is lost can still export its signed events
+/// ([`RetiredOutbox`]).
+const DEVICE_PUBLIC_KEY: &str = "device_public_key";
 
 /// Keeps the device key wrapped at rest: the host's own key (on Android an
 /// AES-256-GCM key in the Android Keystore, in StrongBox when the phone
@@ -209,6 +216,9 @@ impl Device {
                 key
             }
         };
+        if outbox::meta_blob(&tx, DEVICE_PUBLIC_KEY)?.is_none() {
+            outbox::set_meta(&tx, DEVICE_PUBLIC_KEY, &key.public_key().0[..])?;
+        }
         tx.commit()?;
         if rewrapped {
             // The clear key's page was overwritten in the database
@@ -306,12 +316,7 @@ impl Device {
 
     /// Events not yet acknowledged by the office.
     pub fn pending_count(&self) -> Result<u64> {
-        let n: i64 =
-            self.lock()
-                .query_row("SELECT COUNT(*) FROM events WHERE acked = 0", [], |r| {
-                    r.get(0)
-                })?;
-        Ok(n as u64)
+        outbox::pending_count(&self.lock())
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {

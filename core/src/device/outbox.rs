@@ -34,6 +34,14 @@ pub(crate) fn meta_i64(tx: &rusqlite::Connection, key: &str) -> Result<Option<i6
         .optional()?)
 }
 
+/// Events not yet acknowledged by the office.
+pub(crate) fn pending_count(conn: &rusqlite::Connection) -> Result<u64> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM events WHERE acked = 0", [], |r| {
+        r.get(0)
+    })?;
+    Ok(n as u64)
+}
+
 pub(crate) fn meta_blob(tx: &rusqlite::Connection, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(tx
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))

@@ -134,91 +134,12 @@ impl Device {
 
     /// The next batch: up to `max` unacknowledged events, oldest first.
     pub fn export_batch(&self, max: u64) -> Result<Batch> {
-        let conn = self.lock();
-        let events = outbox::read_events(&conn, true, max.max(1))?;
-        Ok(Batch {
-            format: BATCH_FORMAT.to_owned(),
-            device_id: self.device_id.clone(),
-            device_key: self.key.public_key(),
-            events,
-        })
+        batch(&self.lock(), &self.device_id, self.key.public_key(), max)
     }
 
     /// Apply a sealed ack from the office.
     pub fn apply_ack(&self, sealed: &[u8], now: DateTime<Utc>) -> Result<AckSummary> {
-        let trusted = trusted_keys(&self.lock())?;
-        let ack = Ack::open(sealed, &trusted)?;
-        if ack.device_id != self.device_id {
-            return Err(Error::WrongDevice);
-        }
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let head_seq = outbox::head(&tx)?.seq();
-        if ack.through_seq > head_seq {
-            return Err(Error::AckMismatch(
-                "acknowledges events this device never wrote",
-            ));
-        }
-        let held: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT hash FROM events WHERE seq = ?1",
-                [ack.through_seq as i64],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let acked_through = outbox::meta_i64(&tx, ACKED_THROUGH)?.unwrap_or(0) as u64;
-        match held {
-            Some(hash) if hash == ack.head_hash => {}
-            Some(_) => {
-                return Err(Error::AckMismatch(
-                    "head hash differs from this device's chain",
-                ))
-            }
-            // Purged: only possible for a seq acknowledged long ago.
-            None if ack.through_seq <= acked_through => {}
-            None => return Err(Error::AckMismatch("acknowledged event is missing")),
-        }
-        let mut summary = AckSummary {
-            through_seq: acked_through.max(ack.through_seq),
-            newly_acked: 0,
-            verified: 0,
-            flagged: 0,
-        };
-        if ack.through_seq > acked_through {
-            summary.newly_acked = tx.execute(
-                "UPDATE events SET acked = 1 WHERE seq <= ?1 AND acked = 0",
-                [ack.through_seq as i64],
-            )? as u64;
-            outbox::set_meta(&tx, ACKED_THROUGH, ack.through_seq as i64)?;
-        }
-        // Clock suspicion ends once the office has seen the latest anomaly.
-        let anomaly = outbox::meta_i64(&tx, CLOCK_ANOMALY_SEQ)?.unwrap_or(0);
-        if i64::try_from(ack.through_seq).is_ok_and(|t| t >= anomaly) {
-            outbox::set_meta(&tx, CLOCK_SUSPECT, 0)?;
-        }
-        for v in &ack.verdicts {
-            tx.execute(
-                "UPDATE events SET verdict = ?2 WHERE seq = ?1",
-                params![v.seq as i64, v.verdict.as_str()],
-            )?;
-            match v.verdict {
-                Verdict::Verified => summary.verified += 1,
-                Verdict::Recorded => {}
-                _ => summary.flagged += 1,
-            }
-        }
-        tx.execute(
-            "INSERT INTO acks (through_seq, head_hash, applied_at, sealed) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(through_seq) DO NOTHING",
-            params![
-                ack.through_seq as i64,
-                &ack.head_hash[..],
-                now.timestamp_millis(),
-                sealed
-            ],
-        )?;
-        tx.commit()?;
-        Ok(summary)
+        apply_ack(&mut self.lock(), &self.device_id, sealed, now)
     }
 
     /// The office's verdict on event `seq`, once an ack has brought it.
@@ -304,4 +225,101 @@ impl Device {
             seq,
         })
     }
+}
+
+/// Up to `max` unacknowledged events of the store on `conn`, oldest first.
+pub(super) fn batch(
+    conn: &rusqlite::Connection,
+    device_id: &str,
+    device_key: crate::keys::PublicKey,
+    max: u64,
+) -> Result<Batch> {
+    Ok(Batch {
+        format: BATCH_FORMAT.to_owned(),
+        device_id: device_id.to_owned(),
+        device_key,
+        events: outbox::read_events(conn, true, max.max(1))?,
+    })
+}
+
+/// Apply a sealed ack to the store on `conn` (see the module docs): no
+/// device key is needed, only the pinned office keys.
+pub(super) fn apply_ack(
+    conn: &mut rusqlite::Connection,
+    device_id: &str,
+    sealed: &[u8],
+    now: DateTime<Utc>,
+) -> Result<AckSummary> {
+    let trusted = trusted_keys(conn)?;
+    let ack = Ack::open(sealed, &trusted)?;
+    if ack.device_id != device_id {
+        return Err(Error::WrongDevice);
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let head_seq = outbox::head(&tx)?.seq();
+    if ack.through_seq > head_seq {
+        return Err(Error::AckMismatch(
+            "acknowledges events this device never wrote",
+        ));
+    }
+    let held: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT hash FROM events WHERE seq = ?1",
+            [ack.through_seq as i64],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let acked_through = outbox::meta_i64(&tx, ACKED_THROUGH)?.unwrap_or(0) as u64;
+    match held {
+        Some(hash) if hash == ack.head_hash => {}
+        Some(_) => {
+            return Err(Error::AckMismatch(
+                "head hash differs from this device's chain",
+            ))
+        }
+        // Purged: only possible for a seq acknowledged long ago.
+        None if ack.through_seq <= acked_through => {}
+        None => return Err(Error::AckMismatch("acknowledged event is missing")),
+    }
+    let mut summary = AckSummary {
+        through_seq: acked_through.max(ack.through_seq),
+        newly_acked: 0,
+        verified: 0,
+        flagged: 0,
+    };
+    if ack.through_seq > acked_through {
+        summary.newly_acked = tx.execute(
+            "UPDATE events SET acked = 1 WHERE seq <= ?1 AND acked = 0",
+            [ack.through_seq as i64],
+        )? as u64;
+        outbox::set_meta(&tx, ACKED_THROUGH, ack.through_seq as i64)?;
+    }
+    // Clock suspicion ends once the office has seen the latest anomaly.
+    let anomaly = outbox::meta_i64(&tx, CLOCK_ANOMALY_SEQ)?.unwrap_or(0);
+    if i64::try_from(ack.through_seq).is_ok_and(|t| t >= anomaly) {
+        outbox::set_meta(&tx, CLOCK_SUSPECT, 0)?;
+    }
+    for v in &ack.verdicts {
+        tx.execute(
+            "UPDATE events SET verdict = ?2 WHERE seq = ?1",
+            params![v.seq as i64, v.verdict.as_str()],
+        )?;
+        match v.verdict {
+            Verdict::Verified => summary.verified += 1,
+            Verdict::Recorded => {}
+            _ => summary.flagged += 1,
+        }
+    }
+    tx.execute(
+        "INSERT INTO acks (through_seq, head_hash, applied_at, sealed) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(through_seq) DO NOTHING",
+        params![
+            ack.through_seq as i64,
+            &ack.head_hash[..],
+            now.timestamp_millis(),
+            sealed
+        ],
+    )?;
+    tx.commit()?;
+    Ok(summary)
 }
