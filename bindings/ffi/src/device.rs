@@ -215,6 +215,7 @@ impl HandoverDevice {
         let max = batch_size(max_events)?;
         Ok(Arc::new(SyncSession {
             inner: std::sync::Mutex::new(device::SyncSession::new(max)),
+            refusal: std::sync::Mutex::new(None),
             device: self,
         }))
     }

@@ -86,12 +86,24 @@ pub struct SyncProgress {
     pub pending: i64,
 }
 
+/// The office's error answer to a request (`docs/sync-api.md`): what an app
+/// needs to tell a failure to retry (`rate_limited`, `internal`) from one
+/// that no retry fixes (`revoked`, `unknown_device`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OfficeAnswer {
+    /// HTTP status.
+    pub status: i32,
+    /// The error code, e.g. `revoked`.
+    pub code: String,
+}
+
 /// One sync with the office, driven by the app's HTTP client: ask for the
 /// next request, send it, hand back the answer; until there is no request.
 #[derive(uniffi::Object)]
 pub struct SyncSession {
     pub(crate) device: Arc<HandoverDevice>,
     pub(crate) inner: std::sync::Mutex<device::SyncSession>,
+    pub(crate) refusal: std::sync::Mutex<Option<OfficeAnswer>>,
 }
 
 #[uniffi::export]
@@ -113,7 +125,22 @@ impl SyncSession {
             })?,
             body,
         };
-        Ok(s.handle_response(&self.device.inner, &response, time(now_ms)?)?)
+        let handled = s.handle_response(&self.device.inner, &response, time(now_ms)?);
+        if let Err(handover_core::Error::Office { status, code }) = &handled {
+            *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(OfficeAnswer {
+                status: i32::from(*status),
+                code: code.as_str().to_owned(),
+            });
+        }
+        Ok(handled?)
+    }
+
+    /// The office's last error answer in this session, if it refused.
+    pub fn last_office_answer(&self) -> Option<OfficeAnswer> {
+        self.refusal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// What the sync has done so far.

@@ -70,7 +70,13 @@ inline fun <reified W : ListenableWorker> OneTimeWorkRequestBuilder(): OneTimeWo
 inline fun <reified W : ListenableWorker> PeriodicWorkRequestBuilder(interval: Long, unit: TimeUnit): PeriodicWorkRequest.Builder =
     PeriodicWorkRequest.Builder(W::class.java, interval, unit)
 
+class WorkInfo {
+    enum class State { ENQUEUED, RUNNING, SUCCEEDED, FAILED, BLOCKED, CANCELLED }
+    val state: State = State.ENQUEUED
+}
+
 abstract class WorkManager {
+    abstract fun getWorkInfosForUniqueWorkFlow(uniqueWorkName: String): kotlinx.coroutines.flow.Flow<List<WorkInfo>>
     abstract fun enqueueUniqueWork(name: String, policy: ExistingWorkPolicy, request: OneTimeWorkRequest)
     abstract fun enqueueUniquePeriodicWork(name: String, policy: ExistingPeriodicWorkPolicy, request: PeriodicWorkRequest)
 

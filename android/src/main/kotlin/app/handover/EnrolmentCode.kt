@@ -1,5 +1,6 @@
 package app.handover
 
+import app.handover.ffi.Enrolment
 import java.net.URLDecoder
 
 /**
@@ -35,4 +36,26 @@ class EnrolmentCode(val server: String?, val token: String) {
             return EnrolmentCode(server, token)
         }
     }
+}
+
+/** What [enrolFromQr] did: the office it enrolled with, and as whom. */
+data class QrEnrolment(val server: String, val enrolment: Enrolment)
+
+/**
+ * Enrol with the text of the office's enrolment QR code: parse it
+ * ([EnrolmentCode.parse]) and enrol ([enroll]) with the office it names, or
+ * with [fallbackServer] when it names none. Keep [QrEnrolment.server]: it
+ * is where this device syncs.
+ */
+suspend fun HandoverClient.enrolFromQr(
+    scanned: String,
+    fallbackServer: String? = null,
+    transportFor: (String) -> OfficeTransport = { HttpSyncTransport(it) },
+): QrEnrolment {
+    val code = EnrolmentCode.parse(scanned)
+    val server = code.server ?: fallbackServer
+        ?: throw IllegalArgumentException("the enrolment code holds no server address, and no fallback was given")
+    val enrolment = enroll(code.token, transportFor(server))
+    HandoverLog.info("enrolled as device ${enrolment.deviceId}")
+    return QrEnrolment(server, enrolment)
 }

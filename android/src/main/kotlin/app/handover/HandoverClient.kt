@@ -14,9 +14,14 @@ import app.handover.ffi.UpiPayment
 import app.handover.ffi.VerifyResult
 import java.io.Closeable
 import java.util.concurrent.Executors
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Deferred
 import kotlinx.coroutines.ExecutorCoroutineDispatcher
 import kotlinx.coroutines.NonCancellable
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.async
 import kotlinx.coroutines.asCoroutineDispatcher
+import kotlinx.coroutines.cancel
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
@@ -73,6 +78,8 @@ sealed class Verification {
  *   outcome is still on disk: [receipt] and [item] show it.
  * * Reads are [Flow]s that emit again after every write through this client,
  *   whoever made it (the UI or the sync worker): [pending], [items], [item].
+ * * One sync at a time: a second [sync] while one runs waits for it and
+ *   gets its result; [syncState] says how the last one went.
  * * Errors are [app.handover.ffi.HandoverException] (`InvalidInput`,
  *   `Refused`, `UnknownItem`, `NotAllowed`, `KeyUnavailable`, `Storage`);
  *   arguments out of range are `IllegalArgumentException` before anything is
@@ -113,6 +120,59 @@ class HandoverClient private constructor(
                 throw e
             }
         }
+    }
+
+    /** The process's shared client ignores [close]: see [markShared]. */
+    @Volatile
+    private var shared = false
+
+    /** Runs the one sync in flight, apart from any caller's cancellation. */
+    private val syncScope = CoroutineScope(SupervisorJob())
+    private val syncLock = Any()
+    private var syncInFlight: Deferred<*>? = null
+    private val syncStateFlow = MutableStateFlow<SyncState>(SyncState.Idle)
+
+    /** How the last sync went; [SyncState.Idle] before the first. */
+    val syncState: StateFlow<SyncState> = syncStateFlow.asStateFlow()
+
+    /**
+     * Run [block] as the one sync in flight: a caller that comes while one
+     * runs waits for that one and gets its result (or its failure). The
+     * sync runs in the client's own scope, so a caller that is cancelled
+     * (its screen closed) does not stop it half-way.
+     */
+    @Suppress("UNCHECKED_CAST")
+    internal suspend fun <T> singleFlight(block: suspend () -> T): T {
+        val run = synchronized(syncLock) {
+            syncInFlight ?: syncScope.async {
+                try {
+                    block()
+                } finally {
+                    synchronized(syncLock) { syncInFlight = null }
+                }
+            }.also { syncInFlight = it }
+        }
+        return run.await() as T
+    }
+
+    internal fun setSyncState(state: SyncState) {
+        syncStateFlow.value = state
+    }
+
+    /**
+     * Make [close] a no-op: the process's one client (`Handover.client`) is
+     * shared by every screen and the sync worker, and a `use {}` in one of
+     * them must not close it for all.
+     */
+    internal fun markShared() {
+        shared = true
+    }
+
+    /** Close even a shared client (the store is being moved aside). */
+    internal fun closeForGood() {
+        syncScope.cancel()
+        device.close()
+        writer.close()
     }
 
     /** Bumped after every write: what the read flows follow. */
@@ -224,9 +284,13 @@ class HandoverClient private constructor(
     /** The device object, for the sync session (same writer thread). */
     internal val handoverDevice: HandoverDevice get() = device
 
+    /** Close the database; a no-op on the process's shared client. */
     override fun close() {
-        device.close()
-        writer.close()
+        if (shared) {
+            HandoverLog.debug("close() on the shared client ignored: it serves the whole process")
+            return
+        }
+        closeForGood()
     }
 }
 

@@ -1,9 +1,11 @@
 package app.handover
 
+import app.handover.ffi.AckResult
 import app.handover.ffi.Enrolment
 import app.handover.ffi.OfficeRequest
 import app.handover.ffi.SyncProgress
 import java.io.IOException
+import kotlinx.coroutines.CancellationException
 
 /** The office's answer to an [OfficeRequest]: HTTP status and body. */
 class OfficeResponse(val status: Int, val body: ByteArray) {
@@ -41,9 +43,19 @@ suspend fun HandoverClient.enroll(token: String, transport: OfficeTransport): En
  * the office makes no progress. A network failure throws [IOException]
  * with the outbox intact; a forged or mismatched ack throws
  * `HandoverException.Refused` and is not applied.
+ *
+ * One at a time per client: called while a sync runs, it waits for that
+ * one and returns its result. [HandoverClient.syncState] follows it, with
+ * every failure sorted by [SyncFailure.of] (retry, or a person must act).
  */
 suspend fun HandoverClient.sync(transport: OfficeTransport, maxPerBatch: Int = 500): SyncProgress {
     require(maxPerBatch > 0) { "maxPerBatch must be 1 or more, not $maxPerBatch" }
+    return singleFlight { syncSession(transport, maxPerBatch) }
+}
+
+private suspend fun HandoverClient.syncSession(transport: OfficeTransport, maxPerBatch: Int): SyncProgress {
+    setSyncState(SyncState.Running(now()))
+    HandoverLog.info("sync started: ${pendingCount()} events waiting")
     val session = write { it.syncSession(maxPerBatch) }
     try {
         while (true) {
@@ -51,7 +63,21 @@ suspend fun HandoverClient.sync(transport: OfficeTransport, maxPerBatch: Int = 5
             val response = transport.send(request)
             write { session.handleResponse(response.status, response.body, now()) }
         }
-        return session.progress()
+        val progress = session.progress()
+        setSyncState(SyncState.Succeeded(now(), progress))
+        HandoverLog.info(
+            "sync done: ${progress.manifestsImported} manifests imported, ${progress.eventsSent} events acknowledged " +
+                "through seq ${progress.acknowledgedThrough}, ${progress.flagged} flagged, ${progress.pending} waiting",
+        )
+        return progress
+    } catch (e: CancellationException) {
+        setSyncState(SyncState.Idle)
+        throw e
+    } catch (e: Throwable) {
+        val failure = SyncFailure.of(e, session.lastOfficeAnswer())
+        setSyncState(SyncState.Failed(now(), failure))
+        HandoverLog.warn("sync failed: $failure (${e.javaClass.simpleName}); the outbox is intact")
+        throw e
     } finally {
         session.close()
     }
@@ -76,15 +102,25 @@ data class SyncResult(val batches: Int, val acknowledgedThrough: Long, val flagg
  */
 suspend fun HandoverClient.syncOnce(transport: SyncTransport, maxPerBatch: Int = 500): SyncResult {
     require(maxPerBatch > 0) { "maxPerBatch must be 1 or more, not $maxPerBatch" }
+    return drain(transport, { pendingCount() }, { exportBatch(maxPerBatch) }, { applyAck(it) })
+}
+
+/** Send batches from [export] until [pending] is 0 or an ack moves nothing. */
+internal suspend fun drain(
+    transport: SyncTransport,
+    pending: suspend () -> Long,
+    export: suspend () -> ByteArray,
+    apply: suspend (ByteArray) -> AckResult,
+): SyncResult {
     var batches = 0
     var through = -1L
     var flagged = 0L
-    while (pendingCount() > 0) {
-        val ack = applyAck(transport.exchange(exportBatch(maxPerBatch)))
+    while (pending() > 0) {
+        val ack = apply(transport.exchange(export()))
         batches++
         flagged += ack.flagged
         if (ack.throughSeq <= through) break // no progress: try again later
         through = ack.throughSeq
     }
-    return SyncResult(batches, through, flagged, pendingCount())
+    return SyncResult(batches, through, flagged, pending())
 }

@@ -3,7 +3,6 @@ package app.handover.android
 import android.app.NotificationChannel
 import android.app.NotificationManager
 import android.content.Context
-import android.content.pm.ServiceInfo
 import android.os.Build
 import androidx.core.app.NotificationCompat
 import androidx.work.BackoffPolicy
@@ -16,13 +15,18 @@ import androidx.work.NetworkType
 import androidx.work.OneTimeWorkRequestBuilder
 import androidx.work.OutOfQuotaPolicy
 import androidx.work.PeriodicWorkRequestBuilder
+import androidx.work.WorkInfo
 import androidx.work.WorkManager
 import androidx.work.WorkerParameters
 import app.handover.HttpSyncTransport
 import app.handover.OfficeTransport
+import app.handover.SyncFailure
+import app.handover.SyncState
+import app.handover.SyncWork
 import app.handover.sync
 import java.util.concurrent.TimeUnit
 import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.flow.first
 
 /**
  * Implemented by the app's `Application`: how to reach the office. The
@@ -38,11 +42,13 @@ interface HandoverSyncHost {
 
 /**
  * Syncs with the office when there is a network: pulls the day's manifests,
- * pushes the outbox and applies the acks ([sync]). Any failure but
- * cancellation is retried with back-off, at most [MAX_ATTEMPTS] times per
- * request; nothing is ever dropped (the outbox is cleared only by a
- * verified ack). An app that forgot to implement [HandoverSyncHost] fails
- * loudly, at once.
+ * pushes the outbox and applies the acks ([sync]). A failure a retry can
+ * fix (no network, the office down) is retried with back-off, at most
+ * [SyncWork.MAX_ATTEMPTS] times per request; one it cannot (the device
+ * revoked or not enrolled, its key gone: [SyncFailure.permanent]) ends the
+ * request at once, is logged, and shows in `HandoverClient.syncState`.
+ * Nothing is ever dropped (the outbox is cleared only by a verified ack).
+ * An app that forgot to implement [HandoverSyncHost] fails loudly, at once.
  */
 class HandoverSyncWorker(context: Context, params: WorkerParameters) : CoroutineWorker(context, params) {
     override suspend fun doWork(): Result {
@@ -51,18 +57,23 @@ class HandoverSyncWorker(context: Context, params: WorkerParameters) : Coroutine
                 "handover: ${applicationContext.javaClass.name} does not implement app.handover.android.HandoverSyncHost; " +
                     "the sync worker cannot know the office",
             )
-        return try {
+        val outcome = try {
             val progress = Handover.client(applicationContext).sync(host.handoverTransport())
-            if (progress.pending == 0L) Result.success() else retryOrFail()
+            SyncWork.outcome(progress.pending, null, runAttemptCount)
         } catch (e: CancellationException) {
             throw e
         } catch (e: Exception) {
-            // Network down, office refusing, a forged ack: keep everything, try later.
-            retryOrFail()
+            // The client's syncState holds the failure sorted with the
+            // office's answer; opening the client can fail before any sync.
+            val failure = (Handover.clientOrNull()?.syncState?.value as? SyncState.Failed)?.failure ?: SyncFailure.of(e)
+            SyncWork.outcome(null, failure, runAttemptCount)
+        }
+        return when (outcome) {
+            SyncWork.Outcome.SUCCESS -> Result.success()
+            SyncWork.Outcome.RETRY -> Result.retry()
+            SyncWork.Outcome.FAIL -> Result.failure()
         }
     }
-
-    private fun retryOrFail(): Result = if (runAttemptCount + 1 < MAX_ATTEMPTS) Result.retry() else Result.failure()
 
     /** Needed for expedited work before Android 12: a quiet notification while it runs. */
     override suspend fun getForegroundInfo(): ForegroundInfo {
@@ -75,16 +86,13 @@ class HandoverSyncWorker(context: Context, params: WorkerParameters) : Coroutine
             .setContentTitle("Syncing with the office")
             .setOngoing(true)
             .build()
-        return if (Build.VERSION.SDK_INT >= 29) {
-            ForegroundInfo(NOTIFICATION_ID, notification, ServiceInfo.FOREGROUND_SERVICE_TYPE_DATA_SYNC)
-        } else {
-            ForegroundInfo(NOTIFICATION_ID, notification)
+        return when (val type = SyncWork.foregroundServiceType(Build.VERSION.SDK_INT)) {
+            null -> ForegroundInfo(NOTIFICATION_ID, notification)
+            else -> ForegroundInfo(NOTIFICATION_ID, notification, type)
         }
     }
 
     companion object {
-        /** Tries of one sync request before it is given up (the next request starts afresh). */
-        const val MAX_ATTEMPTS = 10
         private const val PERIODIC = "handover-sync"
         private const val NOW = "handover-sync-now"
         private const val CHANNEL = "handover-sync"
@@ -102,16 +110,24 @@ class HandoverSyncWorker(context: Context, params: WorkerParameters) : Coroutine
 
         /**
          * Sync as soon as there is a network (the postman is back at the
-         * office), expedited. A sync already queued or running is kept (KEEP):
-         * tapping "sync" twice does not cancel the first.
+         * office), expedited. A request waiting in back-off is replaced, so
+         * the tap is not swallowed for hours; a sync that is running is
+         * kept, so a second tap does not cancel it ([SyncWork.replaceQueued]).
          */
-        fun syncNow(context: Context) {
+        suspend fun syncNow(context: Context) {
+            val manager = WorkManager.getInstance(context)
+            val queued = manager.getWorkInfosForUniqueWorkFlow(NOW).first()
+            val policy = if (SyncWork.replaceQueued(queued.map { it.state == WorkInfo.State.RUNNING })) {
+                ExistingWorkPolicy.REPLACE
+            } else {
+                ExistingWorkPolicy.KEEP
+            }
             val request = OneTimeWorkRequestBuilder<HandoverSyncWorker>()
                 .setConstraints(online)
                 .setExpedited(OutOfQuotaPolicy.RUN_AS_NON_EXPEDITED_WORK_REQUEST)
                 .setBackoffCriteria(BackoffPolicy.EXPONENTIAL, 30, TimeUnit.SECONDS)
                 .build()
-            WorkManager.getInstance(context).enqueueUniqueWork(NOW, ExistingWorkPolicy.KEEP, request)
+            manager.enqueueUniqueWork(NOW, policy, request)
         }
     }
 }
