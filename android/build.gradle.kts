@@ -9,6 +9,8 @@
 // 17+ and builds the host library and the `handover` binary itself.
 
 import java.util.Properties
+import javax.inject.Inject
+import org.gradle.process.ExecOperations
 
 plugins {
     id("com.android.library") version "8.13.0"
@@ -18,10 +20,10 @@ plugins {
 
 group = "app.handover"
 version = "0.1.0"
+// The workspace Cargo.toml's `repository`.
+val projectUrl = "https://example.invalid/handover"
 
-val workspace: File = rootDir.parentFile
-val generatedKotlin = layout.buildDirectory.dir("generated/uniffi/kotlin")
-val generatedJniLibs = layout.buildDirectory.dir("generated/jniLibs")
+val repoRoot: File = rootDir.parentFile
 // The `ffi` profile: release, optimised for size (the workspace Cargo.toml).
 val cargoProfile = (findProperty("handover.cargoProfile") as String?) ?: "ffi"
 
@@ -30,49 +32,94 @@ val localProperties = Properties().apply {
     val f = rootProject.file("local.properties")
     if (f.exists()) f.inputStream().use { load(it) }
 }
-val cargo: String = localProperties.getProperty("cargo")
+val cargoBin: String = localProperties.getProperty("cargo")
     ?: System.getenv("CARGO")
     ?: File(System.getProperty("user.home"), ".cargo/bin/cargo").takeIf { it.exists() }?.path
     ?: "cargo"
 // Honour CARGO_TARGET_DIR, as cargo does.
-val cargoTarget: File = System.getenv("CARGO_TARGET_DIR")?.let { File(it) } ?: File(workspace, "target")
+val cargoTarget: File = System.getenv("CARGO_TARGET_DIR")?.let { File(it) } ?: File(repoRoot, "target")
 val hostLibName = when {
     System.getProperty("os.name").startsWith("Mac") -> "libhandover_ffi.dylib"
     System.getProperty("os.name").startsWith("Windows") -> "handover_ffi.dll"
     else -> "libhandover_ffi.so"
 }
 val rustSources = files(
-    fileTree(File(workspace, "core")) { include("src/**", "Cargo.toml", "migrations/**") },
-    fileTree(File(workspace, "bindings/ffi")) { include("src/**", "Cargo.toml", "uniffi.toml") },
-    File(workspace, "Cargo.toml"),
-    File(workspace, "Cargo.lock"),
+    fileTree(File(repoRoot, "core")) { include("src/**", "Cargo.toml", "migrations/**") },
+    fileTree(File(repoRoot, "bindings/ffi")) { include("src/**", "Cargo.toml", "uniffi.toml") },
+    File(repoRoot, "Cargo.toml"),
+    File(repoRoot, "Cargo.lock"),
 )
 
-// Rust for the three ABIs into build/generated/jniLibs, 16 KB page aligned,
-// with the NDK that AGP uses.
-val cargoNdk by tasks.registering(Exec::class) {
+// Rust for the three ABIs, 16 KB page aligned, with the NDK that AGP uses.
+// Wired to the jniLibs of the variants that package them (below): unit
+// tests never build it, and need no NDK.
+abstract class CargoNdkTask : DefaultTask() {
+    @get:Inject abstract val exec: ExecOperations
+    @get:Input abstract val cargo: Property<String>
+    @get:Input abstract val profile: Property<String>
+    @get:InputFiles @get:PathSensitive(PathSensitivity.RELATIVE) abstract val sources: ConfigurableFileCollection
+    @get:Internal abstract val workspace: DirectoryProperty
+    @get:Internal abstract val ndkDirectory: DirectoryProperty
+    @get:OutputDirectory abstract val outputDir: DirectoryProperty
+
+    @TaskAction
+    fun build() {
+        val profileArgs = when (profile.get()) {
+            "dev", "debug" -> emptyList()
+            "release" -> listOf("--release")
+            else -> listOf("--profile", profile.get())
+        }
+        exec.exec {
+            workingDir = workspace.get().asFile
+            environment("RUSTFLAGS", "-C link-arg=-Wl,-z,max-page-size=16384")
+            environment("ANDROID_NDK_HOME", ndkDirectory.get().asFile.path)
+            commandLine(
+                listOf(
+                    cargo.get(), "ndk",
+                    "-t", "arm64-v8a", "-t", "armeabi-v7a", "-t", "x86_64",
+                    "--platform", "24",
+                    "-o", outputDir.get().asFile.path,
+                    "build", "-p", "handover-ffi", "--locked",
+                ) + profileArgs,
+            )
+        }
+    }
+}
+
+// Kotlin bindings, generated in library mode from the host library.
+// uniffi-bindgen runs `cargo metadata` to find each crate's uniffi.toml:
+// with this build's cargo (CARGO) and without the dependencies' metadata.
+abstract class GenerateBindingsTask : DefaultTask() {
+    @get:Inject abstract val exec: ExecOperations
+    @get:Input abstract val cargo: Property<String>
+    @get:InputFile @get:PathSensitive(PathSensitivity.NONE) abstract val library: RegularFileProperty
+    @get:InputFile @get:PathSensitive(PathSensitivity.NONE) abstract val bindgen: RegularFileProperty
+    @get:InputFiles @get:PathSensitive(PathSensitivity.RELATIVE) abstract val configuration: ConfigurableFileCollection
+    @get:Internal abstract val workspace: DirectoryProperty
+    @get:OutputDirectory abstract val outputDir: DirectoryProperty
+
+    @TaskAction
+    fun generate() {
+        outputDir.get().asFile.deleteRecursively()
+        exec.exec {
+            workingDir = workspace.get().asFile
+            environment("CARGO", cargo.get())
+            commandLine(
+                bindgen.get().asFile.path, "generate", "--no-format", "--metadata-no-deps", "--language", "kotlin",
+                "--out-dir", outputDir.get().asFile.path, library.get().asFile.path,
+            )
+        }
+    }
+}
+
+val cargoNdk = tasks.register<CargoNdkTask>("cargoNdk") {
     group = "build"
     description = "Builds libhandover_ffi.so for arm64-v8a, armeabi-v7a and x86_64 with cargo-ndk"
-    workingDir = workspace
-    environment("RUSTFLAGS", "-C link-arg=-Wl,-z,max-page-size=16384")
-    environment("ANDROID_NDK_HOME", android.ndkDirectory.path)
-    val profileArgs = when (cargoProfile) {
-        "dev", "debug" -> emptyList()
-        "release" -> listOf("--release")
-        else -> listOf("--profile", cargoProfile)
-    }
-    commandLine(
-        listOf(
-            cargo, "ndk",
-            "-t", "arm64-v8a", "-t", "armeabi-v7a", "-t", "x86_64",
-            "--platform", "24",
-            "-o", generatedJniLibs.get().asFile.path,
-            "build", "-p", "handover-ffi", "--locked",
-        ) + profileArgs,
-    )
-    inputs.files(rustSources)
-    inputs.property("profile", cargoProfile)
-    outputs.dir(generatedJniLibs)
+    cargo.set(cargoBin)
+    profile.set(cargoProfile)
+    sources.from(rustSources)
+    workspace.set(repoRoot)
+    ndkDirectory.set(androidComponents.sdkComponents.ndkDirectory)
 }
 
 // The host library (JNA loads it in the JVM tests, and binding generation
@@ -81,27 +128,39 @@ val cargoNdk by tasks.registering(Exec::class) {
 val cargoHost by tasks.registering(Exec::class) {
     group = "build"
     description = "Builds the host libhandover_ffi, uniffi-bindgen and the handover binary (debug)"
-    workingDir = workspace
-    commandLine(cargo, "build", "--locked", "-p", "handover-ffi", "-p", "uniffi-bindgen", "-p", "handover-cli")
+    workingDir = repoRoot
+    commandLine(cargoBin, "build", "--locked", "-p", "handover-ffi", "-p", "uniffi-bindgen", "-p", "handover-cli")
     inputs.files(rustSources)
-    inputs.files(fileTree(workspace) { include("office/src/**", "server/src/**", "cli/src/**", "*/Cargo.toml") })
+    inputs.files(fileTree(repoRoot) { include("office/src/**", "server/src/**", "cli/src/**", "*/Cargo.toml") })
     outputs.file(File(cargoTarget, "debug/$hostLibName"))
+    outputs.file(File(cargoTarget, "debug/uniffi-bindgen"))
     outputs.file(File(cargoTarget, "debug/handover"))
 }
 
-// Kotlin bindings, generated in library mode from the host build.
-val generateBindings by tasks.registering(Exec::class) {
+val generateBindings = tasks.register<GenerateBindingsTask>("generateBindings") {
     group = "build"
-    description = "Generates the uniffi Kotlin bindings into build/generated/uniffi/kotlin"
+    description = "Generates the uniffi Kotlin bindings"
     dependsOn(cargoHost)
-    workingDir = workspace
-    commandLine(
-        File(cargoTarget, "debug/uniffi-bindgen").path, "generate", "--no-format", "--language", "kotlin",
-        "--out-dir", generatedKotlin.get().asFile.path, File(cargoTarget, "debug/$hostLibName").path,
+    cargo.set(cargoBin)
+    library.set(File(cargoTarget, "debug/$hostLibName"))
+    bindgen.set(File(cargoTarget, "debug/uniffi-bindgen"))
+    configuration.from(
+        File(repoRoot, "core/uniffi.toml"),
+        File(repoRoot, "bindings/ffi/uniffi.toml"),
+        File(repoRoot, ".cargo/config.toml"),
+        fileTree(File(repoRoot, "bindings/uniffi-bindgen")) { include("src/**", "Cargo.toml") },
     )
-    inputs.file(File(cargoTarget, "debug/$hostLibName"))
-    inputs.file(File(workspace, "bindings/ffi/uniffi.toml"))
-    outputs.dir(generatedKotlin)
+    workspace.set(repoRoot)
+}
+
+// Generated sources through the variant API: the bindings for every
+// variant (unit tests compile against them), the native libraries only
+// where jniLibs are merged, i.e. for what is packaged.
+androidComponents {
+    onVariants { variant ->
+        variant.sources.kotlin?.addGeneratedSourceDirectory(generateBindings, GenerateBindingsTask::outputDir)
+        variant.sources.jniLibs?.addGeneratedSourceDirectory(cargoNdk, CargoNdkTask::outputDir)
+    }
 }
 
 android {
@@ -115,11 +174,9 @@ android {
     }
 
     sourceSets["main"].apply {
-        kotlin.srcDir(generatedKotlin)
         // Keystore wrapper, backup-safe open, WorkManager worker: Android-only,
         // so kept apart from what the JVM tests compile.
         kotlin.srcDir("src/android/kotlin")
-        jniLibs.srcDir(generatedJniLibs)
     }
 
     compileOptions {
@@ -137,6 +194,7 @@ android {
             it.dependsOn(cargoHost)
             it.systemProperty("jna.library.path", File(cargoTarget, "debug").path)
             it.systemProperty("handover.bin", File(cargoTarget, "debug/handover").path)
+            it.systemProperty("handover.android", projectDir.path)
         }
     }
 
@@ -151,29 +209,28 @@ android {
 kotlin {
     compilerOptions {
         jvmTarget.set(org.jetbrains.kotlin.gradle.dsl.JvmTarget.JVM_17)
+        // Apps on an older Kotlin (2.0 and later) can use the AAR.
+        apiVersion.set(org.jetbrains.kotlin.gradle.dsl.KotlinVersion.KOTLIN_2_0)
+        languageVersion.set(org.jetbrains.kotlin.gradle.dsl.KotlinVersion.KOTLIN_2_0)
     }
 }
 
-// JNA's desktop native part for the JVM tests: the AAR's JNA has only the
-// Android natives.
-val jnaDesktop by configurations.creating
+val jnaVersion = "5.19.1"
 
 dependencies {
-    implementation("net.java.dev.jna:jna:5.19.1@aar")
-    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.11.0")
+    // The AAR's JNA carries the Android natives only.
+    implementation("net.java.dev.jna:jna:$jnaVersion@aar")
+    // Flow and StateFlow are in the public API.
+    api("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.11.0")
     implementation("androidx.work:work-runtime-ktx:2.12.0")
     implementation("androidx.core:core-ktx:1.18.0")
     testImplementation("junit:junit:4.13.2")
     testImplementation("org.jetbrains.kotlinx:kotlinx-coroutines-test:1.11.0")
-    jnaDesktop("net.java.dev.jna:jna:5.19.1")
-}
-
-configurations.matching { it.name.startsWith("test") && it.name.endsWith("RuntimeClasspath") }.configureEach {
-    extendsFrom(jnaDesktop)
-}
-
-tasks.named("preBuild") {
-    dependsOn(cargoNdk, generateBindings)
+    // JNA's desktop jar (its natives for Linux, macOS, Windows) for the JVM
+    // unit tests: AGP's debugUnitTestRuntimeClasspath and
+    // releaseUnitTestRuntimeClasspath extend testRuntimeOnly, as
+    // application-services does it. scripts/check-android-gradle checks it.
+    testRuntimeOnly("net.java.dev.jna:jna:$jnaVersion@jar")
 }
 
 publishing {
@@ -186,6 +243,17 @@ publishing {
             pom {
                 name.set("handover")
                 description.set("Offline-first proof of handover: one-time codes checked offline, a signed outbox synced to the office.")
+                url.set(projectUrl)
+                licenses {
+                    license {
+                        name.set("Apache-2.0")
+                        url.set("https://www.apache.org/licenses/LICENSE-2.0.txt")
+                    }
+                }
+                scm {
+                    url.set(projectUrl)
+                    connection.set("scm:git:$projectUrl.git")
+                }
             }
         }
     }

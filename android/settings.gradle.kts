@@ -14,3 +14,6 @@ dependencyResolutionManagement {
 }
 
 rootProject.name = "handover-android"
+
+// app.handover:handover-android-testing
+include(":testing")

@@ -91,7 +91,7 @@ class HandoverClient private constructor(
     private val device: HandoverDevice,
     private val writer: ExecutorCoroutineDispatcher,
     private val clock: () -> Long,
-) : Closeable {
+) : Doorstep, Closeable {
     companion object {
         /**
          * Open (or create) the device database at [path]. With a
@@ -133,7 +133,7 @@ class HandoverClient private constructor(
     private val syncStateFlow = MutableStateFlow<SyncState>(SyncState.Idle)
 
     /** How the last sync went; [SyncState.Idle] before the first. */
-    val syncState: StateFlow<SyncState> = syncStateFlow.asStateFlow()
+    override val syncState: StateFlow<SyncState> = syncStateFlow.asStateFlow()
 
     /**
      * Run [block] as the one sync in flight: a caller that comes while one
@@ -180,7 +180,7 @@ class HandoverClient private constructor(
     private val pendingCount = MutableStateFlow(0L)
 
     /** Events not yet acknowledged by the office; updated after every write. */
-    val pending: StateFlow<Long> = pendingCount.asStateFlow()
+    override val pending: StateFlow<Long> = pendingCount.asStateFlow()
 
     /** Run on the writer thread; not cancellable once started; readers notified after. */
     internal suspend fun <T> write(block: (HandoverDevice) -> T): T = withContext(NonCancellable + writer) {
@@ -217,17 +217,17 @@ class HandoverClient private constructor(
     suspend fun importManifest(manifest: ByteArray): ImportResult = write { it.importManifest(manifest, clock()) }
 
     /** The day's items with their state; emits again after every write. */
-    fun items(): Flow<List<Item>> = changes.map { read { it.items() } }.distinctUntilChanged()
+    override fun items(): Flow<List<Item>> = changes.map { read { it.items() } }.distinctUntilChanged()
 
     /** One item, or null; emits again when it changes. */
-    fun item(reference: String): Flow<Item?> = changes.map { read { d -> d.item(reference) } }.distinctUntilChanged()
+    override fun item(reference: String): Flow<Item?> = changes.map { read { d -> d.item(reference) } }.distinctUntilChanged()
 
     /**
      * Check the code the recipient says. Committed before it returns, even if the caller is cancelled.
      * [at]: where the phone is (e.g. from `DoorstepLocation.current`), signed into the event as
      * presence evidence; null records that there was no fix.
      */
-    suspend fun verify(reference: String, code: String, at: Fix? = null): Verification {
+    override suspend fun verify(reference: String, code: String, at: Fix?): Verification {
         require(reference.isNotBlank()) { "reference is blank" }
         return write { d ->
             when (val r = d.verify(reference, code, at, clock())) {
@@ -244,18 +244,18 @@ class HandoverClient private constructor(
     }
 
     /** The receipt of an item handed over, again (e.g. after the app was closed); null if it was not. */
-    suspend fun receipt(reference: String): Receipt? = read { it.receipt(reference)?.toReceipt() }
+    override suspend fun receipt(reference: String): Receipt? = read { it.receipt(reference)?.toReceipt() }
 
     /** Record why an item was not handed over, and where ([at], or null: no fix); returns the event's seq. */
-    suspend fun recordException(reference: String, reason: ExceptionReason, at: Fix? = null): Long =
+    override suspend fun recordException(reference: String, reason: ExceptionReason, at: Fix?): Long =
         write { it.recordException(reference, reason, at, clock()).seq }
 
     /** Record a cash payment of the item's cash on delivery (after the handover); returns the event's seq. */
-    suspend fun payCash(reference: String, at: Fix? = null): Long =
+    override suspend fun payCash(reference: String, at: Fix?): Long =
         write { it.recordPayment(reference, Payment.Cash, at, clock()).seq }
 
     /** Record a UPI payment with its transaction reference (UTR, 12 digits); returns the event's seq. */
-    suspend fun payUpi(reference: String, utr: String, at: Fix? = null): Long {
+    override suspend fun payUpi(reference: String, utr: String, at: Fix?): Long {
         require(utr.length == 12 && utr.all { it in '0'..'9' }) { "a UTR is 12 digits" }
         return write { it.recordPayment(reference, Payment.Upi(utr), at, clock()).seq }
     }
