@@ -20,6 +20,8 @@ import app.handover.ffi.Item
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.map
+import app.handover.ffi.RetiredOutbox
 import kotlinx.coroutines.launch
 
 """
