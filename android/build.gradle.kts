@@ -223,7 +223,6 @@ dependencies {
     // Flow and StateFlow are in the public API.
     api("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.11.0")
     implementation("androidx.work:work-runtime-ktx:2.12.0")
-    implementation("androidx.core:core-ktx:1.18.0")
     testImplementation("junit:junit:4.13.2")
     testImplementation("org.jetbrains.kotlinx:kotlinx-coroutines-test:1.11.0")
     // JNA's desktop jar (its natives for Linux, macOS, Windows) for the JVM

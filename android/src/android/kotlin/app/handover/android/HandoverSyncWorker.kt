@@ -1,10 +1,10 @@
 package app.handover.android
 
+import android.app.Notification
 import android.app.NotificationChannel
 import android.app.NotificationManager
 import android.content.Context
 import android.os.Build
-import androidx.core.app.NotificationCompat
 import androidx.work.BackoffPolicy
 import androidx.work.Constraints
 import androidx.work.CoroutineWorker
@@ -81,7 +81,13 @@ class HandoverSyncWorker(context: Context, params: WorkerParameters) : Coroutine
         if (Build.VERSION.SDK_INT >= 26) {
             manager.createNotificationChannel(NotificationChannel(CHANNEL, "Sync", NotificationManager.IMPORTANCE_LOW))
         }
-        val notification = NotificationCompat.Builder(applicationContext, CHANNEL)
+        val builder = if (Build.VERSION.SDK_INT >= 26) {
+            Notification.Builder(applicationContext, CHANNEL)
+        } else {
+            @Suppress("DEPRECATION")
+            Notification.Builder(applicationContext)
+        }
+        val notification = builder
             .setSmallIcon(android.R.drawable.stat_notify_sync)
             .setContentTitle("Syncing with the office")
             .setOngoing(true)
