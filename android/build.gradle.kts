@@ -112,16 +112,6 @@ abstract class GenerateBindingsTask : DefaultTask() {
     }
 }
 
-val cargoNdk = tasks.register<CargoNdkTask>("cargoNdk") {
-    group = "build"
-    description = "Builds libhandover_ffi.so for arm64-v8a, armeabi-v7a and x86_64 with cargo-ndk"
-    cargo.set(cargoBin)
-    profile.set(cargoProfile)
-    sources.from(rustSources)
-    workspace.set(repoRoot)
-    ndkDirectory.set(androidComponents.sdkComponents.ndkDirectory)
-}
-
 // The host library (JNA loads it in the JVM tests, and binding generation
 // reads its metadata: a debug build keeps the symbol table) and the
 // `handover` binary the tests run the office with.
@@ -137,29 +127,42 @@ val cargoHost by tasks.registering(Exec::class) {
     outputs.file(File(cargoTarget, "debug/handover"))
 }
 
-val generateBindings = tasks.register<GenerateBindingsTask>("generateBindings") {
-    group = "build"
-    description = "Generates the uniffi Kotlin bindings"
-    dependsOn(cargoHost)
-    cargo.set(cargoBin)
-    library.set(File(cargoTarget, "debug/$hostLibName"))
-    bindgen.set(File(cargoTarget, "debug/uniffi-bindgen"))
-    configuration.from(
-        File(repoRoot, "core/uniffi.toml"),
-        File(repoRoot, "bindings/ffi/uniffi.toml"),
-        File(repoRoot, ".cargo/config.toml"),
-        fileTree(File(repoRoot, "bindings/uniffi-bindgen")) { include("src/**", "Cargo.toml") },
-    )
-    workspace.set(repoRoot)
-}
-
-// Generated sources through the variant API: the bindings for every
-// variant (unit tests compile against them), the native libraries only
-// where jniLibs are merged, i.e. for what is packaged.
+// One binding generation and one cargo-ndk build per variant, each wired
+// by the variant API to that variant's sources: the bindings reach every
+// variant's Kotlin (unit tests compile against them), the native libraries
+// only the jniLibs that are merged, i.e. what is packaged. Unit tests never
+// run cargo-ndk. (cargo-ndk builds the same `ffi` profile for debug and
+// release: the second build is cargo's no-op.)
 androidComponents {
     onVariants { variant ->
-        variant.sources.kotlin?.addGeneratedSourceDirectory(generateBindings, GenerateBindingsTask::outputDir)
-        variant.sources.jniLibs?.addGeneratedSourceDirectory(cargoNdk, CargoNdkTask::outputDir)
+        val name = variant.name.replaceFirstChar { it.uppercase() }
+        val bindings = tasks.register<GenerateBindingsTask>("generate${name}Bindings") {
+            group = "build"
+            description = "Generates the uniffi Kotlin bindings for ${variant.name}"
+            dependsOn(cargoHost)
+            cargo.set(cargoBin)
+            library.set(File(cargoTarget, "debug/$hostLibName"))
+            bindgen.set(File(cargoTarget, "debug/uniffi-bindgen"))
+            configuration.from(
+                File(repoRoot, "core/uniffi.toml"),
+                File(repoRoot, "bindings/ffi/uniffi.toml"),
+                File(repoRoot, ".cargo/config.toml"),
+                fileTree(File(repoRoot, "bindings/uniffi-bindgen")) { include("src/**", "Cargo.toml") },
+            )
+            workspace.set(repoRoot)
+        }
+        variant.sources.kotlin?.addGeneratedSourceDirectory(bindings, GenerateBindingsTask::outputDir)
+        val natives = tasks.register<CargoNdkTask>("cargoNdk$name") {
+            group = "build"
+            description = "Builds libhandover_ffi.so for arm64-v8a, armeabi-v7a and x86_64 with cargo-ndk (${variant.name})"
+            cargo.set(cargoBin)
+            profile.set(cargoProfile)
+            sources.from(rustSources)
+            sources.from(File(repoRoot, ".cargo/config.toml"))
+            workspace.set(repoRoot)
+            ndkDirectory.set(androidComponents.sdkComponents.ndkDirectory)
+        }
+        variant.sources.jniLibs?.addGeneratedSourceDirectory(natives, CargoNdkTask::outputDir)
     }
 }
 
@@ -209,9 +212,10 @@ android {
 kotlin {
     compilerOptions {
         jvmTarget.set(org.jetbrains.kotlin.gradle.dsl.JvmTarget.JVM_17)
-        // Apps on an older Kotlin (2.0 and later) can use the AAR.
-        apiVersion.set(org.jetbrains.kotlin.gradle.dsl.KotlinVersion.KOTLIN_2_0)
-        languageVersion.set(org.jetbrains.kotlin.gradle.dsl.KotlinVersion.KOTLIN_2_0)
+        // Apps on an older Kotlin can use the AAR: its metadata is 2.2's,
+        // which Kotlin 2.1 and later read (test-kotlin compiles with the same).
+        apiVersion.set(org.jetbrains.kotlin.gradle.dsl.KotlinVersion.KOTLIN_2_2)
+        languageVersion.set(org.jetbrains.kotlin.gradle.dsl.KotlinVersion.KOTLIN_2_2)
     }
 }
 

@@ -76,9 +76,9 @@ def rules(text):
     problems = jna_rule(text)
     if re.search(r'named\("preBuild"\)[^}]*cargoNdk', text, re.S):
         problems.append("preBuild depends on cargoNdk: unit tests would need the NDK")
-    if "jniLibs?.addGeneratedSourceDirectory(cargoNdk" not in text:
+    if not re.search(r"jniLibs\?\.addGeneratedSourceDirectory\(\w+, CargoNdkTask::outputDir\)", text):
         problems.append("the cargo-ndk output is not wired to the variants' jniLibs")
-    if "kotlin?.addGeneratedSourceDirectory(generateBindings" not in text:
+    if not re.search(r"kotlin\?\.addGeneratedSourceDirectory\(\w+, GenerateBindingsTask::outputDir\)", text):
         problems.append("the generated bindings are not wired to the variants' Kotlin sources")
     if re.search(r'\bandroid\.ndkDirectory\b', text):
         problems.append("android.ndkDirectory is BaseExtension (gone in AGP 9): use androidComponents.sdkComponents.ndkDirectory")
