@@ -22,6 +22,8 @@
 //! entity_id = "1101234567890123456"  # DLT principal entity id
 //! timeout_seconds = 10
 //! max_attempts = 4
+//! concurrency = 8                  # messages in flight at once
+//! breaker_failures = 5             # stop after this many gateway failures in a row; 0: never
 //! send_every_seconds = 5           # how often `serve` sends the outbox; 0: never
 //!
 //! [sms.templates]                  # DLT content template ids, programme.purpose.language
@@ -144,6 +146,11 @@ pub struct SmsSettings {
     pub max_attempts: u32,
     /// First wait between attempts, milliseconds (doubling).
     pub backoff_ms: u64,
+    /// Messages in flight at once when sending (1 to 64).
+    pub concurrency: usize,
+    /// Stop sending after this many messages in a row end on the gateway's
+    /// failure (no answer, timeouts); the rest stay queued. 0: never stop.
+    pub breaker_failures: u32,
     /// How often `handover office serve` sends the outbox in the
     /// background, seconds; 0: never (`handover office sms send` does).
     /// Several servers on one store may all send: each message is claimed
@@ -170,6 +177,8 @@ impl Default for SmsSettings {
             timeout_seconds: 10,
             max_attempts: 4,
             backoff_ms: 500,
+            concurrency: 8,
+            breaker_failures: 5,
             send_every_seconds: 5,
         }
     }
@@ -290,6 +299,9 @@ impl Config {
         }
         if self.sms.max_attempts == 0 || self.sms.max_attempts > 20 {
             return Err("sms.max_attempts: 1 to 20".into());
+        }
+        if self.sms.concurrency == 0 || self.sms.concurrency > 64 {
+            return Err("sms.concurrency: 1 to 64".into());
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The SMS outbox through the `http` sender, against a stand-in gateway on
 //! loopback: DLT fields, retries, a gateway that never answers, delivery
 //! reports and their secret, Hindi, segments, no code at rest, and a whole
-//! day.
+//! day; several messages in flight at once, and the breaker.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration as StdDuration;
@@ -90,7 +90,8 @@ fn code_in(text: &str, digits: usize) -> Option<String> {
 #[test]
 fn the_http_sender_carries_the_dlt_fields_and_keeps_the_gateway_id() {
     let gateway = Gateway::start(Mode::Accept);
-    let o = office_with_gateway(&gateway, "");
+    // One at a time: the gateway's ids follow the outbox's order.
+    let o = office_with_gateway(&gateway, "concurrency = 1");
     let (_, codes) = issue_with_languages(&o.office, &["en", "hi", "hi+en"]);
     let sent = send_all(&o);
     assert_eq!((sent.sent, sent.failed, sent.attempts), (3, 0, 3));
@@ -486,4 +487,89 @@ fn a_whole_day_through_the_http_sender() {
         .filter(|m| m.body["template_id"] == "1107000000000000009")
         .count();
     assert_eq!(confirmations, 4, "Hindi vaccination confirmations");
+}
+
+/// A stand-in gateway in the process: answers after `delay`, `Later`
+/// when `down`, and counts how many messages are in flight at once.
+struct Slow {
+    delay: StdDuration,
+    down: bool,
+    in_flight: AtomicUsize,
+    most: AtomicUsize,
+    sent: AtomicUsize,
+}
+
+impl Slow {
+    fn new(delay_ms: u64, down: bool) -> Slow {
+        Slow {
+            delay: StdDuration::from_millis(delay_ms),
+            down,
+            in_flight: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            sent: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl handover_office::sms::Sender for Slow {
+    fn send(&self, _: &handover_office::sms::Outgoing<'_>) -> handover_office::sms::Attempt {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(self.delay);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if self.down {
+            handover_office::sms::Attempt::Later("the gateway did not answer".into())
+        } else {
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            handover_office::sms::Attempt::Sent { gateway_id: None }
+        }
+    }
+}
+
+#[test]
+fn messages_go_several_at_once_and_progress_counts_each() {
+    let gateway = Gateway::start(Mode::Accept);
+    let o = office_with_gateway(&gateway, "concurrency = 4");
+    issue_with_languages(&o.office, &["en"; 20]);
+    assert_eq!(o.office.sms_waiting().unwrap(), 20);
+    let slow = Slow::new(30, false);
+    let seen = std::sync::Mutex::new(Vec::new());
+    let s = o
+        .office
+        .sms_send_with(&slow, None, Utc::now(), &|n| seen.lock().unwrap().push(n))
+        .unwrap();
+    assert_eq!((s.sent, s.failed, s.stopped.as_deref()), (20, 0, None));
+    assert_eq!(
+        slow.most.load(Ordering::SeqCst),
+        4,
+        "four in flight at once"
+    );
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=20).collect::<Vec<u64>>());
+    assert_eq!(o.office.sms_waiting().unwrap(), 0);
+}
+
+#[test]
+fn a_gateway_that_keeps_failing_trips_the_breaker_and_the_rest_stay_queued() {
+    let gateway = Gateway::start(Mode::Accept);
+    let o = office_with_gateway(&gateway, "concurrency = 2\nbreaker_failures = 3");
+    issue_with_languages(&o.office, &["en"; 30]);
+    let down = Slow::new(1, true);
+    let s = o
+        .office
+        .sms_send_with(&down, None, Utc::now(), &|_| {})
+        .unwrap();
+    let why = s.stopped.as_deref().expect("the breaker tripped");
+    assert!(why.contains("in a row"), "{why}");
+    // Three in a row trip it; the other thread may finish one more.
+    assert!((3..=4).contains(&s.failed), "{s:?}");
+    assert_eq!(o.office.sms_waiting().unwrap(), 30 - s.failed);
+    // The gateway is back: the next send sends the rest; none was lost.
+    let up = Slow::new(1, false);
+    let s2 = o
+        .office
+        .sms_send_with(&up, None, Utc::now(), &|_| {})
+        .unwrap();
+    assert_eq!((s2.sent, s2.stopped), (30 - s.failed, None));
 }

@@ -97,9 +97,9 @@ pub(super) fn run(cmd: SmsCommand, now: DateTime<Utc>) -> Result<()> {
                 office.sms_requeue_failed(now)?;
             }
             let sender = office.sender()?;
-            let spinner = super::office::spinner("sending SMS");
-            let s = office.sms_send(&*sender, now);
-            spinner.finish_and_clear();
+            let bar = super::office::progress_bar(office.sms_waiting()?, "sending SMS");
+            let s = office.sms_send_with(&*sender, None, now, &|done| bar.set_position(done));
+            bar.finish_and_clear();
             let s = s?;
             if as_json {
                 println!("{}", json(&s)?);
@@ -108,6 +108,12 @@ pub(super) fn run(cmd: SmsCommand, now: DateTime<Utc>) -> Result<()> {
                     "{} sent ({} segments), {} failed, {} attempts",
                     s.sent, s.segments, s.failed, s.attempts
                 );
+            }
+            if let Some(why) = s.stopped {
+                return Err(Error::SmsFailed {
+                    failed: s.failed,
+                    why: format!("stopped: {why}"),
+                });
             }
             if s.failed > 0 {
                 return Err(Error::SmsFailed {

@@ -18,10 +18,10 @@
 //!    ([`delivery`]: states only move forward).
 //!
 //! A failed message stays on record; `resend` queues the current code of an
-//! item again (the "code not received" exception).
+//! item again (the "code not received" exception). Sending runs several
+//! messages at once and stops when the gateway keeps failing ([`send`]).
 
 pub use crate::language::Language;
-use std::time::Duration as StdDuration;
 
 use crate::store::sql::P;
 use crate::store::{ps, Tx};
@@ -41,6 +41,7 @@ mod gateway;
 pub mod msdg;
 pub mod nic;
 pub mod segments;
+mod send;
 pub mod sender;
 pub mod template;
 pub mod templates;
@@ -123,6 +124,10 @@ pub struct SendSummary {
     pub attempts: u64,
     /// Segments sent.
     pub segments: u64,
+    /// Set when the gateway failed `sms.breaker_failures` times in a row and
+    /// the send stopped (the rest stay queued for the next send): why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// A message to queue.
@@ -186,7 +191,7 @@ pub(crate) fn queue_returning(
 }
 
 /// A claimed row, with what rendering it needs.
-struct Claimed {
+pub(crate) struct Claimed {
     id: i64,
     purpose: Purpose,
     programme: Programme,
@@ -318,191 +323,6 @@ impl Office {
             Programme::Post => &self.config.customer_care.post,
             Programme::Vaccination => &self.config.customer_care.vaccination,
         }
-    }
-
-    /// Send every queued message with `sender`.
-    pub fn sms_send(&self, sender: &dyn Sender, now: DateTime<Utc>) -> Result<SendSummary> {
-        self.sms_send_some(sender, None, now)
-    }
-
-    /// Send the queued messages among `ids` (or every queued one) with `sender`.
-    pub fn sms_send_some(
-        &self,
-        sender: &dyn Sender,
-        ids: Option<&[i64]>,
-        now: DateTime<Utc>,
-    ) -> Result<SendSummary> {
-        let mut summary = SendSummary::default();
-        loop {
-            let claimed = self.claim(ids, now)?;
-            if claimed.is_empty() {
-                return Ok(summary);
-            }
-            for c in claimed {
-                self.send_one(sender, &c, &mut summary, Utc::now())?;
-            }
-        }
-    }
-
-    fn claim(&self, ids: Option<&[i64]>, now: DateTime<Utc>) -> Result<Vec<Claimed>> {
-        const COLUMNS: &str =
-            "SELECT id, purpose, programme, reference, code_version, event_device,
-            event_seq, mobile, language FROM sms_outbox";
-        let stale = ms(now) - CLAIM_EXPIRES_MINUTES * 60_000;
-        let read = |r: &crate::store::sql::Row<'_, '_>| -> Result<Claimed> {
-            Ok(Claimed {
-                id: r.get("id")?,
-                purpose: Purpose::parse(&r.get::<String>("purpose")?)?,
-                programme: r.get::<String>("programme")?.parse()?,
-                reference: r.get("reference")?,
-                code_version: r
-                    .get::<Option<i64>>("code_version")?
-                    .and_then(|v| u32::try_from(v).ok()),
-                event: r
-                    .get::<Option<String>>("event_device")?
-                    .zip(r.get::<Option<i64>>("event_seq")?),
-                mobile: r.get("mobile")?,
-                language: r.get::<String>("language")?.parse()?,
-            })
-        };
-        self.store.write(|tx| {
-            let candidates: Vec<Claimed> = match ids {
-                None => tx.all(
-                    &format!(
-                        "{COLUMNS} WHERE status = 'queued' OR (status = 'sending' AND claimed_at < $1)
-                         ORDER BY id LIMIT $2"
-                    ),
-                    ps![stale, CLAIM_BATCH],
-                    read,
-                )?,
-                Some(ids) => {
-                    let mut out = Vec::new();
-                    for id in ids {
-                        out.extend(tx.opt(
-                            &format!("{COLUMNS} WHERE id = $1 AND status = 'queued'"),
-                            ps![*id],
-                            read,
-                        )?);
-                    }
-                    out
-                }
-            };
-            // The claim holds only if the row is still claimable when the
-            // update runs: on PostgreSQL another server may have claimed it
-            // since the select.
-            let mut claimed = Vec::with_capacity(candidates.len());
-            for c in candidates {
-                let n = tx.exec(
-                    "UPDATE sms_outbox SET status = 'sending', claimed_at = $2
-                     WHERE id = $1 AND (status = 'queued' OR (status = 'sending' AND claimed_at < $3))",
-                    ps![c.id, ms(now), stale],
-                )?;
-                if n == 1 {
-                    claimed.push(c);
-                }
-            }
-            Ok(claimed)
-        })
-    }
-
-    fn send_one(
-        &self,
-        sender: &dyn Sender,
-        c: &Claimed,
-        summary: &mut SendSummary,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let text = match self.store.read(|tx| self.render(tx, c)) {
-            Ok(t) => t,
-            Err(e) => {
-                return self.finish(
-                    c.id,
-                    0,
-                    0,
-                    Err(format!("could not be written: {e}")),
-                    summary,
-                    now,
-                )
-            }
-        };
-        let (encoding, segments) = segments::count(&text);
-        let template = format!(
-            "{}.{}.{}",
-            c.programme.as_str(),
-            c.purpose.as_str(),
-            c.language.as_str()
-        );
-        let outgoing = Outgoing {
-            id: c.id,
-            mobile: &c.mobile,
-            reference: &c.reference,
-            text: &text,
-            encoding,
-            template: &template,
-        };
-        let max = self.config.sms.max_attempts.max(1);
-        let mut wait = StdDuration::from_millis(self.config.sms.backoff_ms);
-        let mut attempts = 0;
-        let outcome = loop {
-            attempts += 1;
-            match sender.send(&outgoing) {
-                Attempt::Sent { gateway_id } => break Ok(gateway_id),
-                Attempt::Refused(reason) => break Err(reason),
-                Attempt::Later(reason) if attempts >= max => break Err(reason),
-                Attempt::Later(_) => {
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(StdDuration::from_secs(30));
-                }
-            }
-        };
-        drop(text);
-        self.finish(c.id, attempts, segments, outcome, summary, now)
-    }
-
-    fn finish(
-        &self,
-        id: i64,
-        attempts: u32,
-        segments: usize,
-        outcome: std::result::Result<Option<String>, String>,
-        summary: &mut SendSummary,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        summary.attempts += u64::from(attempts);
-        match &outcome {
-            Ok(_) => {
-                summary.sent += 1;
-                summary.segments += segments as u64;
-            }
-            Err(_) => summary.failed += 1,
-        }
-        self.store.write(|tx| {
-            match &outcome {
-                Ok(gateway_id) => tx.exec(
-                    "UPDATE sms_outbox SET status = 'sent', attempts = attempts + $2,
-                         segments = $3, gateway_id = $4, reason = NULL, updated_at = $5,
-                         claimed_at = NULL WHERE id = $1",
-                    ps![
-                        id,
-                        attempts,
-                        segments as i64,
-                        gateway_id.as_deref(),
-                        ms(now)
-                    ],
-                )?,
-                Err(reason) => tx.exec(
-                    "UPDATE sms_outbox SET status = 'failed', attempts = attempts + $2,
-                         reason = $3, updated_at = $4, claimed_at = NULL WHERE id = $1",
-                    ps![
-                        id,
-                        attempts,
-                        reason.chars().take(300).collect::<String>().as_str(),
-                        ms(now)
-                    ],
-                )?,
-            };
-            Ok(())
-        })
     }
 
     /// Queue every failed message again; returns how many.

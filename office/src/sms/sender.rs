@@ -79,6 +79,12 @@ pub enum Attempt {
 pub trait Sender: Send + Sync {
     /// Try to send one message once.
     fn send(&self, message: &Outgoing<'_>) -> Attempt;
+
+    /// Whether several messages may be in flight at once (a gateway);
+    /// false keeps the outbox's order (a file someone reads).
+    fn in_parallel(&self) -> bool {
+        true
+    }
 }
 
 /// Appends to a CSV file (see the module docs).
@@ -98,6 +104,10 @@ impl FileSender {
 }
 
 impl Sender for FileSender {
+    fn in_parallel(&self) -> bool {
+        false
+    }
+
     fn send(&self, m: &Outgoing<'_>) -> Attempt {
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let row = super::file::Sms {
