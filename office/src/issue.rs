@@ -1,5 +1,15 @@
 //! Issuing a device's manifest and the SMS that carry the codes.
 //!
+//! (Longer than the project's 700 lines: one issue's steps, planning,
+//! deriving, writing and withdrawing, read top to bottom in one place.)
+//!
+//! The verifiers (PBKDF2, the issue's cost) are derived **before** the
+//! transaction, on every core, from a plan made against the office as it
+//! is; the transaction takes the device's lock, plans again and takes each
+//! verifier derived for the same reference, code version and policy. A
+//! 5,000-item issue therefore holds the device (and SQLite's writer) for
+//! its writes only, not its seconds of PBKDF2: the device's batches go on.
+//!
 //! The manifest id is `<programme>-<device id>-<yyyymmdd of valid_from>`:
 //! one per device, programme and working day. Issuing again for the same
 //! device, programme and day makes the next revision from the file given.
@@ -206,6 +216,29 @@ impl Office {
         let checked = self.check_issue(req)?;
         let req_bookings = req.bookings.len();
         let default_language = self.config.default_language()?;
+        // PBKDF2 is the issue's cost: derive the verifiers before the
+        // device's lock (and, on SQLite, the writer) is taken, so that the
+        // device's batches and every other write go on meanwhile. Plan
+        // against the office as it is now; in the transaction, plan again
+        // and take each verifier derived for the same reference, version
+        // and policy (one a concurrent issue changed is derived there).
+        let pre_kept = self
+            .store
+            .read(|tx| Ok(missing_items(tx, req, &checked.manifest_id)?.1))?;
+        let pre_all: Vec<Booking> = req.bookings.iter().cloned().chain(pre_kept).collect();
+        let pre_req = IssueRequest {
+            bookings: &pre_all,
+            ..req.clone()
+        };
+        let pre_plan = self
+            .store
+            .read(|tx| plan_revision(tx, &pre_req, &checked, default_language))?;
+        let (pre_items, _) =
+            self.derive_items(req.programme, &pre_plan.items, progress, &HashMap::new())?;
+        let verifiers: HashMap<(String, u32, String), Verifier> = pre_items
+            .into_iter()
+            .map(|i| ((i.reference, i.code_version, i.policy), i.verifier))
+            .collect();
         let issued = self.store.write(|tx| {
             // One issue of a device's manifests at a time, across servers.
             tx.lock_device(req.device_id)?;
@@ -222,7 +255,8 @@ impl Office {
             };
             let req = &req;
             let plan = plan_revision(tx, req, &checked, default_language)?;
-            let (items, sms) = self.derive_items(req.programme, &plan.items, progress)?;
+            // Only a verifier the plan changed since costs PBKDF2 here.
+            let (items, sms) = self.derive_items(req.programme, &plan.items, &|| {}, &verifiers)?;
             let manifest = Manifest {
                 format: MANIFEST_FORMAT.into(),
                 manifest_id: checked.manifest_id.clone(),
@@ -323,19 +357,26 @@ impl Office {
 
     /// Each planned item's code, verifier and (for a new code) its SMS, on
     /// every core: PBKDF2 is the issue's cost.
+    /// A verifier found in `known` (by reference, code version and policy
+    /// name) is taken, not derived again.
     fn derive_items(
         &self,
         programme: Programme,
         plan: &[Planned<'_>],
         progress: &(dyn Fn() + Sync),
+        known: &HashMap<(String, u32, String), Verifier>,
     ) -> Result<(Vec<Item>, Vec<Sms>)> {
         let code_key = &self.code_key;
         let templates = &self.templates;
         let derived: Vec<Result<(Item, Option<Sms>)>> = parallel_map(plan, |p| {
             let reference = &p.booking.reference;
             let code = derive_code(code_key, programme, reference, p.version, p.policy.digits)?;
-            let verifier =
-                Verifier::derive(code_key, programme, reference, p.version, &code, &p.policy)?;
+            let verifier = match known.get(&(reference.clone(), p.version, p.policy.name())) {
+                Some(v) => v.clone(),
+                None => {
+                    Verifier::derive(code_key, programme, reference, p.version, &code, &p.policy)?
+                }
+            };
             let sms = if p.new_code {
                 Some(Sms {
                     mobile: p.booking.mobile.clone(),

@@ -478,3 +478,73 @@ fn an_unreachable_office_loses_nothing() {
     );
     assert_eq!(device.pending_count().unwrap(), 1);
 }
+
+/// Issue #19: a big issue derives its verifiers (PBKDF2, seconds) before it
+/// takes the device's lock and the store's writer, so the device's batch
+/// sent meanwhile is answered at once, not after the issue.
+#[test]
+fn a_big_issue_for_a_device_does_not_hold_up_its_batches() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let svc = Service::start(Limits::default());
+    let dir = tempfile::tempdir().unwrap();
+    let device = svc.enrolled_device(&dir.path().join("d.db"), "Postman 7");
+    let link = svc.link();
+    let codes = svc.issue_post(&device, 3, 0);
+    client::sync(&device, &link).unwrap();
+    assert!(matches!(
+        device.verify(&codes[0].0, &codes[0].1, Utc::now()).unwrap(),
+        VerifyOutcome::Accepted { .. }
+    ));
+    // Tomorrow's 5,000 items for the same device, at 1,000 iterations:
+    // seconds of PBKDF2 on this machine.
+    let rows = handover_office::bookings::parse(
+        handover_core::codes::Programme::Post,
+        post_csv(5_000).as_bytes(),
+        svc.office.cod_payee(),
+        2026,
+    )
+    .unwrap();
+    let policy = handover_core::codes::Policy {
+        iterations: 1_000,
+        ..test_policy()
+    };
+    let derived = AtomicUsize::new(0);
+    let done = AtomicBool::new(false);
+    let device_id = device.identity().device_id;
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let req = handover_office::issue::IssueRequest::working_day(
+                &device_id,
+                handover_core::codes::Programme::Post,
+                &rows,
+                policy,
+                Utc::now() + Duration::days(1),
+            );
+            svc.office
+                .issue(
+                    &req,
+                    &|| {
+                        derived.fetch_add(1, Ordering::SeqCst);
+                    },
+                    |_| Ok(()),
+                )
+                .unwrap();
+            done.store(true, Ordering::SeqCst);
+        });
+        while derived.load(Ordering::SeqCst) < 500 {
+            std::thread::sleep(StdDuration::from_millis(2));
+        }
+        let start = std::time::Instant::now();
+        let s = client::sync(&device, &link).unwrap();
+        let took = start.elapsed();
+        assert_eq!(s.pending, 0, "{s:?}");
+        assert!(
+            took < StdDuration::from_millis(250),
+            "the batch waited {took:?} for the issue"
+        );
+        assert!(
+            !done.load(Ordering::SeqCst),
+            "the issue ended before the batch was answered: it waited for it"
+        );
+    });
+}
