@@ -9,7 +9,12 @@
 //! 2. **Drive**: every device sends its batches in order, all devices at
 //!    once, spread over the servers given; each request is signed when it
 //!    is sent. A share of answers can be dropped on purpose, so that the
-//!    device sends the batch again, as after a lost response.
+//!    device sends the batch again, as after a lost response. That is a
+//!    closed loop (each device sends its next batch when the last is
+//!    answered: throughput at saturation). With a rate ([`drive_at_rate`]),
+//!    an open loop: batches are due at Poisson arrivals whether or not
+//!    earlier ones were answered, and a batch's latency runs from when it
+//!    was due, so queueing shows.
 //! 3. **Check** what the office holds against what was sent: per device,
 //!    the head and the number of events (`lost`, `duplicated`).
 
@@ -46,6 +51,16 @@ pub struct LoadReport {
     pub p50_ms: f64,
     /// 99th percentile, milliseconds.
     pub p99_ms: f64,
+    /// 99.9th percentile, milliseconds.
+    pub p999_ms: f64,
+    /// The offered rate of an open-loop run (`--rate`), events per second;
+    /// absent for a closed loop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered_events_per_second: Option<f64>,
+    /// Whether the achieved rate stayed within 5 % of the offered one
+    /// (open loop only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_up: Option<bool>,
     /// Events sent that the office does not hold.
     pub lost: u64,
     /// Events the office holds more than once, or beyond what was sent.
@@ -235,66 +250,17 @@ pub fn drive(links: &[OfficeLink], sims: &[SimDevice], drop_share: f64) -> Resul
                     (rng % 10_000) as f64 / 10_000.0
                 };
                 for body in &sim.batches {
-                    let mut attempts = 0;
-                    loop {
-                        attempts += 1;
-                        let mut nonce = [0u8; 16];
-                        let _ = handover_core::keys::fill_random(&mut nonce);
-                        let mut headers = api::sign_request(
-                            &sim.key,
-                            "POST",
-                            api::BATCHES,
-                            body,
-                            Utc::now().timestamp_millis(),
-                            nonce,
-                        );
-                        headers.push(("content-type", "application/json".into()));
-                        let req = HttpRequest {
-                            method: "POST",
-                            path: api::BATCHES,
-                            headers,
-                            body: body.clone(),
-                        };
-                        let t = Instant::now();
-                        let resp = link.send(&req);
-                        let took = t.elapsed();
-                        match resp {
-                            Ok(r) if r.status == 200 => {
-                                if roll() < drop_share && attempts < 5 {
-                                    // The answer is lost on the way: send again.
-                                    resent.fetch_add(1, Ordering::Relaxed);
-                                    continue;
-                                }
-                                latencies
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .push(took);
-                                break;
-                            }
-                            Ok(r) if matches!(r.status, 429 | 503) && attempts < 20 => {
-                                std::thread::sleep(StdDuration::from_millis(20 * attempts));
-                            }
-                            Ok(r) => {
-                                let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
-                                f.get_or_insert(Error::Usage(format!(
-                                    "the office answered {}: {}",
-                                    r.status,
-                                    String::from_utf8_lossy(&r.body)
-                                )));
-                                return;
-                            }
-                            Err(why) if attempts < 5 => {
-                                let _ = why;
-                                std::thread::sleep(StdDuration::from_millis(50 * attempts));
-                            }
-                            Err(why) => {
-                                let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
-                                f.get_or_insert(Error::Unreachable {
-                                    url: link.url().to_owned(),
-                                    why,
-                                });
-                                return;
-                            }
+                    match send_batch(link, sim, body, drop_share, &mut roll, resent) {
+                        Ok(took) => latencies
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(took),
+                        Err(e) => {
+                            failure
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert(e);
+                            return;
                         }
                     }
                 }
@@ -305,12 +271,13 @@ pub fn drive(links: &[OfficeLink], sims: &[SimDevice], drop_share: f64) -> Resul
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    let mut lat: Vec<f64> = latencies
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|d| d.as_secs_f64() * 1e3)
-        .collect();
+    let lat = latencies.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok(report(sims, &lat, seconds, resent.load(Ordering::Relaxed)))
+}
+
+/// The report of a drive: throughput and latency percentiles.
+fn report(sims: &[SimDevice], latencies: &[StdDuration], seconds: f64, resent: u64) -> LoadReport {
+    let mut lat: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1e3).collect();
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| -> f64 {
         if lat.is_empty() {
@@ -320,18 +287,182 @@ pub fn drive(links: &[OfficeLink], sims: &[SimDevice], drop_share: f64) -> Resul
         lat[i.min(lat.len() - 1)]
     };
     let events: u64 = sims.iter().map(|s| s.events).sum();
-    Ok(LoadReport {
+    LoadReport {
         devices: sims.len() as u64,
         events,
         events_per_second: events as f64 / seconds.max(1e-9),
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
+        p999_ms: pct(0.999),
+        offered_events_per_second: None,
+        kept_up: None,
         lost: 0,
         duplicated: 0,
-        resent: resent.load(Ordering::Relaxed),
+        resent,
         batch_events: 0,
         seconds,
-    })
+    }
+}
+
+/// Send one batch of `sim`'s (signed now), retrying a dropped answer, a
+/// 429/503 and a connection failure as a device does; the time from the
+/// first send to the answer kept.
+fn send_batch(
+    link: &OfficeLink,
+    sim: &SimDevice,
+    body: &[u8],
+    drop_share: f64,
+    roll: &mut dyn FnMut() -> f64,
+    resent: &AtomicU64,
+) -> Result<StdDuration> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut nonce = [0u8; 16];
+        let _ = handover_core::keys::fill_random(&mut nonce);
+        let mut headers = api::sign_request(
+            &sim.key,
+            "POST",
+            api::BATCHES,
+            body,
+            Utc::now().timestamp_millis(),
+            nonce,
+        );
+        headers.push(("content-type", "application/json".into()));
+        let req = HttpRequest {
+            method: "POST",
+            path: api::BATCHES,
+            headers,
+            body: body.to_vec(),
+        };
+        let t = Instant::now();
+        let resp = link.send(&req);
+        let took = t.elapsed();
+        match resp {
+            Ok(r) if r.status == 200 => {
+                if roll() < drop_share && attempts < 5 {
+                    // The answer is lost on the way: send again.
+                    resent.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                return Ok(took);
+            }
+            Ok(r) if matches!(r.status, 429 | 503) && attempts < 20 => {
+                std::thread::sleep(StdDuration::from_millis(20 * attempts));
+            }
+            Ok(r) => {
+                return Err(Error::Usage(format!(
+                    "the office answered {}: {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                )))
+            }
+            Err(_) if attempts < 5 => {
+                std::thread::sleep(StdDuration::from_millis(50 * attempts));
+            }
+            Err(why) => {
+                return Err(Error::Unreachable {
+                    url: link.url().to_owned(),
+                    why,
+                })
+            }
+        }
+    }
+}
+
+/// An open loop at `events_per_second` (batches of `batch_events`): batch
+/// arrivals are a Poisson process, dealt to the devices in turn; a device
+/// sends its batches in order, so an arrival whose device is still busy
+/// waits, and its latency counts from when it was due. Runs until every
+/// batch is sent. `kept_up`: every batch answered within 5 % of the time
+/// the arrivals took (the achieved rate within 5 % of the offered).
+pub fn drive_at_rate(
+    links: &[OfficeLink],
+    sims: &[SimDevice],
+    events_per_second: f64,
+    batch_events: u64,
+) -> Result<LoadReport> {
+    if events_per_second.is_nan()
+        || events_per_second <= 0.0
+        || batch_events == 0
+        || sims.is_empty()
+    {
+        return Err(Error::Usage(
+            "--rate: a positive rate of events per second".into(),
+        ));
+    }
+    let batches: usize = sims.iter().map(|s| s.batches.len()).sum();
+    let per_second = events_per_second / batch_events as f64;
+    // Arrival times, Poisson: exponential gaps with mean 1 / per_second.
+    let mut rng: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut uniform = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        ((rng >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut due: Vec<Vec<StdDuration>> = vec![Vec::new(); sims.len()];
+    let mut next = vec![0usize; sims.len()];
+    let mut at = 0.0f64;
+    let mut turn = 0usize;
+    for _ in 0..batches {
+        at += -uniform().ln() / per_second;
+        // The next device in turn that has a batch left.
+        while next[turn % sims.len()] >= sims[turn % sims.len()].batches.len() {
+            turn += 1;
+        }
+        let d = turn % sims.len();
+        due[d].push(StdDuration::from_secs_f64(at));
+        next[d] += 1;
+        turn += 1;
+    }
+    let latencies = Mutex::new(Vec::with_capacity(batches));
+    let resent = AtomicU64::new(0);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for (i, sim) in sims.iter().enumerate() {
+            let link = &links[i % links.len()];
+            let (latencies, resent, failure, due) = (&latencies, &resent, &failure, &due[i]);
+            s.spawn(move || {
+                let mut never = || 1.0;
+                for (body, when) in sim.batches.iter().zip(due) {
+                    let elapsed = started.elapsed();
+                    if *when > elapsed {
+                        std::thread::sleep(*when - elapsed);
+                    }
+                    match send_batch(link, sim, body, 0.0, &mut never, resent) {
+                        Ok(_) => {
+                            // From when it was due, not when it could be sent.
+                            let latency = started.elapsed().saturating_sub(*when);
+                            latencies
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(latency);
+                        }
+                        Err(e) => {
+                            failure
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert(e);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let lat = latencies.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut r = report(sims, &lat, seconds, resent.load(Ordering::Relaxed));
+    r.offered_events_per_second = Some(events_per_second);
+    // Against the arrivals as drawn (their last one is when an office that
+    // keeps up would have answered everything), not the nominal rate.
+    r.kept_up = Some(seconds <= at * 1.05 + 0.25);
+    Ok(r)
 }
 
 /// The raw baseline the benches compare HTTP with: every device's batches

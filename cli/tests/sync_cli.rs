@@ -520,6 +520,37 @@ fn handover_load_finds_a_local_server_office_and_forgets_it_after_sigterm() {
             (report["lost"].as_u64(), report["duplicated"].as_u64()),
             (Some(0), Some(0))
         );
+        // A closed loop: no offered rate.
+        assert!(report.get("offered_events_per_second").is_none());
+        assert!(report["p999_ms"].as_f64().unwrap() >= report["p99_ms"].as_f64().unwrap());
+    }
+    // An open loop: 300 events a second for two seconds, in batches of 10.
+    let out = load(&["--rate", "300", "--duration", "2", "--batch", "10"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["offered_events_per_second"], 300.0);
+    // rate × duration (the generator's split over devices rounds), not --events.
+    let events = report["events"].as_u64().unwrap();
+    assert!((570..=630).contains(&events), "{report}");
+    assert_eq!(report["kept_up"], true, "{report}");
+    assert_eq!(
+        (report["lost"].as_u64(), report["duplicated"].as_u64()),
+        (Some(0), Some(0))
+    );
+    // It took about the two seconds the arrivals were spread over.
+    let seconds = report["seconds"].as_f64().unwrap();
+    assert!((1.0..4.0).contains(&seconds), "{report}");
+    for bad in [
+        &["--rate", "0"][..],
+        &["--rate", "100", "--drop", "0.1"],
+        &["--rate", "100", "--duration", "0"],
+    ] {
+        let out = load(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
     }
     let url = server.url.clone();
     server.signal("-TERM");

@@ -35,6 +35,16 @@ pub(super) struct LoadArgs {
     /// Events per batch.
     #[arg(long, default_value_t = 100)]
     pub(super) batch: u64,
+    /// An open loop at this many events per second: batches are due at
+    /// Poisson arrivals whether or not earlier ones were answered, and
+    /// latency counts from when a batch was due. Without it, a closed loop
+    /// (every device as fast as it is answered).
+    #[arg(long)]
+    pub(super) rate: Option<f64>,
+    /// With --rate: how long to offer it, seconds (the events are rate ×
+    /// duration; --events is then ignored).
+    #[arg(long, default_value_t = 10.0)]
+    pub(super) duration: f64,
     /// Share of answers dropped on purpose (0 to 1), so devices resend.
     #[arg(long, default_value_t = 0.0)]
     pub(super) drop: f64,
@@ -60,6 +70,8 @@ pub(super) fn run(args: LoadArgs) -> Result<()> {
         dir,
         database_url: db_url,
         batch,
+        rate,
+        duration,
         drop,
         ca_cert,
         allow_live_office,
@@ -67,6 +79,23 @@ pub(super) fn run(args: LoadArgs) -> Result<()> {
     } = args;
     if !(0.0..1.0).contains(&drop) {
         return Err(Error::Usage("--drop: a share from 0 to below 1".into()));
+    }
+    let events = match rate {
+        Some(r) if !(r > 0.0 && r.is_finite()) => {
+            return Err(Error::Usage("--rate: events per second, above 0".into()))
+        }
+        Some(_) if !(duration > 0.0 && duration <= 3_600.0) => {
+            return Err(Error::Usage(
+                "--duration: seconds, above 0 and at most 3600".into(),
+            ))
+        }
+        Some(r) => ((r * duration).round() as u64).max(batch),
+        None => events,
+    };
+    if rate.is_some() && drop > 0.0 {
+        return Err(Error::Usage(
+            "--drop works with the closed loop only (no --rate)".into(),
+        ));
     }
     let dir = match dir {
         Some(dir) => dir,
@@ -88,16 +117,28 @@ pub(super) fn run(args: LoadArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     eprintln!("preparing {devices} devices and {events} events…");
     let sims = crate::load::prepare(&office, &links[0], devices, events, batch)?;
-    let mut report = crate::load::drive(&links, &sims, drop)?;
+    let mut report = match rate {
+        Some(r) => crate::load::drive_at_rate(&links, &sims, r, batch)?,
+        None => crate::load::drive(&links, &sims, drop)?,
+    };
     report.batch_events = batch;
     crate::load::check(&office, &sims, &mut report)?;
     if as_json {
         println!("{}", json(&report)?);
     } else {
+        let offered = match (report.offered_events_per_second, report.kept_up) {
+            (Some(r), Some(k)) => {
+                format!(
+                    " (offered {r:.0}/s: {})",
+                    if k { "kept up" } else { "fell behind" }
+                )
+            }
+            _ => String::new(),
+        };
         println!(
-            "{} devices, {} events in batches of {}: {:.0} events/s; batch latency p50 {:.1} ms, p99 {:.1} ms; {} resent; lost {}, duplicated {}",
+            "{} devices, {} events in batches of {}: {:.0} events/s{offered}; batch latency p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms; {} resent; lost {}, duplicated {}",
             report.devices, report.events, batch, report.events_per_second, report.p50_ms,
-            report.p99_ms, report.resent, report.lost, report.duplicated
+            report.p99_ms, report.p999_ms, report.resent, report.lost, report.duplicated
         );
     }
     if report.lost > 0 || report.duplicated > 0 {
