@@ -76,34 +76,8 @@ fn main() {
     device
         .trust_office_key(office.public_key(), now)
         .unwrap_or_else(|e| panic!("{e}"));
-    let id = office
-        .enroll(device.identity().public_key, "P", now)
-        .unwrap_or_else(|e| panic!("{e}"));
     let n = 50u32;
-    let mut csv = String::from("reference,service,addressee,address,mobile,cod_paise\n");
-    for i in 0..n {
-        let r = handover_core::s10::make("EE", i, "IN").unwrap_or_default();
-        csv.push_str(&format!("{r},parcel,A,B,98765{i:05},\n"));
-    }
-    let rows = bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let issued = office
-        .issue(
-            &IssueRequest {
-                device_id: &id,
-                programme: Programme::Post,
-                bookings: &rows,
-                policy: None,
-                valid_from: now - chrono::Duration::hours(1),
-                valid_until: now + chrono::Duration::hours(8),
-                reissue: &[],
-                missing: handover_office::issue::Missing::Refuse,
-                now,
-            },
-            &|| {},
-            |_| Ok(()),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let issued = issue_items(&office, device.identity().public_key, n, None);
     device
         .import_manifest(&issued.sealed, now)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -140,14 +114,17 @@ fn main() {
     }
 }
 
-/// An office with `n` code SMS queued (a cheap policy: the SMS are the
-/// subject, not PBKDF2).
-fn office_with_outbox(dir: &std::path::Path, n: u32) -> Office {
+/// Enrol `device_key` and issue it `n` parcels under `policy` (the
+/// programme's default if none).
+fn issue_items(
+    office: &Office,
+    device_key: handover_core::keys::PublicKey,
+    n: u32,
+    policy: Option<handover_core::codes::Policy>,
+) -> handover_office::issue::Issued {
     let now = Utc::now();
-    let office = Office::init(&dir.join("office"), "PO-1").unwrap_or_else(|e| panic!("{e}"));
-    let key = handover_core::keys::SigningKey::generate().unwrap_or_else(|e| panic!("{e}"));
     let id = office
-        .enroll(key.public_key(), "P", now)
+        .enroll(device_key, "P", now)
         .unwrap_or_else(|e| panic!("{e}"));
     let mut csv = String::from("reference,service,addressee,address,mobile,cod_paise\n");
     for i in 0..n {
@@ -156,19 +133,13 @@ fn office_with_outbox(dir: &std::path::Path, n: u32) -> Office {
     }
     let rows = bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026)
         .unwrap_or_else(|e| panic!("{e}"));
-    let policy = handover_core::codes::Policy {
-        digits: 6,
-        tag_bits: 64,
-        iterations: 1,
-        max_attempts: 3,
-    };
     office
         .issue(
             &IssueRequest {
                 device_id: &id,
                 programme: Programme::Post,
                 bookings: &rows,
-                policy: Some(policy),
+                policy,
                 valid_from: now - chrono::Duration::hours(1),
                 valid_until: now + chrono::Duration::hours(8),
                 reissue: &[],
@@ -178,7 +149,21 @@ fn office_with_outbox(dir: &std::path::Path, n: u32) -> Office {
             &|| {},
             |_| Ok(()),
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// An office with `n` code SMS queued (a cheap policy: the SMS are the
+/// subject, not PBKDF2).
+fn office_with_outbox(dir: &std::path::Path, n: u32) -> Office {
+    let office = Office::init(&dir.join("office"), "PO-1").unwrap_or_else(|e| panic!("{e}"));
+    let key = handover_core::keys::SigningKey::generate().unwrap_or_else(|e| panic!("{e}"));
+    let policy = handover_core::codes::Policy {
+        digits: 6,
+        tag_bits: 64,
+        iterations: 1,
+        max_attempts: 3,
+    };
+    issue_items(&office, key.public_key(), n, Some(policy));
     office
 }
 

@@ -117,6 +117,25 @@ fn run(office: &Office, servers: &[&Serve], drop_share: f64) -> LoadReport {
 }
 
 /// [`run`] with `devices` sending `events` in all, `batch` per request.
+/// Simulated devices ready to send, and links spreading them over `servers`.
+fn prepared(
+    office: &Office,
+    servers: &[&Serve],
+    devices: u64,
+    events: u64,
+    batch: u64,
+) -> (Vec<load::SimDevice>, Vec<OfficeLink>) {
+    let sims = load::prepare(office, &servers[0].link(), devices, events, batch)
+        .unwrap_or_else(|e| fail("prepare", e));
+    let links = servers
+        .iter()
+        .cycle()
+        .take(servers.len() * 2)
+        .map(|s| s.link())
+        .collect();
+    (sims, links)
+}
+
 fn run_shaped(
     office: &Office,
     servers: &[&Serve],
@@ -144,14 +163,7 @@ fn run_shaped(
 /// An open loop at `rate` events/s for [`RATE_SECONDS`] through `servers`.
 fn run_at_rate(office: &Office, servers: &[&Serve], rate: f64) -> LoadReport {
     let events = (rate * RATE_SECONDS).round() as u64;
-    let sims = load::prepare(office, &servers[0].link(), DEVICES, events, BATCH)
-        .unwrap_or_else(|e| fail("prepare", e));
-    let links: Vec<OfficeLink> = servers
-        .iter()
-        .cycle()
-        .take(servers.len() * 2)
-        .map(|s| s.link())
-        .collect();
+    let (sims, links) = prepared(office, servers, DEVICES, events, BATCH);
     let mut report = load::drive_at_rate(&links, &sims, rate, BATCH)
         .unwrap_or_else(|e| fail("drive at a rate", e));
     load::check(office, &sims, &mut report).unwrap_or_else(|e| fail("check", e));

@@ -233,14 +233,12 @@ pub fn prepare(
 /// `i` uses link `i % links.len()`), dropping a `drop_share` of answers.
 /// Fills every field of the report except `lost` and `duplicated`.
 pub fn drive(links: &[OfficeLink], sims: &[SimDevice], drop_share: f64) -> Result<LoadReport> {
-    let latencies = Mutex::new(Vec::new());
-    let resent = AtomicU64::new(0);
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let tally = Tally::default();
     let started = Instant::now();
     std::thread::scope(|s| {
         for (i, sim) in sims.iter().enumerate() {
             let link = &links[i % links.len()];
-            let (latencies, resent, failure) = (&latencies, &resent, &failure);
+            let tally = &tally;
             s.spawn(move || {
                 let mut rng = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
                 let mut roll = move || {
@@ -250,29 +248,64 @@ pub fn drive(links: &[OfficeLink], sims: &[SimDevice], drop_share: f64) -> Resul
                     (rng % 10_000) as f64 / 10_000.0
                 };
                 for body in &sim.batches {
-                    match send_batch(link, sim, body, drop_share, &mut roll, resent) {
-                        Ok(took) => latencies
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(took),
-                        Err(e) => {
-                            failure
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .get_or_insert(e);
-                            return;
-                        }
+                    let sent = send_batch(link, sim, body, drop_share, &mut roll, &tally.resent);
+                    if !tally.record(sent) {
+                        return;
                     }
                 }
             });
         }
     });
-    let seconds = started.elapsed().as_secs_f64();
-    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
+    tally.report(sims, started.elapsed().as_secs_f64())
+}
+
+/// What the drive's threads record: each batch's latency, the resends and
+/// the first failure.
+#[derive(Default)]
+struct Tally {
+    latencies: Mutex<Vec<StdDuration>>,
+    resent: AtomicU64,
+    failure: Mutex<Option<Error>>,
+}
+
+impl Tally {
+    /// Record a batch's latency, or the failure; false when the device's
+    /// thread must stop.
+    fn record(&self, sent: Result<StdDuration>) -> bool {
+        match sent {
+            Ok(latency) => {
+                self.latencies
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(latency);
+                true
+            }
+            Err(e) => {
+                self.failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+                false
+            }
+        }
     }
-    let lat = latencies.into_inner().unwrap_or_else(|p| p.into_inner());
-    Ok(report(sims, &lat, seconds, resent.load(Ordering::Relaxed)))
+
+    /// The report, or the first failure.
+    fn report(self, sims: &[SimDevice], seconds: f64) -> Result<LoadReport> {
+        if let Some(e) = self.failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        let lat = self
+            .latencies
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        Ok(report(
+            sims,
+            &lat,
+            seconds,
+            self.resent.load(Ordering::Relaxed),
+        ))
+    }
 }
 
 /// The report of a drive: throughput and latency percentiles.
@@ -426,14 +459,12 @@ pub fn drive_at_rate(
         next[d] += 1;
         turn += 1;
     }
-    let latencies = Mutex::new(Vec::with_capacity(batches));
-    let resent = AtomicU64::new(0);
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let tally = Tally::default();
     let started = Instant::now();
     std::thread::scope(|s| {
         for (i, sim) in sims.iter().enumerate() {
             let link = &links[i % links.len()];
-            let (latencies, resent, failure, due) = (&latencies, &resent, &failure, &due[i]);
+            let (tally, due) = (&tally, &due[i]);
             s.spawn(move || {
                 let mut never = || 1.0;
                 for (body, when) in sim.batches.iter().zip(due) {
@@ -441,33 +472,17 @@ pub fn drive_at_rate(
                     if *when > elapsed {
                         std::thread::sleep(*when - elapsed);
                     }
-                    match send_batch(link, sim, body, 0.0, &mut never, resent) {
-                        Ok(_) => {
-                            // From when it was due, not when it could be sent.
-                            let latency = started.elapsed().saturating_sub(*when);
-                            latencies
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push(latency);
-                        }
-                        Err(e) => {
-                            failure
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .get_or_insert(e);
-                            return;
-                        }
+                    // From when it was due, not when it could be sent.
+                    let sent = send_batch(link, sim, body, 0.0, &mut never, &tally.resent)
+                        .map(|_| started.elapsed().saturating_sub(*when));
+                    if !tally.record(sent) {
+                        return;
                     }
                 }
             });
         }
     });
-    let seconds = started.elapsed().as_secs_f64();
-    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    let lat = latencies.into_inner().unwrap_or_else(|p| p.into_inner());
-    let mut r = report(sims, &lat, seconds, resent.load(Ordering::Relaxed));
+    let mut r = tally.report(sims, started.elapsed().as_secs_f64())?;
     // The arrivals were spread so as to offer exactly the rate asked.
     r.offered_events_per_second = Some(events_per_second);
     r.kept_up = Some(r.events_per_second >= events_per_second * 0.95);
