@@ -136,6 +136,22 @@ impl Desk {
             .unwrap()
     }
 
+    /// `handover device verify` of a post item with its current code; the
+    /// exit code.
+    pub fn verify(&self, reference: &str) -> Option<i32> {
+        let code = self.code(reference);
+        self.device(&[
+            "device",
+            "verify",
+            "--reference",
+            reference,
+            "--code",
+            &code,
+        ])
+        .status
+        .code()
+    }
+
     /// `handover device VERB --dir DEVICE ARGS…` (`args[0..2]` are
     /// `device` and the verb).
     pub fn device(&self, args: &[&str]) -> Output {

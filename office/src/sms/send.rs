@@ -105,12 +105,9 @@ impl Office {
                 }
             });
             let outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
-            let finished: std::collections::HashSet<i64> = outcomes.iter().map(|o| o.id).collect();
-            let unsent: Vec<i64> = claimed
-                .iter()
-                .map(|c| c.id)
-                .filter(|id| !finished.contains(id))
-                .collect();
+            // Every index a thread took was sent; the rest were never started.
+            let started = next.into_inner().min(claimed.len());
+            let unsent: Vec<i64> = claimed[started..].iter().map(|c| c.id).collect();
             self.finish_all(&outcomes, &unsent, &mut summary, Utc::now())?;
             if tripped.load(Ordering::Acquire) {
                 summary.stopped = Some(format!(

@@ -57,14 +57,7 @@ fn a_partial_list_withdraws_nothing_unless_asked_and_add_keeps_the_day() {
     let items: Vec<Value> = serde_json::from_str(&listed).unwrap();
     assert_eq!(items.len(), 6);
     let r0 = article(0);
-    let code = desk.code(&r0);
-    assert_eq!(
-        desk.device(&["device", "verify", "--reference", &r0, "--code", &code])
-            .status
-            .code(),
-        Some(0),
-        "a kept item keeps its code"
-    );
+    assert_eq!(desk.verify(&r0), Some(0), "a kept item keeps its code");
 
     // --withdraw-missing: the three left out are withdrawn, and the code
     // SMS still queued for them are cancelled, never sent.
@@ -265,13 +258,7 @@ fn office_devices_and_device_status_say_where_things_stand() {
     };
     assert!(sync(false).status.success());
     let r0 = article(0);
-    let code = desk.code(&r0);
-    assert_eq!(
-        desk.device(&["device", "verify", "--reference", &r0, "--code", &code])
-            .status
-            .code(),
-        Some(0)
-    );
+    assert_eq!(desk.verify(&r0), Some(0));
     let first: Value = serde_json::from_str(&stdout(&sync(true))).unwrap();
     let head = first["acknowledged_through"].as_u64().unwrap();
     assert!(head >= 2, "{first}");
@@ -405,12 +392,7 @@ fn the_service_logs_requests_batches_and_refusals_without_codes_or_numbers() {
     assert!(sync().status.success());
     let r0 = article(0);
     let code = desk.code(&r0);
-    assert_eq!(
-        desk.device(&["device", "verify", "--reference", &r0, "--code", &code])
-            .status
-            .code(),
-        Some(0)
-    );
+    assert_eq!(desk.verify(&r0), Some(0));
     assert!(sync().status.success());
     // An unsigned batch: refused, and logged as a refusal.
     let refused = ureq::post(&format!("{url}/v1/batches"))

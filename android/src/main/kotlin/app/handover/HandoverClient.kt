@@ -10,6 +10,7 @@ import app.handover.ffi.ImportResult
 import app.handover.ffi.Item
 import app.handover.ffi.KeyWrapper
 import app.handover.ffi.Payment
+import app.handover.ffi.SyncProgress
 import app.handover.ffi.UpiPayment
 import app.handover.ffi.VerifyResult
 import java.io.Closeable
@@ -129,7 +130,7 @@ class HandoverClient private constructor(
     /** Runs the one sync in flight, apart from any caller's cancellation. */
     private val syncScope = CoroutineScope(SupervisorJob())
     private val syncLock = Any()
-    private var syncInFlight: Deferred<*>? = null
+    private var syncInFlight: Deferred<SyncProgress>? = null
     private val syncStateFlow = MutableStateFlow<SyncState>(SyncState.Idle)
 
     /** How the last sync went; [SyncState.Idle] before the first. */
@@ -141,8 +142,7 @@ class HandoverClient private constructor(
      * sync runs in the client's own scope, so a caller that is cancelled
      * (its screen closed) does not stop it half-way.
      */
-    @Suppress("UNCHECKED_CAST")
-    internal suspend fun <T> singleFlight(block: suspend () -> T): T {
+    internal suspend fun singleFlight(block: suspend () -> SyncProgress): SyncProgress {
         val run = synchronized(syncLock) {
             syncInFlight ?: syncScope.async {
                 try {
@@ -152,7 +152,7 @@ class HandoverClient private constructor(
                 }
             }.also { syncInFlight = it }
         }
-        return run.await() as T
+        return run.await()
     }
 
     internal fun setSyncState(state: SyncState) {

@@ -95,7 +95,7 @@ class HttpSyncTransport(
             }
             if (request.method == "POST") connection.outputStream.use { it.write(request.body) }
             val status = connection.responseCode
-            if (connection.contentLengthLong > maxAnswerBytes) throw IOException("the office's answer is over $maxAnswerBytes bytes")
+            if (connection.contentLengthLong > maxAnswerBytes) throw tooLarge()
             val stream = if (status >= 400) connection.errorStream else connection.inputStream
             val body = stream?.use { readCapped(it) } ?: ByteArray(0)
             reusable = true
@@ -116,13 +116,15 @@ class HttpSyncTransport(
         if (!ok) throw SSLPeerUnverifiedException("the office's certificate matches none of the pinned keys")
     }
 
+    private fun tooLarge() = IOException("the office's answer is over $maxAnswerBytes bytes")
+
     private fun readCapped(input: InputStream): ByteArray {
         val out = ByteArrayOutputStream()
         val buffer = ByteArray(16 * 1024)
         while (true) {
             val n = input.read(buffer)
             if (n < 0) return out.toByteArray()
-            if (out.size() + n > maxAnswerBytes) throw IOException("the office's answer is over $maxAnswerBytes bytes")
+            if (out.size() + n > maxAnswerBytes) throw tooLarge()
             out.write(buffer, 0, n)
         }
     }

@@ -55,7 +55,7 @@ suspend fun HandoverClient.sync(transport: OfficeTransport, maxPerBatch: Int = 5
 
 private suspend fun HandoverClient.syncSession(transport: OfficeTransport, maxPerBatch: Int): SyncProgress {
     setSyncState(SyncState.Running(now()))
-    HandoverLog.info("sync started: ${pendingCount()} events waiting")
+    HandoverLog.info("sync started")
     val session = write { it.syncSession(maxPerBatch) }
     try {
         while (true) {

@@ -33,13 +33,8 @@ sealed class SyncState {
  * [reason] is one of the constants below; [officeCode] the office's error
  * code when it answered one (`docs/sync-api.md`).
  */
-class SyncFailure(val reason: String, val permanent: Boolean, val officeCode: String? = null) {
+data class SyncFailure(val reason: String, val permanent: Boolean, val officeCode: String? = null) {
     override fun toString() = "SyncFailure($reason, permanent=$permanent${officeCode?.let { ", office=$it" } ?: ""})"
-
-    override fun equals(other: Any?) =
-        other is SyncFailure && other.reason == reason && other.permanent == permanent && other.officeCode == officeCode
-
-    override fun hashCode() = reason.hashCode() * 31 + officeCode.hashCode()
 
     companion object {
         /** The office revoked this device. */
