@@ -91,6 +91,27 @@ impl SimDevice {
     pub fn batches(&self) -> &[Vec<u8>] {
         &self.batches
     }
+
+    /// `body` as a request to the office, signed now with a new nonce.
+    pub fn batch_request(&self, body: &[u8]) -> HttpRequest {
+        let mut nonce = [0u8; 16];
+        let _ = handover_core::keys::fill_random(&mut nonce);
+        let mut headers = api::sign_request(
+            &self.key,
+            "POST",
+            api::BATCHES,
+            body,
+            Utc::now().timestamp_millis(),
+            nonce,
+        );
+        headers.push(("content-type", "application/json".into()));
+        HttpRequest {
+            method: "POST",
+            path: api::BATCHES,
+            headers,
+            body: body.to_vec(),
+        }
+    }
 }
 
 fn load_policy() -> Policy {
@@ -351,23 +372,7 @@ fn send_batch(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let mut nonce = [0u8; 16];
-        let _ = handover_core::keys::fill_random(&mut nonce);
-        let mut headers = api::sign_request(
-            &sim.key,
-            "POST",
-            api::BATCHES,
-            body,
-            Utc::now().timestamp_millis(),
-            nonce,
-        );
-        headers.push(("content-type", "application/json".into()));
-        let req = HttpRequest {
-            method: "POST",
-            path: api::BATCHES,
-            headers,
-            body: body.to_vec(),
-        };
+        let req = sim.batch_request(body);
         let t = Instant::now();
         let resp = link.send(&req);
         let took = t.elapsed();

@@ -432,6 +432,10 @@ pub enum ErrorCode {
     Timeout,
     /// 500: the office could not complete the request.
     Internal,
+    /// 503: the office's database cannot be reached now (its connections
+    /// are all busy, or it is restarting); `Retry-After` says when to try
+    /// again. Nothing of the request was kept.
+    Unavailable,
     /// A code this build does not know, or an answer that is not an error
     /// body (`unexpected_response` in messages).
     #[serde(other)]
@@ -464,6 +468,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Unknown => "unexpected_response",
         }
     }

@@ -203,6 +203,10 @@ pub enum Error {
     /// SQLite reported an error.
     #[error("office store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database cannot be reached now (no connection within the
+    /// pool's wait, or the connection closed): try again shortly.
+    #[error("office store (PostgreSQL): {0}; try again shortly")]
+    StoreUnavailable(&'static str),
     /// PostgreSQL reported an error (its message, never the values).
     #[error("office store (PostgreSQL): {message}")]
     Postgres {
@@ -217,6 +221,20 @@ impl From<postgres::Error> for Error {
     fn from(e: postgres::Error) -> Error {
         use postgres::error::SqlState;
         match e.as_db_error() {
+            // The server is shutting down, restarting or not yet taking
+            // connections, or the connection failed (SQLSTATE class 08):
+            // nothing was done; another connection, shortly, will do.
+            Some(db)
+                if db.code().code().starts_with("08")
+                    || [
+                        SqlState::ADMIN_SHUTDOWN,
+                        SqlState::CRASH_SHUTDOWN,
+                        SqlState::CANNOT_CONNECT_NOW,
+                    ]
+                    .contains(db.code()) =>
+            {
+                Error::StoreUnavailable("the database is restarting or unreachable")
+            }
             Some(db) => Error::Postgres {
                 message: format!("{} ({})", db.message(), db.code().code()),
                 transient: [
@@ -225,16 +243,32 @@ impl From<postgres::Error> for Error {
                 ]
                 .contains(db.code()),
             },
+            // No answer from the server: the connection is closed, or
+            // closed while it waited (a restart, a failover, the network).
+            None if e.is_closed() || is_io(&e) => Error::StoreUnavailable(if e.is_closed() {
+                "the connection is closed"
+            } else {
+                "cannot reach the database"
+            }),
             None => Error::Postgres {
-                message: if e.is_closed() {
-                    "the connection is closed".into()
-                } else {
-                    "cannot reach the database".into()
-                },
+                message: "the database client failed".into(),
                 transient: false,
             },
         }
     }
+}
+
+/// Whether a client error is a failure to talk to the server (a refused
+/// or reset connection), not a refusal by it.
+fn is_io(e: &postgres::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The office's result type.

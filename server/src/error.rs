@@ -48,6 +48,18 @@ impl Failure {
         }
     }
 
+    /// 503: the database cannot be reached now; try again after a second.
+    pub fn unavailable(message: impl Into<String>) -> Failure {
+        Failure {
+            retry_after: Some(1),
+            ..Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                message,
+            )
+        }
+    }
+
     /// 500 for a failure of the service itself; the detail goes to the
     /// service's log (it names no person or code), not to the client.
     pub fn internal(e: impl std::fmt::Display) -> Failure {
@@ -90,6 +102,10 @@ impl From<Office> for Failure {
             Office::Fork { .. } => (StatusCode::CONFLICT, ErrorCode::Fork),
             Office::Gap { .. } => (StatusCode::CONFLICT, ErrorCode::Gap),
             Office::BadEvent { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::BadEvent),
+            Office::StoreUnavailable(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                return Failure::unavailable(message);
+            }
             _ => return Failure::internal(&e),
         };
         Failure::new(status, code, message)

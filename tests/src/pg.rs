@@ -25,9 +25,52 @@ use std::time::{Duration, Instant};
 /// The running server.
 pub struct Postgres {
     port: u16,
-    pid: libc::pid_t,
+    pid: std::sync::atomic::AtomicI32,
+    /// The server's command line, to start it again ([`Postgres::restart`]).
+    args: Vec<String>,
     next: AtomicUsize,
     _dir: tempfile::TempDir,
+}
+
+/// Start `postgres` with `args` in `dir` (its log: `dir/postgres.log`,
+/// appended to); its pid. The server is a child of a thread that lives as
+/// long as the process: when the process ends, the parent-death signal
+/// stops it.
+fn spawn(dir: &Path, args: &[String]) -> Result<libc::pid_t, String> {
+    let postgres = bin_dir()?.join("postgres");
+    let log = dir.join("postgres.log");
+    let dir_for_thread = dir.to_owned();
+    let args = args.to_vec();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("postgres".into())
+        .spawn(move || {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log);
+            let mut cmd = Command::new(postgres);
+            cmd.args(&args)
+                .current_dir(&dir_for_thread)
+                .stdout(Stdio::null());
+            match log {
+                Ok(f) => cmd.stderr(f),
+                Err(_) => cmd.stderr(Stdio::null()),
+            };
+            as_unprivileged(&mut cmd, true);
+            match cmd.spawn() {
+                Ok(mut child) => {
+                    let _ = tx.send(Ok(child.id()));
+                    let _ = child.wait();
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(format!("postgres: {e}")));
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    let pid = rx.recv().map_err(|e| e.to_string())??;
+    libc::pid_t::try_from(pid).map_err(|e| e.to_string())
 }
 
 /// The name every test server's directory starts with.
@@ -230,47 +273,46 @@ impl Postgres {
                 args.push(c.into());
             }
         }
-        let postgres = bin.join("postgres");
-        let log = dir.path().join("postgres.log");
-        let dir_for_thread = dir.path().to_owned();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // The server is a child of this thread, which lives as long as the
-        // process: when the process ends, the parent-death signal stops it.
-        std::thread::Builder::new()
-            .name("postgres".into())
-            .spawn(move || {
-                let log = std::fs::File::create(&log);
-                let mut cmd = Command::new(postgres);
-                cmd.args(&args)
-                    .current_dir(&dir_for_thread)
-                    .stdout(Stdio::null());
-                match log {
-                    Ok(f) => cmd.stderr(f),
-                    Err(_) => cmd.stderr(Stdio::null()),
-                };
-                as_unprivileged(&mut cmd, true);
-                match cmd.spawn() {
-                    Ok(mut child) => {
-                        let _ = tx.send(Ok(child.id()));
-                        let _ = child.wait();
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(format!("postgres: {e}")));
-                    }
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        let pid = rx.recv().map_err(|e| e.to_string())??;
+        let pid = spawn(dir.path(), &args)?;
         let pg = Postgres {
             port,
-            pid: libc::pid_t::try_from(pid).map_err(|e| e.to_string())?,
+            pid: std::sync::atomic::AtomicI32::new(pid),
+            args,
             next: AtomicUsize::new(0),
             _dir: dir,
         };
+        pg.wait_ready()?;
+        Ok(pg)
+    }
+
+    /// Stop the server (fast shutdown: its connections are closed) and
+    /// start it again on the same data and port; returns when it takes
+    /// connections.
+    pub fn restart(&self) -> Result<(), String> {
+        self.shut_down();
+        self.start_again()
+    }
+
+    /// Stop the server for good (fast shutdown); [`Postgres::restart`]
+    /// starts it again.
+    pub fn shut_down(&self) {
+        self.stop();
+    }
+
+    /// Start the server again after [`Postgres::shut_down`].
+    pub fn start_again(&self) -> Result<(), String> {
+        let pid = spawn(self._dir.path(), &self.args)?;
+        self.pid.store(pid, Ordering::SeqCst);
+        self.wait_ready()
+    }
+
+    /// Wait, at most 60 s, until the server takes connections.
+    fn wait_ready(&self) -> Result<(), String> {
+        let pg = self;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match postgres::Client::connect(&pg.url("postgres"), postgres::NoTls) {
-                Ok(_) => return Ok(pg),
+                Ok(_) => return Ok(()),
                 Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50))
                 }
@@ -310,10 +352,11 @@ impl Postgres {
 
     /// Stop the server (fast shutdown) and wait, at most 30 s, for it to go.
     fn stop(&self) {
+        let pid = self.pid.load(Ordering::SeqCst);
         // SAFETY: signals the server this process started.
-        unsafe { libc::kill(self.pid, libc::SIGINT) };
+        unsafe { libc::kill(pid, libc::SIGINT) };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while alive(self.pid) && Instant::now() < deadline {
+        while alive(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
     }

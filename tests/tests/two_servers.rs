@@ -545,3 +545,109 @@ fn one_items_payments_from_two_devices_at_two_servers_at_once_are_recorded_once(
         );
     }
 }
+
+/// Two servers on a PostgreSQL of their own (which the test restarts).
+fn on_own_postgres(pg: &pg::Postgres) -> (tempfile::TempDir, Office, ServeProcess, ServeProcess) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg.database();
+    let office_dir = dir.path().join("office");
+    drop(
+        Office::init_in(
+            &office_dir,
+            "PO-1",
+            bookings::CodPayee::default(),
+            Some(&url),
+        )
+        .unwrap(),
+    );
+    let a = ServeProcess::start(&office_dir, &[]);
+    let b = ServeProcess::start(&office_dir, &[]);
+    let office = Office::open(&office_dir).unwrap();
+    (dir, office, a, b)
+}
+
+#[test]
+fn a_database_that_is_down_is_a_503_to_retry_and_nothing_is_lost() {
+    if pg::skip("a_database_that_is_down_is_a_503_to_retry_and_nothing_is_lost") {
+        return;
+    }
+    let pg = pg::Postgres::start(false).unwrap();
+    let (_dir, office, a, _b) = on_own_postgres(&pg);
+    let sims = handover_cli::load::prepare(&office, &a.link(), 1, 10, 10).unwrap();
+    let sim = &sims[0];
+    let body = &sim.batches()[0];
+
+    pg.shut_down();
+    let started = std::time::Instant::now();
+    let req = sim.batch_request(body);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut post = agent.post(format!("{}{}", a.url(), req.path));
+    for (name, value) in &req.headers {
+        post = post.header(*name, value);
+    }
+    let mut resp = post.send(&req.body[..]).unwrap();
+    let answer = resp.body_mut().read_to_vec().unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        503,
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(
+        resp.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let err: api::ApiError = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(err.error, api::ErrorCode::Unavailable);
+    // The pool's wait bounds the answer (2 s), with room for a slow machine.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+    // Back up: the same server takes the same batch, with no restart of
+    // its own, and the office holds the batch once.
+    pg.start_again().unwrap();
+    let resp = a.link().send(&sim.batch_request(body)).unwrap();
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let mut report = handover_cli::load::LoadReport::default();
+    handover_cli::load::check(&office, &sims, &mut report).unwrap();
+    assert_eq!((report.lost, report.duplicated), (0, 0));
+}
+
+#[test]
+fn a_database_restart_under_load_loses_nothing_and_the_servers_recover_by_themselves() {
+    if pg::skip("a_database_restart_under_load_loses_nothing_and_the_servers_recover_by_themselves")
+    {
+        return;
+    }
+    let pg = pg::Postgres::start(false).unwrap();
+    let (_dir, office, a, b) = on_own_postgres(&pg);
+    // 3,000 events offered at 1,000 a second in batches of 10 over both
+    // servers: three seconds, with PostgreSQL restarted after the first.
+    let sims = handover_cli::load::prepare(&office, &a.link(), 10, 3_000, 10).unwrap();
+    let links = [a.link(), b.link()];
+    let report = std::thread::scope(|s| {
+        let run = s.spawn(|| handover_cli::load::drive_at_rate(&links, &sims, 1_000.0, 10));
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        assert!(!run.is_finished(), "the load ended before the restart");
+        pg.restart().unwrap();
+        assert!(!run.is_finished(), "the load ended during the restart");
+        run.join().unwrap()
+    });
+    let mut report = report.expect("every batch answered across the restart");
+    handover_cli::load::check(&office, &sims, &mut report).unwrap();
+    assert_eq!((report.lost, report.duplicated), (0, 0), "{report:?}");
+    // Both servers answer at once afterwards (their pools hold only live
+    // connections now).
+    for server in [&a, &b] {
+        let more = handover_cli::load::prepare(&office, &server.link(), 1, 1, 1).unwrap();
+        let resp = server
+            .link()
+            .send(&more[0].batch_request(&more[0].batches()[0]))
+            .unwrap();
+        assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    }
+}

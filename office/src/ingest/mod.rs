@@ -145,6 +145,10 @@ impl crate::store::Transient for Refusal {
     fn is_transient(&self) -> bool {
         matches!(self, Refusal::Other(e) if crate::store::Transient::is_transient(e))
     }
+
+    fn is_unreachable(&self) -> bool {
+        matches!(self, Refusal::Other(e) if crate::store::Transient::is_unreachable(e))
+    }
 }
 
 impl Office {

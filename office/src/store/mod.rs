@@ -7,11 +7,21 @@
 //! * **SQLite**: one writer connection behind a mutex (writes queue there,
 //!   never on SQLite's lock) and four readers in WAL mode beside it, so
 //!   reads go on during a write and no `SQLITE_BUSY` reaches a caller.
-//! * **PostgreSQL**: a pool of connections, each with its prepared
+//! * **PostgreSQL**: a pool of connections (`r2d2`), each with its prepared
 //!   statements. Writes run at READ COMMITTED; what must not interleave
 //!   across servers takes a row lock ([`sql::Tx::lock_device`]). A
 //!   serialization failure or deadlock is retried. Reads run in a read-only
 //!   REPEATABLE READ snapshot.
+//!
+//! The pool waits at most [`POOL_WAIT`] for a connection; then the caller
+//! gets [`Error::StoreUnavailable`] (the service answers 503 with
+//! `Retry-After`). A connection the server closed (a restart, a failover)
+//! is never handed out again: a transaction that fails on one before its
+//! commit runs again on a connection checked with a round trip, so the
+//! service recovers from a database restart without one of its own. A
+//! commit whose answer was lost is not run again (it may have committed):
+//! the caller gets the error, and a device sends its batch again, which is
+//! idempotent.
 //!
 //! In both, [`Store::write`] commits only if its closure returns `Ok`.
 //! PostgreSQL is reached in plain TCP or in TLS with the server's
@@ -19,7 +29,8 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -37,11 +48,17 @@ const READERS: usize = 4;
 const PG_CONNECTIONS: usize = 16;
 /// Tries of a PostgreSQL transaction that failed to serialize.
 const PG_TRIES: u32 = 8;
+/// The longest a transaction waits for a PostgreSQL connection (from the
+/// pool, or a new one) before [`Error::StoreUnavailable`].
+pub(crate) const POOL_WAIT: Duration = Duration::from_secs(2);
 
 /// Errors a write may be retried after.
 pub(crate) trait Transient {
     /// Whether the transaction may simply be run again.
     fn is_transient(&self) -> bool;
+    /// Whether the database could not be reached (the connection closed):
+    /// a transaction that had not asked to commit may run again on another.
+    fn is_unreachable(&self) -> bool;
 }
 
 impl Transient for Error {
@@ -54,6 +71,10 @@ impl Transient for Error {
             }
         )
     }
+
+    fn is_unreachable(&self) -> bool {
+        matches!(self, Error::StoreUnavailable(_))
+    }
 }
 
 /// Statements each SQLite connection keeps prepared: every statement the
@@ -65,18 +86,77 @@ pub(crate) struct PgConn {
     statements: sql::PgStatements,
 }
 
+/// Makes, and recognises broken, PostgreSQL connections for the pool.
+struct PgManager {
+    url: String,
+}
+
+impl r2d2::ManageConnection for PgManager {
+    type Connection = PgConn;
+    type Error = Error;
+
+    fn connect(&self) -> Result<PgConn> {
+        Ok(PgConn {
+            client: connect(&self.url)?,
+            statements: Default::default(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PgConn) -> Result<()> {
+        conn.client.simple_query("")?;
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        conn.client.is_closed()
+    }
+}
+
+/// The pool; `None` only while the store is dropped.
+pub(crate) struct PgPool(Option<r2d2::Pool<PgManager>>);
+
+type Lease = r2d2::PooledConnection<PgManager>;
+
+impl PgPool {
+    /// A connection within [`POOL_WAIT`]; `checked`: one that answers a
+    /// round trip (after a connection was found closed, the others made
+    /// before it may be closed too).
+    fn lease(&self, checked: bool) -> Result<Lease> {
+        let pool = self.0.as_ref().ok_or(Error::Store("the store is closed"))?;
+        let deadline = Instant::now() + POOL_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut conn = pool
+                .get_timeout(left)
+                .map_err(|_| Error::StoreUnavailable("no connection to the database within 2 s"))?;
+            // A connection that fails the round trip is closed now: the
+            // pool drops it when it comes back.
+            if !checked || conn.client.simple_query("").is_ok() {
+                return Ok(conn);
+            }
+        }
+    }
+}
+
+impl Drop for PgPool {
+    fn drop(&mut self) {
+        // Closing a connection of the blocking client runs a small
+        // runtime of its own, which must not happen on a thread that
+        // drives an async runtime (the service may drop the office from
+        // one when it shuts down): close them on a thread of their own.
+        if let Some(pool) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
+}
+
 pub(crate) enum Store {
     Sqlite {
         writer: Mutex<Connection>,
         readers: Vec<Mutex<Connection>>,
         next: AtomicUsize,
     },
-    Postgres {
-        url: String,
-        idle: Mutex<Vec<PgConn>>,
-        open: AtomicUsize,
-        freed: Condvar,
-    },
+    Postgres(PgPool),
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -101,46 +181,6 @@ fn connect(url: &str) -> Result<postgres::Client> {
     Ok(client)
 }
 
-/// A pooled PostgreSQL connection, back to the pool when dropped.
-struct Lease<'a> {
-    conn: Option<PgConn>,
-    store: &'a Store,
-}
-
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        if let (
-            Some(conn),
-            Store::Postgres {
-                idle, freed, open, ..
-            },
-        ) = (self.conn.take(), self.store)
-        {
-            if conn.client.is_closed() {
-                open.fetch_sub(1, Ordering::SeqCst);
-            } else {
-                lock(idle).push(conn);
-            }
-            freed.notify_one();
-        }
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        if let Store::Postgres { idle, .. } = self {
-            // Closing a connection of the blocking client runs a small
-            // runtime of its own, which must not happen on a thread that
-            // drives an async runtime (the service may drop the office from
-            // one when it shuts down): close them on a thread of their own.
-            let conns = std::mem::take(&mut *lock(idle));
-            if !conns.is_empty() {
-                let _ = std::thread::spawn(move || drop(conns)).join();
-            }
-        }
-    }
-}
-
 impl Store {
     /// The SQLite store at `path`, created if asked, migrated.
     pub(crate) fn open_sqlite(path: &Path, create: bool) -> Result<Store> {
@@ -163,65 +203,37 @@ impl Store {
     /// The PostgreSQL store at `url` (`postgres://…` or `host=… dbname=…`),
     /// migrated.
     pub(crate) fn open_postgres(url: &str) -> Result<Store> {
-        let store = Store::Postgres {
+        let manager = PgManager {
             url: url.to_owned(),
-            idle: Mutex::new(Vec::new()),
-            open: AtomicUsize::new(0),
-            freed: Condvar::new(),
         };
+        // The migration on a connection of its own, so that a database
+        // that cannot be reached says why (the pool says only that it
+        // waited).
         {
-            let mut lease = store.lease()?;
-            let conn = lease.conn.as_mut().ok_or(Error::Store("no connection"))?;
+            let mut conn = r2d2::ManageConnection::connect(&manager)?;
             schema::migrate_postgres(&mut conn.client, &mut conn.statements)?;
         }
-        Ok(store)
+        let pool = r2d2::Pool::builder()
+            .max_size(PG_CONNECTIONS as u32)
+            .min_idle(Some(2))
+            .connection_timeout(POOL_WAIT)
+            // Checked only after a connection was found closed (`lease`):
+            // a round trip before every transaction would cost more than
+            // the transactions of a one-event batch.
+            .test_on_check_out(false)
+            .build_unchecked(manager);
+        Ok(Store::Postgres(PgPool(Some(pool))))
     }
 
     /// Whether this is the PostgreSQL store.
     pub(crate) fn is_postgres(&self) -> bool {
-        matches!(self, Store::Postgres { .. })
+        matches!(self, Store::Postgres(_))
     }
 
-    fn lease(&self) -> Result<Lease<'_>> {
-        let Store::Postgres {
-            url,
-            idle,
-            open,
-            freed,
-        } = self
-        else {
-            return Err(Error::Store("not a PostgreSQL store"));
-        };
-        let mut pool = lock(idle);
-        loop {
-            if let Some(conn) = pool.pop() {
-                if conn.client.is_closed() {
-                    open.fetch_sub(1, Ordering::SeqCst);
-                    continue;
-                }
-                return Ok(Lease {
-                    conn: Some(conn),
-                    store: self,
-                });
-            }
-            if open.load(Ordering::SeqCst) < PG_CONNECTIONS {
-                open.fetch_add(1, Ordering::SeqCst);
-                drop(pool);
-                return match connect(url) {
-                    Ok(client) => Ok(Lease {
-                        conn: Some(PgConn {
-                            client,
-                            statements: Default::default(),
-                        }),
-                        store: self,
-                    }),
-                    Err(e) => {
-                        open.fetch_sub(1, Ordering::SeqCst);
-                        Err(e)
-                    }
-                };
-            }
-            pool = freed.wait(pool).unwrap_or_else(|p| p.into_inner());
+    fn lease(&self, checked: bool) -> Result<Lease> {
+        match self {
+            Store::Postgres(pool) => pool.lease(checked),
+            Store::Sqlite { .. } => Err(Error::Store("not a PostgreSQL store")),
         }
     }
 
@@ -235,8 +247,7 @@ impl Store {
         if let Store::Sqlite { .. } = self {
             return Ok(());
         }
-        let mut lease = self.lease()?;
-        let conn = lease.conn.as_mut().ok_or(Error::Store("no connection"))?;
+        let mut conn = self.lease(false)?;
         let stale: Vec<String> = conn
             .client
             .query(
@@ -275,26 +286,35 @@ impl Store {
                 tx.commit().map_err(|e| E::from(e.into()))?;
                 Ok(out)
             }
-            Store::Postgres { .. } => {
+            Store::Postgres(_) => {
                 let mut tries = 0;
+                let mut checked = false;
                 loop {
                     tries += 1;
-                    let mut lease = self.lease()?;
-                    let conn = lease.conn.as_mut().ok_or(Error::Store("no connection"))?;
-                    let PgConn { client, statements } = conn;
-                    let mut tx = client
-                        .build_transaction()
-                        .isolation_level(postgres::IsolationLevel::ReadCommitted)
-                        .start()
-                        .map_err(|e| E::from(e.into()))?;
-                    let out = f(&mut Tx::Pg(&mut tx, statements));
-                    let done = match out {
-                        Ok(v) => tx.commit().map(|()| v).map_err(|e| E::from(e.into())),
-                        Err(e) => Err(e),
-                    };
+                    let mut lease = self.lease(checked)?;
+                    let PgConn { client, statements } = &mut *lease;
+                    let done = (|| {
+                        let mut tx = client
+                            .build_transaction()
+                            .isolation_level(postgres::IsolationLevel::ReadCommitted)
+                            .start()
+                            .map_err(|e| (E::from(e.into()), false))?;
+                        let v = f(&mut Tx::Pg(&mut tx, statements)).map_err(|e| (e, false))?;
+                        // Past here the outcome is unknown if the
+                        // connection is lost: never run again.
+                        tx.commit().map_err(|e| (E::from(e.into()), true))?;
+                        Ok(v)
+                    })();
                     match done {
-                        Err(e) if e.is_transient() && tries < PG_TRIES => continue,
-                        other => return other,
+                        Ok(v) => return Ok(v),
+                        Err((e, committing)) => {
+                            let again = e.is_transient() || (e.is_unreachable() && !committing);
+                            if again && tries < PG_TRIES {
+                                checked |= e.is_unreachable();
+                                continue;
+                            }
+                            return Err(e);
+                        }
                     }
                 }
             }
@@ -315,18 +335,35 @@ impl Store {
                 tx.finish()?;
                 Ok(out)
             }
-            Store::Postgres { .. } => {
-                let mut lease = self.lease()?;
-                let conn = lease.conn.as_mut().ok_or(Error::Store("no connection"))?;
-                let PgConn { client, statements } = conn;
-                let mut tx = client
-                    .build_transaction()
-                    .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()?;
-                let out = f(&mut Tx::Pg(&mut tx, statements))?;
-                tx.commit()?;
-                Ok(out)
+            Store::Postgres(_) => {
+                // A read whose BEGIN finds the connection closed runs on
+                // a checked one (its closure has not run: it runs once).
+                let mut checked = false;
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    let mut lease = self.lease(checked)?;
+                    let PgConn { client, statements } = &mut *lease;
+                    let mut tx = match client
+                        .build_transaction()
+                        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                        .read_only(true)
+                        .start()
+                    {
+                        Ok(tx) => tx,
+                        Err(e) => {
+                            let e = Error::from(e);
+                            if e.is_unreachable() && tries < PG_TRIES {
+                                checked = true;
+                                continue;
+                            }
+                            return Err(e);
+                        }
+                    };
+                    let out = f(&mut Tx::Pg(&mut tx, statements))?;
+                    tx.commit()?;
+                    return Ok(out);
+                }
             }
         }
     }

@@ -55,7 +55,7 @@ class SyncWorkTest {
         assertEquals(SyncFailure(SyncFailure.REVOKED, true, "revoked"), office("revoked"))
         assertEquals(SyncFailure(SyncFailure.NOT_ENROLLED, true, "unknown_device"), office("unknown_device"))
         assertEquals(SyncFailure(SyncFailure.FORKED, true, "fork"), office("fork"))
-        for (code in listOf("rate_limited", "internal", "timeout", "stale_request", "gap")) {
+        for (code in listOf("rate_limited", "internal", "unavailable", "timeout", "stale_request", "gap")) {
             assertEquals(code, SyncFailure(SyncFailure.OFFICE, false, code), office(code))
         }
         assertEquals(SyncFailure(SyncFailure.KEY_UNAVAILABLE, true), SyncFailure.of(HandoverException.KeyUnavailable("gone")))
