@@ -26,6 +26,11 @@ const DEVICES: u64 = 50;
 const EVENTS: u64 = 20_000;
 const BATCH: u64 = 100;
 const TARGET_EVENTS_PER_SECOND: f64 = 5_000.0;
+/// CoWIN's shape: devices, one-event requests each.
+const DOSE_DEVICES: u64 = 100;
+const DOSES_EACH: u64 = 20;
+/// One-event requests a second, one server on SQLite (issue 19).
+const TARGET_REQUESTS_PER_SECOND: f64 = 1_000.0;
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     eprintln!("sync bench: {what}: {e}");
@@ -72,6 +77,16 @@ fn main() {
         load::prepare(&office, &link, 1, 20 * BATCH, BATCH).unwrap_or_else(|e| fail("prepare", e));
     let single =
         load::drive(std::slice::from_ref(&link), &alone, 0.0).unwrap_or_else(|e| fail("drive", e));
+
+    // CoWIN's shape: each dose synced as it is given, one event a request.
+    let doses = load::prepare(&office, &link, DOSE_DEVICES, DOSE_DEVICES * DOSES_EACH, 1)
+        .unwrap_or_else(|e| fail("prepare", e));
+    let dose_in_process = load::requests_in_process(&office, &doses)
+        .unwrap_or_else(|e| fail("in-process requests", e));
+    let doses = load::prepare(&office, &link, DOSE_DEVICES, DOSE_DEVICES * DOSES_EACH, 1)
+        .unwrap_or_else(|e| fail("prepare", e));
+    let mut dose = load::drive(&links, &doses, 0.0).unwrap_or_else(|e| fail("drive", e));
+    load::check(&office, &doses, &mut dose).unwrap_or_else(|e| fail("check", e));
     server.stop().unwrap_or_else(|e| fail("stop", e));
 
     println!(
@@ -96,6 +111,13 @@ fn main() {
         } else {
             "MISSED"
         }
+    );
+    let dose_ratio = dose.requests_per_second / dose_in_process;
+    println!(
+        "one event per request ({} devices × {}): {:.0} requests/s over HTTP, p50 {:.1} ms, p99 {:.1} ms; in-process (raw baseline, the same checks, nonce, ingest and ack) {:.0} requests/s; ratio HTTP / in-process {:.2}; target {:.0} requests/s: {}",
+        DOSE_DEVICES, DOSES_EACH, dose.requests_per_second, dose.p50_ms, dose.p99_ms,
+        dose_in_process, dose_ratio, TARGET_REQUESTS_PER_SECOND,
+        if dose.requests_per_second >= TARGET_REQUESTS_PER_SECOND { "met" } else { "MISSED" }
     );
     if report.lost > 0 || report.duplicated > 0 {
         fail(

@@ -47,6 +47,12 @@ pub struct LoadReport {
     pub events: u64,
     /// Events per second over the drive phase.
     pub events_per_second: f64,
+    /// Batches sent (each counted once, however often it was resent): one
+    /// request each.
+    pub requests: u64,
+    /// Requests (batches) per second over the drive phase: with
+    /// `--batch 1`, CoWIN's shape, the figure to read.
+    pub requests_per_second: f64,
     /// Median time to answer one batch, milliseconds.
     pub p50_ms: f64,
     /// 99th percentile, milliseconds.
@@ -341,10 +347,13 @@ fn report(sims: &[SimDevice], latencies: &[StdDuration], seconds: f64, resent: u
         lat[i.min(lat.len() - 1)]
     };
     let events: u64 = sims.iter().map(|s| s.events).sum();
+    let requests = sims.iter().map(|s| s.batches.len() as u64).sum();
     LoadReport {
         devices: sims.len() as u64,
         events,
         events_per_second: events as f64 / seconds.max(1e-9),
+        requests,
+        requests_per_second: requests as f64 / seconds.max(1e-9),
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         p999_ms: pct(0.999),
@@ -526,6 +535,53 @@ pub fn ingest_in_process(office: &Office, sims: &[SimDevice]) -> Result<f64> {
         held += office.event_count(&sim.device_id)?;
     }
     Ok(held as f64 / seconds)
+}
+
+/// The raw baseline of one request: every batch of every device signed as
+/// a request and taken by the office library exactly as `POST /v1/batches`
+/// takes it (the request's checks, its nonce, the ingest, the sealed ack),
+/// in this process, one thread per device, no HTTP. Returns requests per
+/// second; the first refusal is the error.
+pub fn requests_in_process(office: &Office, sims: &[SimDevice]) -> Result<f64> {
+    let failure: Mutex<Option<handover_office::Error>> = Mutex::new(None);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for sim in sims {
+            let failure = &failure;
+            s.spawn(move || {
+                for body in &sim.batches {
+                    if let Err(e) = take_request(office, sim, body) {
+                        failure
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e.into());
+    }
+    let requests: usize = sims.iter().map(|s| s.batches.len()).sum();
+    Ok(requests as f64 / seconds)
+}
+
+/// One batch request of `sim`'s, as the service takes it.
+fn take_request(office: &Office, sim: &SimDevice, body: &[u8]) -> handover_office::Result<Vec<u8>> {
+    let req = sim.batch_request(body);
+    let signed = api::SignedRequest::from_headers(|h| {
+        req.headers
+            .iter()
+            .find(|(name, _)| *name == h)
+            .map(|(_, v)| v.as_str())
+    })?;
+    let now = Utc::now();
+    office.authenticate("POST", api::BATCHES, body, &signed, now)?;
+    let batch = handover_core::sync::Batch::from_bytes(body)?;
+    Ok(office.ingest_batch(&batch, now)?.ack)
 }
 
 /// Compare what the office holds with what the devices sent.

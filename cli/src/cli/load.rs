@@ -136,8 +136,9 @@ pub(super) fn run(args: LoadArgs) -> Result<()> {
             _ => String::new(),
         };
         println!(
-            "{} devices, {} events in batches of {}: {:.0} events/s{offered}; batch latency p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms; {} resent; lost {}, duplicated {}",
-            report.devices, report.events, batch, report.events_per_second, report.p50_ms,
+            "{} devices, {} events in batches of {}: {:.0} events/s, {:.0} requests/s{offered}; batch latency p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms; {} resent; lost {}, duplicated {}",
+            report.devices, report.events, batch, report.events_per_second,
+            report.requests_per_second, report.p50_ms,
             report.p99_ms, report.p999_ms, report.resent, report.lost, report.duplicated
         );
     }
