@@ -10,10 +10,16 @@
 //!   library directly: the raw baseline. The ratio is HTTP / in-process.
 //! * One device alone sending 100-event batches one after another: the
 //!   latency of a batch without contention.
+//! * CoWIN's shape, one event per request: 100 devices × 20 requests through
+//!   HTTP, against the same requests taken in-process as the service takes
+//!   them (checks, nonce, ingest, ack); then where a lone request's time
+//!   goes, step by step.
 //!
 //! Target: at least 5,000 events/s through HTTP on this 2-core machine (the
 //! generator, the service and SQLite all on it). CoWIN's national peak was
-//! about 700 doses a second. The bench exits non-zero below the target.
+//! about 700 doses a second. One event per request: at least 0.6 of the
+//! in-process baseline (1,000 requests/s on the machine of docs/scale.md,
+//! reported). The bench exits non-zero below a target.
 
 use std::sync::Arc;
 
@@ -29,8 +35,16 @@ const TARGET_EVENTS_PER_SECOND: f64 = 5_000.0;
 /// CoWIN's shape: devices, one-event requests each.
 const DOSE_DEVICES: u64 = 100;
 const DOSES_EACH: u64 = 20;
-/// One-event requests a second, one server on SQLite (issue 19).
+/// One-event requests a second, one server on SQLite, on the 2-core
+/// machine the figures in docs/scale.md come from: reported, not enforced
+/// (another machine's disk and cores give another figure)…
 const TARGET_REQUESTS_PER_SECOND: f64 = 1_000.0;
+/// …what is enforced is HTTP against the in-process baseline of the same
+/// requests, measured in the same run (0.68–0.72 measured where 1,000
+/// requests/s was met).
+const TARGET_REQUEST_RATIO: f64 = 0.6;
+/// One-event requests of a device alone, for where the time goes.
+const LONE_REQUESTS: u64 = 200;
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     eprintln!("sync bench: {what}: {e}");
@@ -87,6 +101,16 @@ fn main() {
         .unwrap_or_else(|e| fail("prepare", e));
     let mut dose = load::drive(&links, &doses, 0.0).unwrap_or_else(|e| fail("drive", e));
     load::check(&office, &doses, &mut dose).unwrap_or_else(|e| fail("check", e));
+
+    // Where a lone one-event request's time goes: in-process step by step,
+    // then the same over HTTP.
+    let lone =
+        load::prepare(&office, &link, 1, LONE_REQUESTS, 1).unwrap_or_else(|e| fail("prepare", e));
+    let steps = load::request_steps(&office, &lone[0]).unwrap_or_else(|e| fail("steps", e));
+    let lone =
+        load::prepare(&office, &link, 1, LONE_REQUESTS, 1).unwrap_or_else(|e| fail("prepare", e));
+    let lone_http =
+        load::drive(std::slice::from_ref(&link), &lone, 0.0).unwrap_or_else(|e| fail("drive", e));
     server.stop().unwrap_or_else(|e| fail("stop", e));
 
     println!(
@@ -119,6 +143,44 @@ fn main() {
         dose_in_process, dose_ratio, TARGET_REQUESTS_PER_SECOND,
         if dose.requests_per_second >= TARGET_REQUESTS_PER_SECOND { "met" } else { "MISSED" }
     );
+    let office_us = steps.total_us - steps.sign_us;
+    let http_us = (lone_http.p50_ms * 1e3 - office_us).max(0.0);
+    println!("where a lone one-event request's time goes (one device, {LONE_REQUESTS} requests one after another), µs per request:");
+    for (step, us) in [
+        ("device signs the request", steps.sign_us),
+        ("office checks it (key, signature, time)", steps.check_us),
+        ("batch parsed", steps.parse_us),
+        ("event signatures and hashes", steps.event_signatures_us),
+        (
+            "the transaction (nonce, head, verdicts, rows) and its commit",
+            steps.transaction_us,
+        ),
+        ("ack sealed", steps.ack_seal_us),
+        (
+            "HTTP and the service around it (lone request's p50 over HTTP less the office's steps)",
+            http_us,
+        ),
+    ] {
+        println!(
+            "  {step:<90} {us:>8.0}  {:>4.0} %",
+            100.0 * us / (steps.sign_us + office_us + http_us)
+        );
+    }
+    if dose.lost > 0 || dose.duplicated > 0 {
+        fail(
+            "check",
+            format!(
+                "one event per request: {} lost, {} duplicated",
+                dose.lost, dose.duplicated
+            ),
+        );
+    }
+    if dose_ratio < TARGET_REQUEST_RATIO {
+        eprintln!(
+            "sync bench: one event per request: {dose_ratio:.2} of the in-process baseline, below {TARGET_REQUEST_RATIO}"
+        );
+        std::process::exit(1);
+    }
     if report.lost > 0 || report.duplicated > 0 {
         fail(
             "check",

@@ -91,6 +91,7 @@ pub struct Office {
     cod: bookings::CodPayee,
     config: config::Config,
     templates: sms::Templates,
+    device_keys: auth::DeviceKeys,
 }
 
 impl std::fmt::Debug for Office {
@@ -252,6 +253,7 @@ impl Office {
         Ok(Office {
             config,
             templates: sms::Templates::builtin()?,
+            device_keys: Default::default(),
             dir: dir.to_owned(),
             store,
             signing,

@@ -203,21 +203,26 @@ fn malformed(what: &str) -> Failure {
     )
 }
 
-/// Check a signed request and the device's rate; returns the device id.
+/// The signing headers of a request, or 401 `missing_signature`.
+fn signed_request(headers: &HeaderMap) -> Result<SignedRequest, Failure> {
+    SignedRequest::from_headers(|h| headers.get(h).and_then(|v| v.to_str().ok())).map_err(|e| {
+        Failure::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::MissingSignature,
+            e.to_string(),
+        )
+    })
+}
+
+/// Check a signed request that only reads, spend its nonce, and check the
+/// device's rate; returns the device id.
 async fn authenticated(
     svc: &Shared,
     headers: &HeaderMap,
     path: &'static str,
     body: &Bytes,
 ) -> Result<String, Failure> {
-    let signed = SignedRequest::from_headers(|h| headers.get(h).and_then(|v| v.to_str().ok()))
-        .map_err(|e| {
-            Failure::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::MissingSignature,
-                e.to_string(),
-            )
-        })?;
+    let signed = signed_request(headers)?;
     let office = svc.office.clone();
     let body = body.clone();
     let device =
@@ -295,18 +300,32 @@ async fn batches(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
     let raw = body(raw)?;
-    let device = authenticated(&svc, &headers, api::BATCHES, &raw).await?;
-    let batch = Batch::from_bytes(&raw).map_err(|_| malformed("a v1 batch"))?;
-    if batch.device_id != device {
-        return Err(Failure::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::WrongDevice,
-            "a device may send only its own batches",
-        ));
-    }
-    svc.metrics.events_received(batch.events.len() as u64);
-    let office = svc.office.clone();
-    let ingested = blocking(move || office.ingest_batch(&batch, Utc::now())).await?;
+    let signed = signed_request(&headers)?;
+    // On one blocking thread: the signature and time (no write), the
+    // device's rate, then the batch, whose transaction also spends the
+    // request's nonce and reads the device's revocation
+    // (`Office::ingest_request`): one transaction a batch.
+    let service = svc.clone();
+    let ingested = tokio::task::spawn_blocking(move || -> Result<_, Failure> {
+        let office = &service.office;
+        let checked = office.check_request("POST", api::BATCHES, &raw, &signed, Utc::now())?;
+        service
+            .limiter
+            .check(checked.device_id(), Instant::now())
+            .map_err(Failure::rate_limited)?;
+        let batch = Batch::from_bytes(&raw).map_err(|_| malformed("a v1 batch"))?;
+        if batch.device_id != checked.device_id() {
+            return Err(Failure::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::WrongDevice,
+                "a device may send only its own batches",
+            ));
+        }
+        service.metrics.events_received(batch.events.len() as u64);
+        Ok(office.ingest_request(&checked, &batch, Utc::now())?)
+    })
+    .await
+    .map_err(Failure::internal)??;
     let summary = &ingested.summary;
     tracing::info!(
         device = %summary.device_id,

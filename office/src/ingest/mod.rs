@@ -83,6 +83,7 @@ use handover_core::rules::{clock_tolerance, later};
 use handover_core::sync::{Ack, Batch, EventVerdict, Verdict, ACK_FORMAT};
 use serde::Serialize;
 
+use crate::auth::CheckedRequest;
 use crate::error::{Error, Result};
 use crate::store::{ps, Tx};
 use crate::{ms, Office};
@@ -159,6 +160,42 @@ impl Office {
 
     /// Ingest a parsed batch (see the module docs).
     pub fn ingest_batch(&self, batch: &Batch, now: DateTime<Utc>) -> Result<Ingested> {
+        self.ingest_with(batch, None, now)
+    }
+
+    /// Ingest the batch a device's checked request carries
+    /// ([`Office::check_request`]): the request's nonce is spent and its
+    /// device's revocation read in the batch's own transaction (the events
+    /// need the device's row anyway), so a batch costs one transaction.
+    /// A refused batch's nonce is spent in a transaction of its own.
+    pub fn ingest_request(
+        &self,
+        request: &CheckedRequest,
+        batch: &Batch,
+        now: DateTime<Utc>,
+    ) -> Result<Ingested> {
+        if batch.device_id != request.device_id() {
+            return Err(handover_core::Error::WrongDevice.into());
+        }
+        match self.ingest_with(batch, Some(request), now) {
+            Ok(ingested) => Ok(ingested),
+            // Refused before the nonce was spent (or with it rolled back):
+            // spend it now, so the same request is a replay, whatever the
+            // answer was. A replayed request is refused as one.
+            Err(e) if !matches!(e, Error::ReplayedRequest | Error::StoreUnavailable(_)) => {
+                self.store.write(|tx| request.spend_nonce(tx))?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn ingest_with(
+        &self,
+        batch: &Batch,
+        request: Option<&CheckedRequest>,
+        now: DateTime<Utc>,
+    ) -> Result<Ingested> {
         let device_id = batch.device_id.clone();
         // Signatures and hashes are checked before the writer is taken, so
         // concurrent batches share the cores; the chain is checked inside.
@@ -173,6 +210,9 @@ impl Office {
             let head = device_head(tx, &device_id)?;
             if head.key != batch.device_key {
                 return Err(Refusal::Other(Error::UnknownDevice(device_id.clone())));
+            }
+            if let Some(request) = request {
+                request.spend_nonce(tx)?;
             }
             ingest_events(self, tx, &device_id, head, &checked, now)
         });

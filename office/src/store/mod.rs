@@ -7,6 +7,7 @@
 //! * **SQLite**: one writer connection behind a mutex (writes queue there,
 //!   never on SQLite's lock) and four readers in WAL mode beside it, so
 //!   reads go on during a write and no `SQLITE_BUSY` reaches a caller.
+//!   Writes that arrive together share one commit (`group.rs`).
 //! * **PostgreSQL**: a pool of connections (`r2d2`), each with its prepared
 //!   statements. Writes run at READ COMMITTED; what must not interleave
 //!   across servers takes a row lock ([`sql::Tx::lock_device`]). A
@@ -36,6 +37,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
+mod group;
 pub mod schema;
 pub(crate) mod sql;
 mod tls;
@@ -152,7 +154,7 @@ impl Drop for PgPool {
 
 pub(crate) enum Store {
     Sqlite {
-        writer: Mutex<Connection>,
+        writer: group::Writer,
         readers: Vec<Mutex<Connection>>,
         next: AtomicUsize,
     },
@@ -194,7 +196,7 @@ impl Store {
             })
             .collect::<handover_core::Result<_>>()?;
         Ok(Store::Sqlite {
-            writer: Mutex::new(writer),
+            writer: group::Writer::new(writer),
             readers,
             next: AtomicUsize::new(0),
         })
@@ -277,15 +279,7 @@ impl Store {
         E: From<Error> + Transient,
     {
         match self {
-            Store::Sqlite { writer, .. } => {
-                let mut conn = lock(writer);
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(|e| E::from(e.into()))?;
-                let out = f(&mut Tx::Lite(&tx))?;
-                tx.commit().map_err(|e| E::from(e.into()))?;
-                Ok(out)
-            }
+            Store::Sqlite { writer, .. } => writer.write(f),
             Store::Postgres(_) => {
                 let mut tries = 0;
                 let mut checked = false;
