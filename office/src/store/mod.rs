@@ -154,7 +154,7 @@ impl Drop for PgPool {
 
 pub(crate) enum Store {
     Sqlite {
-        writer: group::Writer,
+        writer: Box<group::Writer>,
         readers: Vec<Mutex<Connection>>,
         next: AtomicUsize,
     },
@@ -196,7 +196,7 @@ impl Store {
             })
             .collect::<handover_core::Result<_>>()?;
         Ok(Store::Sqlite {
-            writer: group::Writer::new(writer),
+            writer: Box::new(group::Writer::new(writer)),
             readers,
             next: AtomicUsize::new(0),
         })
