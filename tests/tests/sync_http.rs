@@ -548,3 +548,38 @@ fn a_big_issue_for_a_device_does_not_hold_up_its_batches() {
         );
     });
 }
+
+#[test]
+fn a_refused_batch_request_cannot_be_sent_again_and_an_accepted_one_spends_its_nonce_with_its_events(
+) {
+    let svc = Service::start(Limits::default());
+    let link = svc.link();
+    let sims = handover_cli::load::prepare(&svc.office, &link, 1, 2, 1).unwrap();
+    let sim = &sims[0];
+    // The second batch first: a gap, refused.
+    let gap = sim.batch_request(&sim.batches()[1]);
+    let resp = link.send(&gap).unwrap();
+    assert_eq!((resp.status, error(&resp).as_str()), (409, "gap"));
+    // The same signed request again: its nonce was spent with the refusal.
+    let resp = link.send(&gap).unwrap();
+    assert_eq!(
+        (resp.status, error(&resp).as_str()),
+        (401, "replayed_request")
+    );
+    // An accepted batch, sent again under the same signature: a replay, and
+    // the office holds its event once.
+    let first = sim.batch_request(&sim.batches()[0]);
+    assert_eq!(link.send(&first).unwrap().status, 200);
+    let resp = link.send(&first).unwrap();
+    assert_eq!(
+        (resp.status, error(&resp).as_str()),
+        (401, "replayed_request")
+    );
+    assert_eq!(svc.office.event_count(sim.device_id()).unwrap(), 1);
+    // Revoked on the office's side after the key was kept in memory: the
+    // next batch is refused.
+    svc.office.revoke(sim.device_id(), Utc::now()).unwrap();
+    let resp = link.send(&sim.batch_request(&sim.batches()[1])).unwrap();
+    assert_eq!((resp.status, error(&resp).as_str()), (403, "revoked"));
+    assert_eq!(svc.office.event_count(sim.device_id()).unwrap(), 1);
+}

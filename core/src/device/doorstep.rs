@@ -123,11 +123,16 @@ impl Device {
                     },
                     at,
                 )?;
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE items SET state = ?3, outcome_seq = ?4
                      WHERE manifest_id = ?1 AND reference = ?2",
-                    params![item.manifest_id, item.reference, state, event.seq as i64],
-                )?;
+                )?
+                .execute(params![
+                    item.manifest_id,
+                    item.reference,
+                    state,
+                    event.seq as i64
+                ])?;
                 return Ok(VerifyOutcome::Accepted {
                     receipt: Receipt {
                         device_id: self.device_id.clone(),
@@ -160,11 +165,11 @@ impl Device {
                     },
                 )?;
             }
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE items SET attempts = ?3, state = ?4
                  WHERE manifest_id = ?1 AND reference = ?2",
-                params![item.manifest_id, item.reference, attempts, state],
-            )?;
+            )?
+            .execute(params![item.manifest_id, item.reference, attempts, state])?;
             Ok(if state == ItemState::Locked {
                 VerifyOutcome::Locked
             } else {
@@ -205,11 +210,11 @@ impl Device {
                 },
                 at,
             )?;
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE items SET exception_reason = ?3, state = ?4
                  WHERE manifest_id = ?1 AND reference = ?2",
-                params![item.manifest_id, item.reference, reason, state],
-            )?;
+            )?
+            .execute(params![item.manifest_id, item.reference, reason, state])?;
             Ok(event)
         })
     }
@@ -248,10 +253,10 @@ impl Device {
                 },
                 at,
             )?;
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE items SET paid = 1 WHERE manifest_id = ?1 AND reference = ?2",
-                params![item.manifest_id, item.reference],
-            )?;
+            )?
+            .execute(params![item.manifest_id, item.reference])?;
             Ok(event)
         })
     }
@@ -267,10 +272,10 @@ impl Device {
                 ));
             }
             let n = item.upi_requests + 1;
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE items SET upi_requests = ?3 WHERE manifest_id = ?1 AND reference = ?2",
-                params![item.manifest_id, item.reference, n],
-            )?;
+            )?
+            .execute(params![item.manifest_id, item.reference, n])?;
             UpiRequest::new(
                 &cod.payee_upi,
                 &cod.payee_name,

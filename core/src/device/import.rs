@@ -101,7 +101,15 @@ impl Device {
                 }
             }
             let policies = policy_json(&manifest)?;
-            for item in &manifest.items {
+            // Only a reference held already (under any manifest) can
+            // conflict: found in a few statements, not one per item.
+            let known =
+                items::held_references(tx, manifest.items.iter().map(|i| i.reference.as_str()))?;
+            for item in manifest
+                .items
+                .iter()
+                .filter(|i| known.contains(&i.reference))
+            {
                 let policy = policy_of(&policies, item)?;
                 if items::verifier_conflicts(tx, manifest.programme, item, policy)? {
                     return Err(Error::VerifierChanged);
@@ -186,6 +194,7 @@ fn revise_items(
         let rows = stmt.query_map([&manifest.manifest_id], |r| r.get("reference"))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
+    let held_set: std::collections::HashSet<&str> = held.iter().map(String::as_str).collect();
     for reference in held.iter().filter(|r| !offered.contains_key(r.as_str())) {
         if let Some(row) = items::get(tx, &manifest.manifest_id, reference)? {
             if let Revision::Take { state, .. } = row.state.revise(row.code_version, None) {
@@ -199,7 +208,14 @@ fn revise_items(
     for item in &manifest.items {
         let details =
             serde_json::to_string(&item.details).map_err(|_| Error::Encoding("item details"))?;
-        let revision = match items::get(tx, &manifest.manifest_id, &item.reference)? {
+        // Only an item this manifest id holds already has a row to revise
+        // (none, on the day's first import: no query per item).
+        let row = if held_set.contains(item.reference.as_str()) {
+            items::get(tx, &manifest.manifest_id, &item.reference)?
+        } else {
+            None
+        };
+        let revision = match row {
             None => Revision::Take {
                 state: ItemState::Pending,
                 reset: true,
@@ -218,7 +234,8 @@ fn revise_items(
         let Revision::Take { state, reset } = revision else {
             continue;
         };
-        tx.execute(
+        // Prepared once per connection, as every statement run per item.
+        tx.prepare_cached(
             "INSERT INTO items (manifest_id, reference, code_version, policy, verifier_salt,
                  verifier_tag, details, state, attempts)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)
@@ -227,18 +244,18 @@ fn revise_items(
                  verifier_salt = excluded.verifier_salt, verifier_tag = excluded.verifier_tag,
                  details = excluded.details, state = excluded.state,
                  attempts = CASE WHEN ?9 THEN 0 ELSE items.attempts END",
-            params![
-                manifest.manifest_id,
-                item.reference,
-                item.code_version,
-                policy_of(policies, item)?,
-                &item.verifier.salt[..],
-                item.verifier.tag,
-                details,
-                state,
-                reset
-            ],
-        )?;
+        )?
+        .execute(params![
+            manifest.manifest_id,
+            item.reference,
+            item.code_version,
+            policy_of(policies, item)?,
+            &item.verifier.salt[..],
+            item.verifier.tag,
+            details,
+            state,
+            reset
+        ])?;
     }
     Ok(())
 }

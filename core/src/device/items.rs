@@ -330,7 +330,8 @@ pub(crate) fn find(conn: &Connection, reference: &str) -> Result<Option<ItemRow>
          AND i.details IS NOT NULL
          ORDER BY m.valid_from DESC, m.manifest_id DESC LIMIT 1"
     );
-    conn.query_row(&sql, [reference], raw)
+    conn.prepare_cached(&sql)?
+        .query_row([reference], raw)
         .optional()?
         .map(decode)
         .transpose()
@@ -355,10 +356,32 @@ pub(crate) fn get(
     reference: &str,
 ) -> Result<Option<ItemRow>> {
     let sql = format!("{SELECT} WHERE i.manifest_id = ?1 AND i.reference = ?2");
-    conn.query_row(&sql, params![manifest_id, reference], raw)
+    conn.prepare_cached(&sql)?
+        .query_row(params![manifest_id, reference], raw)
         .optional()?
         .map(decode)
         .transpose()
+}
+
+/// Which of `references` the store holds an item of, under any manifest
+/// (tombstones included): a few statements of up to 500 references each.
+pub(crate) fn held_references<'r>(
+    conn: &Connection,
+    references: impl Iterator<Item = &'r str>,
+) -> Result<std::collections::HashSet<String>> {
+    const CHUNK: usize = 500;
+    let references: Vec<&str> = references.collect();
+    let mut held = std::collections::HashSet::new();
+    for chunk in references.chunks(CHUNK) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let sql = format!("SELECT DISTINCT reference FROM items WHERE reference IN ({marks})");
+        let mut st = conn.prepare_cached(&sql)?;
+        let rows = st.query_map(rusqlite::params_from_iter(chunk), |r| r.get::<_, String>(0))?;
+        for r in rows {
+            held.insert(r?);
+        }
+    }
+    Ok(held)
 }
 
 /// Whether any manifest held (tombstones included) gives `reference` of
@@ -369,20 +392,24 @@ pub(crate) fn verifier_conflicts(
     item: &Item,
     policy_json: &str,
 ) -> Result<bool> {
-    Ok(conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM items i JOIN manifests m ON m.manifest_id = i.manifest_id
+    // Prepared once per connection: an import asks this of every item.
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM items i JOIN manifests m ON m.manifest_id = i.manifest_id
              WHERE i.reference = ?1 AND i.code_version = ?2 AND m.programme = ?3
              AND (i.verifier_salt != ?4 OR i.verifier_tag != ?5 OR i.policy != ?6))",
-        params![
-            item.reference,
-            item.code_version,
-            programme.as_str(),
-            &item.verifier.salt[..],
-            item.verifier.tag,
-            policy_json
-        ],
-        |r| r.get(0),
-    )?)
+        )?
+        .query_row(
+            params![
+                item.reference,
+                item.code_version,
+                programme.as_str(),
+                &item.verifier.salt[..],
+                item.verifier.tag,
+                policy_json
+            ],
+            |r| r.get(0),
+        )?)
 }
 
 impl ItemRow {
