@@ -560,6 +560,89 @@ fn each_batch_in_process(
     Ok(seconds)
 }
 
+/// Where the time of one request goes: one device alone sending its
+/// batches one after another, in this process, microseconds per request
+/// (averages). The office's steps are timed through its public calls, the
+/// parts of the ingest by doing the same work again beside it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RequestSteps {
+    /// The device signs the request (client side).
+    pub sign_us: f64,
+    /// The office checks the request: the device's key (kept after the
+    /// first read), the signature, the time.
+    pub check_us: f64,
+    /// The body parsed as a batch.
+    pub parse_us: f64,
+    /// The events' signatures and hashes.
+    pub event_signatures_us: f64,
+    /// The ack signed.
+    pub ack_seal_us: f64,
+    /// The rest of the ingest: its one transaction (the nonce, the
+    /// device's head, the verdicts, the rows) and its commit.
+    pub transaction_us: f64,
+    /// Everything above.
+    pub total_us: f64,
+}
+
+/// Time [`RequestSteps`] over every batch of `sim` (sent in order).
+pub fn request_steps(office: &Office, sim: &SimDevice) -> Result<RequestSteps> {
+    let seal_key = handover_core::keys::SigningKey::generate()?;
+    let mut s = RequestSteps::default();
+    let us = |t: Instant| t.elapsed().as_secs_f64() * 1e6;
+    for body in &sim.batches {
+        let t = Instant::now();
+        let req = sim.batch_request(body);
+        s.sign_us += us(t);
+        let signed = api::SignedRequest::from_headers(|h| {
+            req.headers
+                .iter()
+                .find(|(name, _)| *name == h)
+                .map(|(_, v)| v.as_str())
+        })?;
+        let now = Utc::now();
+        let t = Instant::now();
+        let checked = office.check_request("POST", api::BATCHES, body, &signed, now)?;
+        s.check_us += us(t);
+        let t = Instant::now();
+        let batch = handover_core::sync::Batch::from_bytes(body)?;
+        s.parse_us += us(t);
+        let t = Instant::now();
+        for e in &batch.events {
+            e.verified(&batch.device_key)?;
+        }
+        let signatures_us = us(t);
+        let t = Instant::now();
+        let ingested = office.ingest_request(&checked, &batch, now)?;
+        let ingest_us = us(t);
+        let ack = handover_core::sync::Ack::open(&ingested.ack, &[office.public_key()])?;
+        let t = Instant::now();
+        ack.seal(&seal_key)?;
+        let seal_us = us(t);
+        s.event_signatures_us += signatures_us;
+        s.ack_seal_us += seal_us;
+        // The ingest checked the signatures and sealed its ack too.
+        s.transaction_us += (ingest_us - signatures_us - seal_us).max(0.0);
+    }
+    let n = sim.batches.len().max(1) as f64;
+    for v in [
+        &mut s.sign_us,
+        &mut s.check_us,
+        &mut s.parse_us,
+        &mut s.event_signatures_us,
+        &mut s.ack_seal_us,
+        &mut s.transaction_us,
+    ] {
+        *v /= n;
+    }
+    s.total_us = s.sign_us
+        + s.check_us
+        + s.parse_us
+        + s.event_signatures_us
+        + s.ack_seal_us
+        + s.transaction_us;
+    Ok(s)
+}
+
 /// One batch request of `sim`'s, as the service takes it.
 fn take_request(office: &Office, sim: &SimDevice, body: &[u8]) -> handover_office::Result<Vec<u8>> {
     let req = sim.batch_request(body);
