@@ -123,16 +123,11 @@ impl Device {
                     },
                     at,
                 )?;
-                tx.prepare_cached(
+                tx.execute(
                     "UPDATE items SET state = ?3, outcome_seq = ?4
                      WHERE manifest_id = ?1 AND reference = ?2",
-                )?
-                .execute(params![
-                    item.manifest_id,
-                    item.reference,
-                    state,
-                    event.seq as i64
-                ])?;
+                    params![item.manifest_id, item.reference, state, event.seq as i64],
+                )?;
                 return Ok(VerifyOutcome::Accepted {
                     receipt: Receipt {
                         device_id: self.device_id.clone(),
@@ -165,11 +160,11 @@ impl Device {
                     },
                 )?;
             }
-            tx.prepare_cached(
+            tx.execute(
                 "UPDATE items SET attempts = ?3, state = ?4
                  WHERE manifest_id = ?1 AND reference = ?2",
-            )?
-            .execute(params![item.manifest_id, item.reference, attempts, state])?;
+                params![item.manifest_id, item.reference, attempts, state],
+            )?;
             Ok(if state == ItemState::Locked {
                 VerifyOutcome::Locked
             } else {
@@ -210,11 +205,11 @@ impl Device {
                 },
                 at,
             )?;
-            tx.prepare_cached(
+            tx.execute(
                 "UPDATE items SET exception_reason = ?3, state = ?4
                  WHERE manifest_id = ?1 AND reference = ?2",
-            )?
-            .execute(params![item.manifest_id, item.reference, reason, state])?;
+                params![item.manifest_id, item.reference, reason, state],
+            )?;
             Ok(event)
         })
     }
@@ -253,10 +248,10 @@ impl Device {
                 },
                 at,
             )?;
-            tx.prepare_cached(
+            tx.execute(
                 "UPDATE items SET paid = 1 WHERE manifest_id = ?1 AND reference = ?2",
-            )?
-            .execute(params![item.manifest_id, item.reference])?;
+                params![item.manifest_id, item.reference],
+            )?;
             Ok(event)
         })
     }
@@ -272,10 +267,10 @@ impl Device {
                 ));
             }
             let n = item.upi_requests + 1;
-            tx.prepare_cached(
+            tx.execute(
                 "UPDATE items SET upi_requests = ?3 WHERE manifest_id = ?1 AND reference = ?2",
-            )?
-            .execute(params![item.manifest_id, item.reference, n])?;
+                params![item.manifest_id, item.reference, n],
+            )?;
             UpiRequest::new(
                 &cod.payee_upi,
                 &cod.payee_name,

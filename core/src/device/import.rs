@@ -189,12 +189,11 @@ fn revise_items(
         .iter()
         .map(|i| (i.reference.as_str(), i))
         .collect();
-    let held: Vec<String> = {
+    let held: std::collections::HashSet<String> = {
         let mut stmt = tx.prepare("SELECT reference FROM items WHERE manifest_id = ?1")?;
         let rows = stmt.query_map([&manifest.manifest_id], |r| r.get("reference"))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    let held_set: std::collections::HashSet<&str> = held.iter().map(String::as_str).collect();
     for reference in held.iter().filter(|r| !offered.contains_key(r.as_str())) {
         if let Some(row) = items::get(tx, &manifest.manifest_id, reference)? {
             if let Revision::Take { state, .. } = row.state.revise(row.code_version, None) {
@@ -210,7 +209,7 @@ fn revise_items(
             serde_json::to_string(&item.details).map_err(|_| Error::Encoding("item details"))?;
         // Only an item this manifest id holds already has a row to revise
         // (none, on the day's first import: no query per item).
-        let row = if held_set.contains(item.reference.as_str()) {
+        let row = if held.contains(item.reference.as_str()) {
             items::get(tx, &manifest.manifest_id, &item.reference)?
         } else {
             None
@@ -239,19 +238,28 @@ fn revise_items(
         // a held one is revised in place. Both prepared once per
         // connection, as every statement run per item, and both take the
         // same nine values (`0 * ?9`: a new item's attempts start at 0).
-        let sql = if held_set.contains(item.reference.as_str()) {
-            "INSERT INTO items (manifest_id, reference, code_version, policy, verifier_salt,
-                 verifier_tag, details, state, attempts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)
-             ON CONFLICT(manifest_id, reference) DO UPDATE SET
-                 code_version = excluded.code_version, policy = excluded.policy,
-                 verifier_salt = excluded.verifier_salt, verifier_tag = excluded.verifier_tag,
-                 details = excluded.details, state = excluded.state,
+        macro_rules! insert {
+            ($attempts:literal) => {
+                concat!(
+                    "INSERT INTO items (manifest_id, reference, code_version, policy, \
+                     verifier_salt, verifier_tag, details, state, attempts) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ",
+                    $attempts,
+                    ")"
+                )
+            };
+        }
+        let sql = if held.contains(item.reference.as_str()) {
+            concat!(
+                insert!("0"),
+                " ON CONFLICT(manifest_id, reference) DO UPDATE SET \
+                 code_version = excluded.code_version, policy = excluded.policy, \
+                 verifier_salt = excluded.verifier_salt, verifier_tag = excluded.verifier_tag, \
+                 details = excluded.details, state = excluded.state, \
                  attempts = CASE WHEN ?9 THEN 0 ELSE items.attempts END"
+            )
         } else {
-            "INSERT INTO items (manifest_id, reference, code_version, policy, verifier_salt,
-                 verifier_tag, details, state, attempts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0 * ?9)"
+            insert!("0 * ?9")
         };
         tx.prepare_cached(sql)?.execute(params![
             manifest.manifest_id,

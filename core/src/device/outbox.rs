@@ -30,23 +30,21 @@ pub(crate) const ACKED_THROUGH: &str = "acked_through";
 
 pub(crate) fn meta_i64(tx: &rusqlite::Connection, key: &str) -> Result<Option<i64>> {
     Ok(tx
-        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
-        .query_row([key], |r| r.get(0))
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?)
 }
 
 /// Events not yet acknowledged by the office.
 pub(crate) fn pending_count(conn: &rusqlite::Connection) -> Result<u64> {
-    let n: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM events WHERE acked = 0")?
-        .query_row([], |r| r.get(0))?;
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM events WHERE acked = 0", [], |r| {
+        r.get(0)
+    })?;
     Ok(n as u64)
 }
 
 pub(crate) fn meta_blob(tx: &rusqlite::Connection, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(tx
-        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
-        .query_row([key], |r| r.get(0))
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?)
 }
 
@@ -55,11 +53,11 @@ pub(crate) fn set_meta<V: rusqlite::ToSql>(
     key: &str,
     v: V,
 ) -> Result<()> {
-    tx.prepare_cached(
+    tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute(params![key, v])?;
+        params![key, v],
+    )?;
     Ok(())
 }
 
@@ -126,8 +124,9 @@ pub(crate) fn append(
     let event = cursor.append(&body, key)?;
     let seq = i64::try_from(event.seq)
         .map_err(|_| Error::DatabaseUnusable("the outbox is full".into()))?;
-    tx.prepare_cached("INSERT INTO events (seq, prev_hash, body, hash, signature, kind, manifest_id, reference, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?.execute(
+    tx.execute(
+        "INSERT INTO events (seq, prev_hash, body, hash, signature, kind, manifest_id, reference, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             seq,
             &event.prev_hash[..],
@@ -182,16 +181,19 @@ pub(crate) fn check_clock(
 /// The stored event at `seq`, if held.
 pub(crate) fn read_event(conn: &rusqlite::Connection, seq: i64) -> Result<Option<Event>> {
     let row = conn
-        .prepare_cached("SELECT seq, prev_hash, body, hash, signature FROM events WHERE seq = ?1")?
-        .query_row([seq], |r| {
-            Ok((
-                r.get::<_, i64>("seq")?,
-                r.get::<_, Vec<u8>>("prev_hash")?,
-                r.get::<_, Vec<u8>>("body")?,
-                r.get::<_, Vec<u8>>("hash")?,
-                r.get::<_, Vec<u8>>("signature")?,
-            ))
-        })
+        .query_row(
+            "SELECT seq, prev_hash, body, hash, signature FROM events WHERE seq = ?1",
+            [seq],
+            |r| {
+                Ok((
+                    r.get::<_, i64>("seq")?,
+                    r.get::<_, Vec<u8>>("prev_hash")?,
+                    r.get::<_, Vec<u8>>("body")?,
+                    r.get::<_, Vec<u8>>("hash")?,
+                    r.get::<_, Vec<u8>>("signature")?,
+                ))
+            },
+        )
         .optional()?;
     row.map(event_of).transpose()
 }
