@@ -593,12 +593,7 @@ pub fn request_steps(office: &Office, sim: &SimDevice) -> Result<RequestSteps> {
         let t = Instant::now();
         let req = sim.batch_request(body);
         s.sign_us += us(t);
-        let signed = api::SignedRequest::from_headers(|h| {
-            req.headers
-                .iter()
-                .find(|(name, _)| *name == h)
-                .map(|(_, v)| v.as_str())
-        })?;
+        let signed = signed_headers(&req)?;
         let now = Utc::now();
         let t = Instant::now();
         let checked = office.check_request("POST", api::BATCHES, body, &signed, now)?;
@@ -643,15 +638,21 @@ pub fn request_steps(office: &Office, sim: &SimDevice) -> Result<RequestSteps> {
     Ok(s)
 }
 
-/// One batch request of `sim`'s, as the service takes it.
-fn take_request(office: &Office, sim: &SimDevice, body: &[u8]) -> handover_office::Result<Vec<u8>> {
-    let req = sim.batch_request(body);
-    let signed = api::SignedRequest::from_headers(|h| {
+/// The signing fields of a request made here, read back from its headers
+/// as the service reads them.
+fn signed_headers(req: &HttpRequest) -> handover_core::Result<api::SignedRequest> {
+    api::SignedRequest::from_headers(|h| {
         req.headers
             .iter()
             .find(|(name, _)| *name == h)
             .map(|(_, v)| v.as_str())
-    })?;
+    })
+}
+
+/// One batch request of `sim`'s, as the service takes it.
+fn take_request(office: &Office, sim: &SimDevice, body: &[u8]) -> handover_office::Result<Vec<u8>> {
+    let req = sim.batch_request(body);
+    let signed = signed_headers(&req)?;
     let now = Utc::now();
     let checked = office.check_request("POST", api::BATCHES, body, &signed, now)?;
     let batch = handover_core::sync::Batch::from_bytes(body)?;

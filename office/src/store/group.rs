@@ -30,11 +30,11 @@
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 
 use rusqlite::Connection;
 
-use super::Tx;
+use super::{lock, Tx};
 use crate::error::Error;
 
 /// Writes one commit holds at most: a bound on how long the first of a
@@ -70,12 +70,6 @@ pub(crate) struct Writer {
     waiting: AtomicUsize,
     ended: Mutex<Ended>,
     woken: Condvar,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic inside a write is caught before the connection is given back
-    // (its savepoint rolled back): what the mutex guards is safe to use.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Writer {

@@ -162,8 +162,9 @@ pub(crate) enum Store {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic inside a closure dropped its transaction, which rolled back:
-    // what the mutex guards is safe to use.
+    // A panic inside a closure dropped its transaction, which rolled back
+    // (or, in the SQLite writer's group, its savepoint: `group.rs`): what
+    // the mutex guards is safe to use.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
