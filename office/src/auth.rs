@@ -85,26 +85,37 @@ impl CheckedRequest {
 
     /// Spend the nonce only (the caller has checked the revocation).
     pub(crate) fn spend_nonce(&self, tx: &mut Tx<'_, '_>) -> Result<()> {
-        let fresh = tx.exec(
-            "INSERT INTO request_nonces (device_id, nonce, seen_at) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-            ps![&self.device_id, &self.nonce, self.now_ms],
-        )?;
-        if fresh == 0 {
-            return Err(Error::ReplayedRequest);
-        }
         // Nonces older than two windows can no longer be replayed: the
         // time check refuses their requests. Only this device's, so that
         // concurrent requests of different devices never wait on each
         // other's deletes (several servers on PostgreSQL). A device's old
-        // nonces stay until its next request.
-        tx.exec(
-            "DELETE FROM request_nonces WHERE device_id = $1 AND seen_at < $2",
-            ps![
-                &self.device_id,
-                self.now_ms.saturating_sub(2 * REQUEST_WINDOW_MS)
-            ],
-        )?;
+        // nonces stay until its next request. On PostgreSQL the delete
+        // rides in the insert's statement (one round trip).
+        let cutoff = self.now_ms.saturating_sub(2 * REQUEST_WINDOW_MS);
+        let fresh = if tx.is_pg() {
+            tx.exec(
+                "WITH old AS (DELETE FROM request_nonces WHERE device_id = $1 AND seen_at < $4)
+                 INSERT INTO request_nonces (device_id, nonce, seen_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                ps![&self.device_id, &self.nonce, self.now_ms, cutoff],
+            )?
+        } else {
+            let fresh = tx.exec(
+                "INSERT INTO request_nonces (device_id, nonce, seen_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                ps![&self.device_id, &self.nonce, self.now_ms],
+            )?;
+            if fresh != 0 {
+                tx.exec(
+                    "DELETE FROM request_nonces WHERE device_id = $1 AND seen_at < $2",
+                    ps![&self.device_id, cutoff],
+                )?;
+            }
+            fresh
+        };
+        if fresh == 0 {
+            return Err(Error::ReplayedRequest);
+        }
         Ok(())
     }
 }

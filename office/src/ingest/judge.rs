@@ -201,22 +201,44 @@ impl Known {
             // Other devices' handovers and payments of these items wait
             // until this batch is stored (several servers on PostgreSQL).
             tx.lock_references(&references.iter().copied().collect::<Vec<_>>())?;
+            // This device's attempts and handovers of these items, and
+            // anyone's confirmed handover or payment of them: one statement.
             let refs = keys(&references);
-            for (reference, v, kind, verdict) in tx.all_in(
-                "SELECT reference, code_version, kind, verdict FROM events
+            for (own, reference, v, kind, verdict, programme) in tx.all_in(
+                "SELECT CAST(1 AS BIGINT) AS own, reference, code_version, kind, verdict,
+                        CAST(NULL AS TEXT) AS programme
+                 FROM events
                  WHERE device_id = $1 AND reference IN ({keys})
-                 AND kind IN ('locked', 'attempt_failed', 'handed_over')",
+                 AND kind IN ('locked', 'attempt_failed', 'handed_over')
+                 UNION ALL
+                 SELECT CAST(0 AS BIGINT) AS own, e.reference AS reference, CAST(NULL AS BIGINT) AS code_version,
+                        e.kind AS kind, e.verdict AS verdict, i.programme AS programme
+                 FROM events e LEFT JOIN items i
+                     ON i.manifest_id = e.manifest_id AND i.reference = e.reference
+                 WHERE e.reference IN ({keys})
+                 AND ((e.kind = 'handed_over' AND e.verdict = 'verified')
+                      OR (e.kind = 'payment' AND e.verdict = 'recorded'))",
                 ps![device_id],
                 &refs,
                 |r| {
                     Ok((
+                        r.get::<i64>("own")? != 0,
                         r.get::<String>("reference")?,
                         r.get::<Option<i64>>("code_version")?,
                         r.get::<String>("kind")?,
                         r.get::<String>("verdict")?,
+                        r.get::<Option<String>>("programme")?,
                     ))
                 },
             )? {
+                if !own {
+                    if kind == "payment" {
+                        known.paid.insert(reference);
+                    } else if let Some(programme) = programme {
+                        known.verified.insert((programme.parse()?, reference));
+                    }
+                    continue;
+                }
                 if kind == "handed_over" {
                     known.handed.insert(reference.clone());
                 }
@@ -229,29 +251,6 @@ impl Known {
                     }
                     "handed_over" if verdict != Verdict::CodeMismatch.as_str() => {}
                     _ => *known.attempts.entry((reference, v)).or_insert(0) += 1,
-                }
-            }
-            for (reference, kind, programme) in tx.all_in(
-                "SELECT e.reference AS reference, e.kind AS kind, i.programme AS programme
-                 FROM events e LEFT JOIN items i
-                     ON i.manifest_id = e.manifest_id AND i.reference = e.reference
-                 WHERE e.reference IN ({keys})
-                 AND ((e.kind = 'handed_over' AND e.verdict = 'verified')
-                      OR (e.kind = 'payment' AND e.verdict = 'recorded'))",
-                &[],
-                &refs,
-                |r| {
-                    Ok((
-                        r.get::<String>("reference")?,
-                        r.get::<String>("kind")?,
-                        r.get::<Option<String>>("programme")?,
-                    ))
-                },
-            )? {
-                if kind == "payment" {
-                    known.paid.insert(reference);
-                } else if let Some(programme) = programme {
-                    known.verified.insert((programme.parse()?, reference));
                 }
             }
         }

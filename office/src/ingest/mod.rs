@@ -205,8 +205,8 @@ impl Office {
             .map(|e| (e, e.verified(&batch.device_key)))
             .collect();
         let stored = self.store.write(|tx| {
-            // One batch of a device at a time, across servers.
-            tx.lock_device(&device_id)?;
+            // One batch of a device at a time, across servers: the head is
+            // read with the device's row lock.
             let head = device_head(tx, &device_id)?;
             if head.key != batch.device_key {
                 return Err(Refusal::Other(Error::UnknownDevice(device_id.clone())));
@@ -449,6 +449,8 @@ fn bytes32(v: Vec<u8>, what: &'static str) -> Result<[u8; 32]> {
     v.try_into().map_err(|_| Error::Store(what))
 }
 
+/// The device's head, its row locked until the transaction ends (see
+/// [`Tx::lock_device`]).
 fn device_head(tx: &mut Tx<'_, '_>, device_id: &str) -> Result<DeviceHead> {
     struct Row {
         key: Vec<u8>,
@@ -458,11 +460,17 @@ fn device_head(tx: &mut Tx<'_, '_>, device_id: &str) -> Result<DeviceHead> {
         clock_mark: Option<i64>,
         simulated: i64,
     }
+    const HEAD: &str = "SELECT public_key, revoked_at IS NOT NULL AS revoked, head_seq, head_hash,
+                clock_mark, simulated
+         FROM devices WHERE device_id = $1";
+    // The row lock of `Tx::lock_device`, taken by the read itself on
+    // PostgreSQL (one round trip, not two); SQLite has one writer.
+    const HEAD_LOCKED: &str = "SELECT public_key, revoked_at IS NOT NULL AS revoked, head_seq,
+                head_hash, clock_mark, simulated
+         FROM devices WHERE device_id = $1 FOR UPDATE";
     let row = tx
         .opt(
-            "SELECT public_key, revoked_at IS NOT NULL AS revoked, head_seq, head_hash, clock_mark,
-                    simulated
-             FROM devices WHERE device_id = $1",
+            if tx.is_pg() { HEAD_LOCKED } else { HEAD },
             ps![device_id],
             |r| {
                 Ok(Row {

@@ -474,6 +474,12 @@ impl Tx<'_, '_> {
         Ok(out)
     }
 
+    /// Whether this is a PostgreSQL transaction: a few statements take a
+    /// PostgreSQL-only form there, to save a round trip.
+    pub(crate) fn is_pg(&self) -> bool {
+        matches!(self, Tx::Pg(..))
+    }
+
     /// Hold the device's row until the transaction ends, so that servers
     /// sharing a PostgreSQL store ingest one batch of a device at a time
     /// (its chain head, fork detection, and its manifests' revisions stay
