@@ -242,6 +242,7 @@ pub fn prepare(
                     device_id: enrolled.device_id.clone(),
                     device_key: key.public_key(),
                     events: events.to_vec(),
+                    acks: Vec::new(),
                 }
                 .to_bytes()
             })

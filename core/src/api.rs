@@ -418,7 +418,9 @@ pub enum ErrorCode {
     WrongDevice,
     /// 409: a second signed chain at a held seq; the device is flagged.
     Fork,
-    /// 409: the batch starts after the office's head.
+    /// 409: the batch starts after the office's head; `need_seq` says
+    /// where the office's chain for the device ends (it lost events: the
+    /// device resends them).
     Gap,
     /// 422: an event fails its hash, signature or chain.
     BadEvent,
@@ -498,6 +500,11 @@ pub struct ApiError {
     /// The office's clock, milliseconds since the epoch (on `stale_request`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_time_ms: Option<i64>,
+    /// The seq the office needs next (on `gap`): it holds this device's
+    /// chain up to the seq before. A device that holds the events from
+    /// there resends them ([`Batch::acks`](crate::sync::Batch::acks)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub need_seq: Option<u64>,
 }
 
 /// The signing fields of a request, as carried in its headers.

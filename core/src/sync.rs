@@ -42,6 +42,8 @@ pub const ACK_FORMAT: &str = "handover/ack/v1";
 pub const MAX_BATCH_EVENTS: usize = 10_000;
 /// Largest batch file accepted (bytes).
 pub const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
+/// Most sealed acks one batch may carry (a resend's proof, [`Batch::acks`]).
+pub const MAX_BATCH_ACKS: usize = 1_000;
 
 /// A run of a device's events for the office.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +57,14 @@ pub struct Batch {
     pub device_key: PublicKey,
     /// Contiguous events, oldest first.
     pub events: Vec<Event>,
+    /// Only on a **resend** (the office lost events it had acknowledged,
+    /// and answered `gap` with the seq it needs): the acks the office sealed
+    /// for these events the first time, base64. They are the office's own
+    /// signed verdicts; it keeps them instead of judging the events again,
+    /// and queues no second confirmation SMS. Empty, and absent on the wire,
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acks: Vec<String>,
 }
 
 impl Batch {
@@ -76,6 +86,9 @@ impl Batch {
         }
         if batch.events.len() > MAX_BATCH_EVENTS {
             return Err(Error::malformed("batch", "too many events"));
+        }
+        if batch.acks.len() > MAX_BATCH_ACKS {
+            return Err(Error::malformed("batch", "too many acks"));
         }
         if batch.device_key.device_id() != batch.device_id {
             return Err(Error::malformed(

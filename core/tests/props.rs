@@ -224,6 +224,7 @@ proptest! {
             device_id,
             device_key: key.public_key(),
             events,
+            acks: Vec::new(),
         };
         let back = Batch::from_bytes(&batch.to_bytes().unwrap()).unwrap();
         prop_assert_eq!(&back, &batch);
@@ -269,6 +270,7 @@ proptest! {
             device_id: key.public_key().device_id(),
             device_key: key.public_key(),
             events: vec![Event::create(GENESIS, &body, &key).unwrap()],
+            acks: Vec::new(),
         };
         let mut bytes = batch.to_bytes().unwrap();
         let i = pos.index(bytes.len());

@@ -16,6 +16,7 @@ pub struct Failure {
     code: ErrorCode,
     message: String,
     server_time_ms: Option<i64>,
+    need_seq: Option<u64>,
     retry_after: Option<u64>,
 }
 
@@ -27,6 +28,7 @@ impl Failure {
             code,
             message: message.into(),
             server_time_ms: None,
+            need_seq: None,
             retry_after: None,
         }
     }
@@ -100,7 +102,12 @@ impl From<Office> for Failure {
             Office::TokenExpired => (StatusCode::GONE, ErrorCode::TokenExpired),
             Office::AlreadyEnrolled => (StatusCode::CONFLICT, ErrorCode::AlreadyEnrolled),
             Office::Fork { .. } => (StatusCode::CONFLICT, ErrorCode::Fork),
-            Office::Gap { .. } => (StatusCode::CONFLICT, ErrorCode::Gap),
+            Office::Gap { head, .. } => {
+                return Failure {
+                    need_seq: Some(head.saturating_add(1)),
+                    ..Failure::new(StatusCode::CONFLICT, ErrorCode::Gap, message)
+                }
+            }
             Office::BadEvent { .. } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::BadEvent),
             Office::StoreUnavailable(_) => {
                 tracing::warn!(error = %e, "database unavailable");
@@ -118,6 +125,7 @@ impl IntoResponse for Failure {
             error: self.code,
             message: self.message,
             server_time_ms: self.server_time_ms,
+            need_seq: self.need_seq,
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after {

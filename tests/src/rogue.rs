@@ -72,6 +72,7 @@ impl Rogue {
             device_id: self.device_id.clone(),
             device_key: self.key.public_key(),
             events,
+            acks: Vec::new(),
         }
         .to_bytes()
         .expect("batch")

@@ -205,6 +205,7 @@ impl Setup {
                 device_id: self.device_id.clone(),
                 device_key: self.key.public_key(),
                 events: batch.to_vec(),
+                acks: Vec::new(),
             }
             .to_bytes()
             .unwrap();

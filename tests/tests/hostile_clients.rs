@@ -179,6 +179,7 @@ fn the_device_takes_no_server_time_far_from_its_clock_or_behind_its_mark() {
                 error: handover_core::api::ErrorCode::StaleRequest,
                 message: String::new(),
                 server_time_ms: Some(server),
+                need_seq: None,
             })
             .unwrap(),
         };
@@ -197,6 +198,7 @@ fn the_device_takes_no_server_time_far_from_its_clock_or_behind_its_mark() {
             error: handover_core::api::ErrorCode::StaleRequest,
             message: String::new(),
             server_time_ms: Some(near),
+            need_seq: None,
         })
         .unwrap(),
     };

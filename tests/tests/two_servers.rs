@@ -454,6 +454,7 @@ impl Signer {
             device_id: self.id.clone(),
             device_key: self.key.public_key(),
             events: vec![event],
+            acks: Vec::new(),
         }
         .to_bytes()
         .unwrap()

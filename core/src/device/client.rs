@@ -14,6 +14,15 @@
 //!    attempt, so a retry after a lost response is harmless.
 //! 3. **Done** when nothing waits, or when an ack brings no progress.
 //!
+//! **Refill.** An office restored from a backup, or failed over to a
+//! standby that was behind, no longer holds the end of this device's chain:
+//! it answers the next batch with `gap` and `need_seq`, where its chain
+//! ends. The device then resends from there, acknowledged events included
+//! (it keeps them for its retention period), with the acks the office
+//! sealed for them the first time ([`Device::export_resend`]); the office
+//! keeps its own signed verdicts and sends no second confirmation. When the
+//! office holds everything again, the push goes on as usual.
+//!
 //! A `stale_request` answer (the device clock far from the office's) is
 //! retried once with the office's time for the signature only; the events
 //! keep the device's own clock. That time is taken only near the device's
@@ -80,6 +89,7 @@ fn office_error(resp: &HttpResponse) -> (ApiError, Error) {
         error: ErrorCode::Unknown,
         message: String::new(),
         server_time_ms: None,
+        need_seq: None,
     });
     let err = Error::Office {
         status: resp.status,
@@ -200,7 +210,16 @@ pub struct SyncSummary {
     pub flagged: u64,
     /// Events still waiting.
     pub pending: u64,
+    /// The office had lost acknowledged events (`gap` with `need_seq`): the
+    /// seq this sync resent them from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resent_from: Option<u64>,
+    /// Acknowledged events sent again to an office that had lost them.
+    pub events_resent: u64,
 }
+
+/// Most `gap` answers one sync follows with a resend.
+const MAX_GAPS: u32 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -219,6 +238,13 @@ pub struct SyncSession {
     offset_ms: i64,
     stale_retried: bool,
     in_flight: u64,
+    /// Resending acknowledged events from this seq (the office lost them).
+    resend_from: Option<u64>,
+    /// Last seq of the batch in flight.
+    in_flight_last: u64,
+    /// `gap` answers taken this session: a bound, so that an office that
+    /// keeps asking for the same events cannot keep the device busy.
+    gaps: u32,
     summary: SyncSummary,
 }
 
@@ -231,6 +257,9 @@ impl SyncSession {
             offset_ms: 0,
             stale_retried: false,
             in_flight: 0,
+            resend_from: None,
+            in_flight_last: 0,
+            gaps: 0,
             summary: SyncSummary::default(),
         }
     }
@@ -265,6 +294,18 @@ impl SyncSession {
                 )?))
             }
             Phase::Push => {
+                if let Some(from) = self.resend_from {
+                    let batch = device.export_resend(from, self.max_events)?;
+                    self.in_flight = batch.events.len() as u64;
+                    self.in_flight_last = batch.events.last().map_or(0, |e| e.seq);
+                    return Ok(Some(device.signed_request(
+                        "POST",
+                        api::BATCHES,
+                        batch.to_bytes()?,
+                        "application/json",
+                        time_ms,
+                    )?));
+                }
                 if device.pending_count()? == 0 {
                     self.phase = Phase::Done;
                     self.summary.pending = 0;
@@ -272,6 +313,7 @@ impl SyncSession {
                 }
                 let batch = device.export_batch(self.max_events)?;
                 self.in_flight = batch.events.len() as u64;
+                self.in_flight_last = batch.events.last().map_or(0, |e| e.seq);
                 Ok(Some(device.signed_request(
                     "POST",
                     api::BATCHES,
@@ -303,6 +345,20 @@ impl SyncSession {
                     }
                 }
             }
+            if body.error == ErrorCode::Gap && self.phase == Phase::Push {
+                // The office lost events it had acknowledged (a restore,
+                // a failover to a standby that was behind): resend them
+                // from where its chain ends, with its own acks.
+                if let Some(need) = body.need_seq {
+                    let acked = device.acknowledged_through()?;
+                    if need >= 1 && need <= acked && self.gaps < MAX_GAPS {
+                        self.gaps += 1;
+                        self.resend_from = Some(need);
+                        self.summary.resent_from = Some(need);
+                        return Ok(());
+                    }
+                }
+            }
             return Err(err);
         }
         match self.phase {
@@ -329,6 +385,17 @@ impl SyncSession {
             Phase::Push => {
                 let before = self.summary.acknowledged_through;
                 let applied = device.apply_ack(&response.body, now)?;
+                if let Some(from) = self.resend_from {
+                    // A resend: go on from after its last event until the
+                    // office holds every acknowledged event again.
+                    self.summary.events_resent += self.in_flight;
+                    self.in_flight = 0;
+                    self.resend_from = (self.in_flight_last >= from
+                        && self.in_flight_last < applied.through_seq)
+                        .then_some(self.in_flight_last + 1);
+                    self.summary.pending = device.pending_count()?;
+                    return Ok(());
+                }
                 self.summary.events_sent += applied.newly_acked;
                 self.summary.acknowledged_through = applied.through_seq;
                 self.summary.flagged += applied.flagged;

@@ -211,6 +211,39 @@ fn event_of(
     })
 }
 
+/// Read stored events from seq `from`, acknowledged or not, oldest first,
+/// at most `limit` (a resend).
+pub(crate) fn read_events_from(
+    conn: &rusqlite::Connection,
+    from: u64,
+    limit: u64,
+) -> Result<Vec<Event>> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, prev_hash, body, hash, signature FROM events
+         WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            from.min(i64::MAX as u64) as i64,
+            limit.min(i64::MAX as u64) as i64
+        ],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        },
+    )?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(event_of(row?)?);
+    }
+    Ok(out)
+}
+
 /// Read stored events (only unacknowledged ones if `unacked_only`), oldest
 /// first, at most `limit`.
 pub(crate) fn read_events(

@@ -137,6 +137,23 @@ impl Device {
         batch(&self.lock(), &self.device_id, self.key.public_key(), max)
     }
 
+    /// A **resend** for an office that lost events it had acknowledged
+    /// (it answered `gap` with `need_seq` = `from`): up to `max` events from
+    /// `from`, acknowledged or not, with the acks the office sealed for them
+    /// ([`Batch::acks`]). The batch ends at the last ack it carries when it
+    /// can, so that every acknowledged event in it is covered by its ack.
+    /// Refused when the device no longer holds the event at `from` (purged
+    /// after its retention): only the office's backup has it then.
+    pub fn export_resend(&self, from: u64, max: u64) -> Result<Batch> {
+        resend(
+            &self.lock(),
+            &self.device_id,
+            self.key.public_key(),
+            from,
+            max,
+        )
+    }
+
     /// Apply a sealed ack from the office.
     pub fn apply_ack(&self, sealed: &[u8], now: DateTime<Utc>) -> Result<AckSummary> {
         apply_ack(&mut self.lock(), &self.device_id, sealed, now)
@@ -239,6 +256,59 @@ pub(super) fn batch(
         device_id: device_id.to_owned(),
         device_key,
         events: outbox::read_events(conn, true, max.max(1))?,
+        acks: Vec::new(),
+    })
+}
+
+/// A resend from `from` (see [`Device::export_resend`]).
+pub(super) fn resend(
+    conn: &rusqlite::Connection,
+    device_id: &str,
+    device_key: crate::keys::PublicKey,
+    from: u64,
+    max: u64,
+) -> Result<Batch> {
+    let acked_through = outbox::meta_i64(conn, ACKED_THROUGH)?.unwrap_or(0) as u64;
+    if from == 0 || from > acked_through {
+        return Err(Error::invalid(
+            "resend",
+            "starts outside the acknowledged events",
+        ));
+    }
+    let mut events = outbox::read_events_from(conn, from, max.max(1))?;
+    if events.first().map(|e| e.seq) != Some(from) {
+        return Err(Error::NotAllowed(
+            "the office lost events this device has since purged: restore the office from a later backup",
+        ));
+    }
+    let last = events.last().map_or(from, |e| e.seq);
+    let mut acks: Vec<(u64, Vec<u8>)> = {
+        let mut stmt = conn.prepare(
+            "SELECT through_seq, sealed FROM acks WHERE through_seq >= ?1 AND through_seq <= ?2
+             ORDER BY through_seq",
+        )?;
+        let rows = stmt.query_map(params![from as i64, last as i64], |r| {
+            Ok((r.get::<_, i64>("through_seq")? as u64, r.get("sealed")?))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    // End at the last ack carried, unless that would leave acknowledged
+    // events out for no reason (no ack ends inside the batch).
+    if let Some(&(end, _)) = acks.last() {
+        events.retain(|e| e.seq <= end);
+    } else {
+        events.retain(|e| e.seq <= acked_through);
+    }
+    acks.retain(|(t, _)| events.last().is_some_and(|e| *t <= e.seq));
+    Ok(Batch {
+        format: BATCH_FORMAT.to_owned(),
+        device_id: device_id.to_owned(),
+        device_key,
+        events,
+        acks: acks
+            .iter()
+            .map(|(_, sealed)| crate::api::to_base64(sealed))
+            .collect(),
     })
 }
 

@@ -54,6 +54,20 @@
 //! handovers produce a confirmation SMS (and, for vaccination, a certificate
 //! record).
 //!
+//! **A resend after the office lost events** (a restore from a backup, a
+//! failover to a standby that was behind): a batch that starts beyond the
+//! head is a `gap`, answered with the seq the office needs, never a fork.
+//! The device resends from there with the acks this office sealed for those
+//! events the first time ([`Batch::acks`]). An ack counts only if it opens
+//! under the office's key, names this device, and its head hash is the hash
+//! of the batch's event at its seq (the chain then fixes every event before
+//! it). Its verdicts are kept instead of the office's second judgement, so
+//! a handover another device made in the meantime cannot turn a verified
+//! one into a duplicate; and a verified handover's confirmation SMS, queued
+//! (and most likely sent) the first time, is recorded `cancelled` with its
+//! reason instead of going out again. An ack that does not count is
+//! ignored: its events are judged as new.
+//!
 //! The ack acknowledges through the batch's last seq with that event's hash,
 //! and carries the stored verdict of each event of the batch, so ingesting
 //! the same batch again returns byte-for-byte the same ack.
@@ -204,6 +218,7 @@ impl Office {
             .iter()
             .map(|e| (e, e.verified(&batch.device_key)))
             .collect();
+        let signed = self.signed_verdicts(batch);
         let stored = self.store.write(|tx| {
             // One batch of a device at a time, across servers: the head is
             // read with the device's row lock.
@@ -214,7 +229,7 @@ impl Office {
             if let Some(request) = request {
                 request.spend_nonce(tx)?;
             }
-            ingest_events(self, tx, &device_id, head, &checked, now)
+            ingest_events(self, tx, &device_id, head, &checked, &signed, now)
         });
         let done = match stored {
             Ok(done) => done,
@@ -257,6 +272,44 @@ impl Office {
     }
 }
 
+impl Office {
+    /// The verdicts of this office's own acks carried by a resend (see the
+    /// module docs), by seq. Acks that do not count are left out.
+    fn signed_verdicts(&self, batch: &Batch) -> BTreeMap<u64, Verdict> {
+        let mut signed = BTreeMap::new();
+        if batch.acks.is_empty() {
+            return signed;
+        }
+        let trusted = [self.signing.public_key()];
+        let (Some(first), Some(last)) = (batch.events.first(), batch.events.last()) else {
+            return signed;
+        };
+        for text in &batch.acks {
+            let Ok(ack) = handover_core::api::from_base64(text)
+                .and_then(|sealed| Ack::open(&sealed, &trusted))
+            else {
+                continue;
+            };
+            if ack.device_id != batch.device_id
+                || ack.through_seq < first.seq
+                || ack.through_seq > last.seq
+            {
+                continue;
+            }
+            let at = (ack.through_seq - first.seq) as usize;
+            if batch.events.get(at).map(|e| e.hash) != Some(ack.head_hash) {
+                continue;
+            }
+            for v in ack.verdicts {
+                if v.seq >= first.seq && v.seq <= ack.through_seq {
+                    signed.insert(v.seq, v.verdict);
+                }
+            }
+        }
+        signed
+    }
+}
+
 /// What a batch did, for its ack.
 struct Done {
     /// Events stored for the first time.
@@ -283,6 +336,7 @@ fn ingest_events<'e>(
     device_id: &str,
     mut head: DeviceHead,
     checked: &'e [(&'e Event, handover_core::Result<Verified<'e>>)],
+    signed: &BTreeMap<u64, Verdict>,
     now: DateTime<Utc>,
 ) -> std::result::Result<Done, Refusal> {
     let refuse = |seq: u64, why: String| {
@@ -376,7 +430,9 @@ fn ingest_events<'e>(
         let mut known = judge::Known::load(tx, device_id, &bodies)?;
         let mut judged = Vec::with_capacity(new.len());
         for n in &new {
-            let verdict = known.judge(&office.code_key, n.body, n.clock_suspect)?;
+            let judged_now = known.judge(&office.code_key, n.body, n.clock_suspect)?;
+            // A resend: the verdict this office signed the first time.
+            let verdict = signed.get(&n.event.seq).copied().unwrap_or(judged_now);
             known.note(n.body, verdict);
             judged.push(verdict);
         }
@@ -402,6 +458,12 @@ fn ingest_events<'e>(
         if !head.simulated {
             // A simulated (load) device's handovers are nobody's: no SMS.
             rows::confirm(office, tx, device_id, &known, &stored, now)?;
+            let resent: Vec<u64> = new
+                .iter()
+                .map(|n| n.event.seq)
+                .filter(|seq| signed.contains_key(seq))
+                .collect();
+            rows::mark_confirmed_before(tx, device_id, &resent, now)?;
         }
         if known.guessing {
             // The events, stored with their verdicts, are the evidence.

@@ -223,3 +223,32 @@ pub(super) fn confirm(
     crate::sms::queue_all(tx, &queued, now)?;
     Ok(())
 }
+
+/// The confirmation SMS of resent events (`seqs`: events this office had
+/// acknowledged before it lost them) were queued the first time, and most
+/// likely sent: recorded `cancelled` with the reason, not sent again. An
+/// operator who knows otherwise can send them again.
+pub(super) fn mark_confirmed_before(
+    tx: &mut Tx<'_, '_>,
+    device_id: &str,
+    seqs: &[u64],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<P<'_>> = seqs.iter().map(|s| P::from(*s)).collect();
+    tx.all_in(
+        "UPDATE sms_outbox SET status = 'cancelled', reason = $2, updated_at = $3
+         WHERE event_device = $1 AND status = 'queued' AND event_seq IN ({keys})
+         RETURNING id",
+        ps![device_id, RESENT_REASON, ms(now)],
+        &keys,
+        |r| r.get::<i64>("id"),
+    )?;
+    Ok(())
+}
+
+/// Why a resent event's confirmation was not queued again.
+pub(crate) const RESENT_REASON: &str =
+    "queued when the event first arrived; the office lost it and the device resent it";
