@@ -30,6 +30,7 @@ use crate::demo;
 use crate::error::Result;
 
 mod args;
+mod backup;
 mod device;
 mod load;
 mod office;

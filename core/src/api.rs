@@ -350,6 +350,12 @@ pub struct Held {
 pub struct ManifestsRequest {
     /// Manifests held, with their revisions.
     pub held: Vec<Held>,
+    /// The seq through which the office has acknowledged this device's
+    /// events, as the device knows it. An office that holds less (restored
+    /// from a backup, failed over to a standby that was behind) answers
+    /// with [`ManifestsResponse::need_seq`]. Absent from older devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_through: Option<u64>,
 }
 
 /// One sealed manifest, base64 (standard alphabet, padded).
@@ -379,6 +385,11 @@ impl fmt::Debug for ServedManifest {
 pub struct ManifestsResponse {
     /// Newest revision of each, oldest window first.
     pub manifests: Vec<ServedManifest>,
+    /// Only when the request's `acknowledged_through` is beyond what the
+    /// office holds of this device's chain: the seq the office needs next.
+    /// The device resends from there (as after a `gap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub need_seq: Option<u64>,
 }
 
 /// The stable code of every refusal (`docs/sync-api.md`), on the wire as

@@ -200,6 +200,10 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A backup could not be made, opened or restored (why, without the
+    /// passphrase or key).
+    #[error("backup: {0}")]
+    Backup(&'static str),
     /// SQLite reported an error.
     #[error("office store: {0}")]
     Sqlite(#[from] rusqlite::Error),

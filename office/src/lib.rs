@@ -27,6 +27,7 @@
 //! | `presence.rs` | presence evidence: each doorstep event's finding against its address's DIGIPIN, and the report's figures of them |
 //! | `report.rs` | the day's report, the service's figures |
 //! | `check.rs` | what `office check` finds: settings, private files, the SMS sender |
+//! | `backup.rs` | backup (one age-encrypted file: settings, keys, a consistent copy of the SQLite store) and restore |
 //!
 //! Modules depend one way: no two of them import each other.
 //!
@@ -53,6 +54,7 @@ use handover_core::keys::{PublicKey, SigningKey};
 use store::{ps, Tx};
 
 pub mod auth;
+pub mod backup;
 pub mod bookings;
 pub mod check;
 pub mod config;
@@ -73,7 +75,7 @@ mod store;
 pub use error::{Error, Result};
 pub use store::schema;
 
-const DB_FILE: &str = "office.db";
+pub(crate) const DB_FILE: &str = "office.db";
 
 /// The `office.toml` a new office starts with: the defaults, spelled out.
 const DEFAULT_CONFIG: &str = include_str!("../templates/office.toml");

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use handover_core::api::{to_base64, Held, ManifestsResponse, ServedManifest};
+use handover_core::api::{to_base64, ManifestsRequest, ManifestsResponse, ServedManifest};
 use handover_core::rules::{clock_tolerance, earlier};
 
 use crate::error::{Error, Result};
@@ -15,14 +15,17 @@ impl Office {
     /// The manifests issued to `device_id` whose window has not closed and
     /// that are newer than what the device reports holding, oldest window
     /// first. Served only to the device they are bound to: the caller has
-    /// authenticated it.
+    /// authenticated it. When the device reports acknowledgements beyond
+    /// the chain the office holds for it (the office lost events), the
+    /// answer says where to resend from.
     pub fn manifests_for(
         &self,
         device_id: &str,
-        held: &[Held],
+        request: &ManifestsRequest,
         now: DateTime<Utc>,
     ) -> Result<ManifestsResponse> {
-        let held: BTreeMap<&str, u32> = held
+        let held: BTreeMap<&str, u32> = request
+            .held
             .iter()
             .map(|h| (h.manifest_id.as_str(), h.revision))
             .collect();
@@ -56,7 +59,24 @@ impl Office {
                     sealed: to_base64(&sealed),
                 });
             }
-            Ok(ManifestsResponse { manifests })
+            let need_seq = match request.acknowledged_through {
+                Some(acked) if acked > 0 => {
+                    let head = tx
+                        .opt(
+                            "SELECT head_seq FROM devices WHERE device_id = $1",
+                            ps![device_id],
+                            |r| r.get::<i64>("head_seq"),
+                        )?
+                        .and_then(|h| u64::try_from(h).ok())
+                        .unwrap_or(0);
+                    (head < acked).then_some(head + 1)
+                }
+                _ => None,
+            };
+            Ok(ManifestsResponse {
+                manifests,
+                need_seq,
+            })
         })
     }
 }

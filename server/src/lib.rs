@@ -290,7 +290,7 @@ async fn manifests(
     let req: ManifestsRequest =
         serde_json::from_slice(&raw).map_err(|_| malformed("a manifest request"))?;
     let office = svc.office.clone();
-    let resp = blocking(move || office.manifests_for(&device, &req.held, Utc::now())).await?;
+    let resp = blocking(move || office.manifests_for(&device, &req, Utc::now())).await?;
     Ok(Json(resp))
 }
 

@@ -164,6 +164,11 @@ pub(super) enum OfficeCommand {
     /// The SMS outbox: list, send, resend.
     #[command(subcommand)]
     Sms(super::sms::SmsCommand),
+    /// Write one encrypted file (age) holding the keys, office.toml and, on
+    /// SQLite, a consistent copy of the database (the service may run).
+    Backup(super::backup::BackupArgs),
+    /// Restore a backup into a new directory; nothing is overwritten.
+    Restore(super::backup::RestoreArgs),
     /// Make a single-use enrolment token for a new device; prints it, and
     /// draws it as a QR code.
     EnrolToken {
@@ -449,6 +454,8 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             })?;
         }
         OfficeCommand::Sms(cmd) => super::sms::run(cmd, now)?,
+        OfficeCommand::Backup(a) => super::backup::run_backup(a)?,
+        OfficeCommand::Restore(a) => super::backup::run_restore(a)?,
         OfficeCommand::EnrolToken {
             d,
             assignee,

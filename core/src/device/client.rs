@@ -16,8 +16,9 @@
 //!
 //! **Refill.** An office restored from a backup, or failed over to a
 //! standby that was behind, no longer holds the end of this device's chain:
-//! it answers the next batch with `gap` and `need_seq`, where its chain
-//! ends. The device then resends from there, acknowledged events included
+//! it answers the pull with `need_seq` (the device reports the seq it was
+//! acknowledged through) and the next batch with `gap` and `need_seq`,
+//! where its chain ends. The device then resends from there, acknowledged events included
 //! (it keeps them for its retention period), with the acks the office
 //! sealed for them the first time ([`Device::export_resend`]); the office
 //! keeps its own signed verdicts and sends no second confirmation. When the
@@ -283,6 +284,7 @@ impl SyncSession {
             Phase::Pull => {
                 let body = serde_json::to_vec(&ManifestsRequest {
                     held: device.held_manifests()?,
+                    acknowledged_through: Some(device.acknowledged_through()?),
                 })
                 .map_err(|_| Error::Encoding("manifest request"))?;
                 Ok(Some(device.signed_request(
@@ -379,6 +381,14 @@ impl SyncSession {
                     }
                 }
                 self.phase = Phase::Push;
+                // The office lost events it had acknowledged: resend them
+                // first (see the module docs).
+                if let Some(need) = answer.need_seq {
+                    if need >= 1 && need <= device.acknowledged_through()? {
+                        self.resend_from = Some(need);
+                        self.summary.resent_from = Some(need);
+                    }
+                }
                 // The acknowledged head, even when nothing new is sent.
                 self.summary.acknowledged_through = device.acknowledged_through()?;
             }
