@@ -94,6 +94,9 @@ class HandoverClient private constructor(
     private val clock: () -> Long,
 ) : Doorstep, Closeable {
     companion object {
+        /** Days acknowledged events are kept before [purge] removes them. */
+        const val DEFAULT_RETENTION_DAYS: Int = 7
+
         /**
          * Open (or create) the device database at [path]. With a
          * [keyWrapper] the device key is stored wrapped by it (on Android, an
@@ -275,8 +278,13 @@ class HandoverClient private constructor(
     /** Events not yet acknowledged by the office, read now. */
     suspend fun pendingCount(): Long = read { it.pendingCount() }
 
-    /** Remove acknowledged events and finished manifests older than [retentionDays] (0 or more). */
-    suspend fun purge(retentionDays: Int): Long {
+    /**
+     * Remove acknowledged events and finished manifests older than [retentionDays] (0 or more;
+     * default [DEFAULT_RETENTION_DAYS]). Acknowledged events are kept that long so that an office
+     * restored from a backup, or failed over to a standby that was behind, can ask for them again
+     * (docs/sync-api.md, "Refill"): purge with a shorter retention only if the office says so.
+     */
+    suspend fun purge(retentionDays: Int = DEFAULT_RETENTION_DAYS): Long {
         require(retentionDays >= 0) { "retentionDays must be 0 or more, not $retentionDays" }
         return write { it.purge(retentionDays, clock()) }
     }
