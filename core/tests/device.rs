@@ -855,3 +855,66 @@ fn debug_output_carries_no_codes() {
         assert!(!shown.contains(pii), "{pii} in {shown}");
     }
 }
+
+#[test]
+fn a_resend_starts_where_the_office_asks_ends_at_an_ack_and_carries_the_acks() {
+    let d = dir();
+    let office = Office::new();
+    let device = loaded_device(d.path(), &office, 6);
+    for i in 0..6 {
+        let r = article(i);
+        device.verify(&r, &office.code(&r, 1), t0()).unwrap();
+    }
+    let id = device.identity().device_id;
+    // Acknowledged in two batches: through 3, then through 6; 7 waits.
+    let events = device.events().unwrap();
+    assert_eq!(events.len(), 7);
+    let ack3 = office.ack(&id, 3, events[2].hash, vec![(3, Verdict::Verified)]);
+    let ack6 = office.ack(&id, 6, events[5].hash, vec![(6, Verdict::Verified)]);
+    device.apply_ack(&ack3, t0()).unwrap();
+    device.apply_ack(&ack6, t0()).unwrap();
+
+    // Nothing to resend beyond what the office acknowledged, nor from 0.
+    assert!(matches!(
+        device.export_resend(7, 100),
+        Err(Error::Invalid { .. })
+    ));
+    assert!(matches!(
+        device.export_resend(0, 100),
+        Err(Error::Invalid { .. })
+    ));
+    // From 2, at most 100: ends at the last ack inside (6), both acks.
+    let b = device.export_resend(2, 100).unwrap();
+    assert_eq!(
+        b.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [2, 3, 4, 5, 6]
+    );
+    assert_eq!(
+        b.acks,
+        [
+            handover_core::api::to_base64(&ack3),
+            handover_core::api::to_base64(&ack6)
+        ]
+    );
+    // At most 4 from 2: cut back to the ack boundary at 3.
+    let b = device.export_resend(2, 4).unwrap();
+    assert_eq!(b.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(b.acks.len(), 1);
+    // The batch parses back (the acks travel with it).
+    assert_eq!(Batch::from_bytes(&b.to_bytes().unwrap()).unwrap(), b);
+    // An ordinary batch carries no acks, and none on the wire.
+    let plain = device.export_batch(100).unwrap();
+    assert!(plain.acks.is_empty());
+    assert!(!String::from_utf8(plain.to_bytes().unwrap())
+        .unwrap()
+        .contains("acks"));
+
+    // Purged events cannot be resent: said so, typed.
+    device
+        .purge(Duration::days(7), t0() + Duration::days(30))
+        .unwrap();
+    assert!(matches!(
+        device.export_resend(2, 100),
+        Err(Error::NotAllowed(_))
+    ));
+}

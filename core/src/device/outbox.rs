@@ -218,30 +218,13 @@ pub(crate) fn read_events_from(
     from: u64,
     limit: u64,
 ) -> Result<Vec<Event>> {
-    let mut stmt = conn.prepare(
+    read(
+        conn,
         "SELECT seq, prev_hash, body, hash, signature FROM events
          WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(
-        params![
-            from.min(i64::MAX as u64) as i64,
-            limit.min(i64::MAX as u64) as i64
-        ],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-                r.get::<_, Vec<u8>>(4)?,
-            ))
-        },
-    )?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(event_of(row?)?);
-    }
-    Ok(out)
+        from.min(i64::MAX as u64) as i64,
+        limit,
+    )
 }
 
 /// Read stored events (only unacknowledged ones if `unacked_only`), oldest
@@ -251,22 +234,27 @@ pub(crate) fn read_events(
     unacked_only: bool,
     limit: u64,
 ) -> Result<Vec<Event>> {
-    let mut stmt = conn.prepare_cached(
+    read(
+        conn,
         "SELECT seq, prev_hash, body, hash, signature FROM events
          WHERE (?1 = 0 OR acked = 0) ORDER BY seq LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(
-        params![unacked_only as i64, limit.min(i64::MAX as u64) as i64],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
-                r.get::<_, Vec<u8>>(4)?,
-            ))
-        },
-    )?;
+        unacked_only as i64,
+        limit,
+    )
+}
+
+/// The events `sql` selects with its one parameter and `limit`.
+fn read(conn: &rusqlite::Connection, sql: &str, param: i64, limit: u64) -> Result<Vec<Event>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![param, limit.min(i64::MAX as u64) as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, Vec<u8>>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+            r.get::<_, Vec<u8>>(3)?,
+            r.get::<_, Vec<u8>>(4)?,
+        ))
+    })?;
     let mut out = Vec::new();
     for row in rows {
         out.push(event_of(row?)?);
