@@ -54,6 +54,7 @@ use handover_core::keys::{PublicKey, SigningKey};
 use store::{ps, Tx};
 
 pub mod auth;
+#[cfg(feature = "backup")]
 pub mod backup;
 pub mod bookings;
 pub mod check;
