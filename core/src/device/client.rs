@@ -296,24 +296,17 @@ impl SyncSession {
                 )?))
             }
             Phase::Push => {
-                if let Some(from) = self.resend_from {
-                    let batch = device.export_resend(from, self.max_events)?;
-                    self.in_flight = batch.events.len() as u64;
-                    self.in_flight_last = batch.events.last().map_or(0, |e| e.seq);
-                    return Ok(Some(device.signed_request(
-                        "POST",
-                        api::BATCHES,
-                        batch.to_bytes()?,
-                        "application/json",
-                        time_ms,
-                    )?));
-                }
-                if device.pending_count()? == 0 {
-                    self.phase = Phase::Done;
-                    self.summary.pending = 0;
-                    return Ok(None);
-                }
-                let batch = device.export_batch(self.max_events)?;
+                let batch = match self.resend_from {
+                    Some(from) => device.export_resend(from, self.max_events)?,
+                    None => {
+                        if device.pending_count()? == 0 {
+                            self.phase = Phase::Done;
+                            self.summary.pending = 0;
+                            return Ok(None);
+                        }
+                        device.export_batch(self.max_events)?
+                    }
+                };
                 self.in_flight = batch.events.len() as u64;
                 self.in_flight_last = batch.events.last().map_or(0, |e| e.seq);
                 Ok(Some(device.signed_request(
@@ -325,6 +318,18 @@ impl SyncSession {
                 )?))
             }
         }
+    }
+
+    /// Resend from `need` (the first seq the office says it no longer
+    /// holds) if this device has acknowledged events from there; whether
+    /// it will.
+    fn resend(&mut self, device: &Device, need: u64) -> Result<bool> {
+        if need == 0 || need > device.acknowledged_through()? {
+            return Ok(false);
+        }
+        self.resend_from = Some(need);
+        self.summary.resent_from = Some(need);
+        Ok(true)
     }
 
     /// Take the office's answer to the last request. An error leaves the
@@ -352,11 +357,8 @@ impl SyncSession {
                 // a failover to a standby that was behind): resend them
                 // from where its chain ends, with its own acks.
                 if let Some(need) = body.need_seq {
-                    let acked = device.acknowledged_through()?;
-                    if need >= 1 && need <= acked && self.gaps < MAX_GAPS {
+                    if self.gaps < MAX_GAPS && self.resend(device, need)? {
                         self.gaps += 1;
-                        self.resend_from = Some(need);
-                        self.summary.resent_from = Some(need);
                         return Ok(());
                     }
                 }
@@ -384,10 +386,7 @@ impl SyncSession {
                 // The office lost events it had acknowledged: resend them
                 // first (see the module docs).
                 if let Some(need) = answer.need_seq {
-                    if need >= 1 && need <= device.acknowledged_through()? {
-                        self.resend_from = Some(need);
-                        self.summary.resent_from = Some(need);
-                    }
+                    self.resend(device, need)?;
                 }
                 // The acknowledged head, even when nothing new is sent.
                 self.summary.acknowledged_through = device.acknowledged_through()?;

@@ -270,9 +270,7 @@ impl Office {
             },
         })
     }
-}
 
-impl Office {
     /// The verdicts of this office's own acks carried by a resend (see the
     /// module docs), by seq. Acks that do not count are left out.
     fn signed_verdicts(&self, batch: &Batch) -> BTreeMap<u64, Verdict> {
@@ -522,14 +520,20 @@ fn device_head(tx: &mut Tx<'_, '_>, device_id: &str) -> Result<DeviceHead> {
         clock_mark: Option<i64>,
         simulated: i64,
     }
-    const HEAD: &str = "SELECT public_key, revoked_at IS NOT NULL AS revoked, head_seq, head_hash,
-                clock_mark, simulated
-         FROM devices WHERE device_id = $1";
+    macro_rules! head {
+        ($tail:literal) => {
+            concat!(
+                "SELECT public_key, revoked_at IS NOT NULL AS revoked, head_seq, head_hash,
+                        clock_mark, simulated
+                 FROM devices WHERE device_id = $1",
+                $tail
+            )
+        };
+    }
     // The row lock of `Tx::lock_device`, taken by the read itself on
     // PostgreSQL (one round trip, not two); SQLite has one writer.
-    const HEAD_LOCKED: &str = "SELECT public_key, revoked_at IS NOT NULL AS revoked, head_seq,
-                head_hash, clock_mark, simulated
-         FROM devices WHERE device_id = $1 FOR UPDATE";
+    const HEAD: &str = head!("");
+    const HEAD_LOCKED: &str = head!(" FOR UPDATE");
     let row = tx
         .opt(
             if tx.is_pg() { HEAD_LOCKED } else { HEAD },
