@@ -15,6 +15,7 @@
 //! `HANDOVER_SKIP_PG=1` makes the tests that need PostgreSQL skip, loudly;
 //! CI never sets it.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -52,7 +53,10 @@ fn spawn(dir: &Path, args: &[String]) -> Result<libc::pid_t, String> {
             let mut cmd = Command::new(postgres);
             cmd.args(&args)
                 .current_dir(&dir_for_thread)
-                .stdout(Stdio::null());
+                .stdout(Stdio::null())
+                // A group of its own: [`Postgres::kill_hard`] takes the
+                // postmaster and every backend at once, as a machine dies.
+                .process_group(0);
             match log {
                 Ok(f) => cmd.stderr(f),
                 Err(_) => cmd.stderr(Stdio::null()),
@@ -194,6 +198,60 @@ fn free_port() -> Result<u16, String> {
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
+/// A new directory for a test server (named so [`sweep_stale`] knows it,
+/// owned by this process), with an empty `data` inside, both the
+/// server's user's.
+fn new_dir() -> Result<tempfile::TempDir, String> {
+    sweep_stale();
+    let dir = tempfile::Builder::new()
+        .prefix(PREFIX)
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    std::fs::write(dir.path().join(OWNER), std::process::id().to_string())
+        .map_err(|e| e.to_string())?;
+    let data = dir.path().join("data");
+    // 0700, as the server insists (initdb would set it; pg_basebackup does not).
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&data)
+        .map_err(|e| e.to_string())?;
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } == 0 {
+        for p in [dir.path(), &data] {
+            chown_nobody(p)?;
+        }
+    }
+    Ok(dir)
+}
+
+/// Give `path` to [`NOBODY`] (the tests run as root).
+fn chown_nobody(path: &Path) -> Result<(), String> {
+    let c =
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: a valid C string; chown has no other preconditions.
+    if unsafe { libc::chown(c.as_ptr(), NOBODY, NOBODY) } != 0 {
+        return Err(format!(
+            "chown {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Run one of the server's tools to its end; its error output on failure.
+fn run_tool(mut cmd: Command, name: &str) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("{name}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 impl Postgres {
     /// Start a server. `durable`: the production settings (fsync); else
     /// the behavioural tests' quick ones.
@@ -204,32 +262,9 @@ impl Postgres {
     /// [`start`](Self::start) with more server settings (`name=value`,
     /// each given as `-c`).
     pub fn start_with(durable: bool, settings: &[String]) -> Result<Postgres, String> {
-        let bin = bin_dir()?;
-        sweep_stale();
-        let dir = tempfile::Builder::new()
-            .prefix(PREFIX)
-            .tempdir()
-            .map_err(|e| e.to_string())?;
-        std::fs::write(dir.path().join(OWNER), std::process::id().to_string())
-            .map_err(|e| e.to_string())?;
+        let dir = new_dir()?;
         let data = dir.path().join("data");
-        std::fs::create_dir(&data).map_err(|e| e.to_string())?;
-        // SAFETY: getuid has no preconditions.
-        if unsafe { libc::getuid() } == 0 {
-            for p in [dir.path(), &data] {
-                let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
-                    .map_err(|e| e.to_string())?;
-                // SAFETY: a valid C string; chown has no other preconditions.
-                if unsafe { libc::chown(c.as_ptr(), NOBODY, NOBODY) } != 0 {
-                    return Err(format!(
-                        "chown {}: {}",
-                        p.display(),
-                        std::io::Error::last_os_error()
-                    ));
-                }
-            }
-        }
-        let mut initdb = Command::new(bin.join("initdb"));
+        let mut initdb = Command::new(bin_dir()?.join("initdb"));
         initdb
             .args(["-D"])
             .arg(&data)
@@ -239,13 +274,61 @@ impl Postgres {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         as_unprivileged(&mut initdb, false);
-        let out = initdb.output().map_err(|e| format!("initdb: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "initdb failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
+        run_tool(initdb, "initdb")?;
+        Postgres::launch(dir, durable, settings)
+    }
+
+    /// A hot standby of `primary`, streaming from it under the name
+    /// `name` (the name `synchronous_standby_names` lists): a base backup
+    /// (`pg_basebackup`), `standby.signal`, and `primary_conninfo` in
+    /// `postgresql.auto.conf`, where [`Postgres::detach`] can take it away.
+    pub fn standby_of(primary: &Postgres, name: &str, durable: bool) -> Result<Postgres, String> {
+        let dir = new_dir()?;
+        let data = dir.path().join("data");
+        let mut backup = Command::new(bin_dir()?.join("pg_basebackup"));
+        backup
+            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string()])
+            .args(["-U", "handover", "-X", "stream", "--no-sync", "-D"])
+            .arg(&data)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        as_unprivileged(&mut backup, false);
+        run_tool(backup, "pg_basebackup")?;
+        let write = |file: &str, text: String| -> Result<(), String> {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(data.join(file))
+                .map_err(|e| format!("{file}: {e}"))?;
+            f.write_all(text.as_bytes())
+                .map_err(|e| format!("{file}: {e}"))
+        };
+        write("standby.signal", String::new())?;
+        write(
+            "postgresql.auto.conf",
+            format!(
+                "primary_conninfo = 'host=127.0.0.1 port={} user=handover application_name={name}'\n",
+                primary.port
+            ),
+        )?;
+        // SAFETY: getuid has no preconditions.
+        if unsafe { libc::getuid() } == 0 {
+            for f in ["standby.signal", "postgresql.auto.conf"] {
+                chown_nobody(&data.join(f))?;
+            }
         }
+        Postgres::launch(dir, durable, &[])
+    }
+
+    /// Start `postgres` on the cluster in `dir/data`.
+    fn launch(
+        dir: tempfile::TempDir,
+        durable: bool,
+        settings: &[String],
+    ) -> Result<Postgres, String> {
+        let data = dir.path().join("data");
         let port = free_port()?;
         let mut args: Vec<String> = vec![
             "-D".into(),
@@ -259,10 +342,6 @@ impl Postgres {
             "-c".into(),
             "max_connections=200".into(),
         ];
-        for c in settings {
-            args.push("-c".into());
-            args.push(c.clone());
-        }
         if !durable {
             for c in [
                 "fsync=off",
@@ -272,6 +351,11 @@ impl Postgres {
                 args.push("-c".into());
                 args.push(c.into());
             }
+        }
+        // After the defaults, so that a setting given wins.
+        for c in settings {
+            args.push("-c".into());
+            args.push(c.clone());
         }
         let pid = spawn(dir.path(), &args)?;
         let pg = Postgres {
@@ -283,6 +367,64 @@ impl Postgres {
         };
         pg.wait_ready()?;
         Ok(pg)
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kill the server as a machine dies: SIGKILL to the postmaster and
+    /// every backend at once, no shutdown, its connections reset. Returns
+    /// when they are gone.
+    pub fn kill_hard(&self) {
+        let pid = self.pid.load(Ordering::SeqCst);
+        // SAFETY: signals the process group of the server this process
+        // started (`spawn` made it a group leader).
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Promote a standby to primary (`pg_ctl promote`, waiting until it
+    /// takes writes).
+    pub fn promote(&self) -> Result<(), String> {
+        let mut promote = Command::new(bin_dir()?.join("pg_ctl"));
+        promote
+            .args(["promote", "-w", "-t", "60", "-D"])
+            .arg(self._dir.path().join("data"))
+            .current_dir(self._dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        as_unprivileged(&mut promote, false);
+        run_tool(promote, "pg_ctl promote")
+    }
+
+    /// Stop a standby's streaming (its `primary_conninfo` emptied and the
+    /// settings reloaded): from now on it falls behind, as a standby on a
+    /// slow or broken link does. Returns when its WAL receiver is gone.
+    pub fn detach(&self) -> Result<(), String> {
+        let mut c = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
+            .map_err(|e| e.to_string())?;
+        c.batch_execute("ALTER SYSTEM SET primary_conninfo = ''")
+            .and_then(|_| c.batch_execute("SELECT pg_reload_conf()"))
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let receiving: i64 = c
+                .query_one("SELECT count(*) FROM pg_stat_wal_receiver", &[])
+                .map_err(|e| e.to_string())?
+                .get(0);
+            if receiving == 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err("the standby's WAL receiver did not stop".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stop the server (fast shutdown: its connections are closed) and
@@ -311,9 +453,10 @@ impl Postgres {
         let pg = self;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
+            let exited = !alive(pg.pid.load(Ordering::SeqCst));
             match postgres::Client::connect(&pg.url("postgres"), postgres::NoTls) {
                 Ok(_) => return Ok(()),
-                Err(_) if Instant::now() < deadline => {
+                Err(_) if Instant::now() < deadline && !exited => {
                     std::thread::sleep(Duration::from_millis(50))
                 }
                 Err(e) => {

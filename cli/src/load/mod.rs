@@ -15,11 +15,14 @@
 //!    an open loop: batches are due at Poisson arrivals whether or not
 //!    earlier ones were answered, and a batch's latency runs from when it
 //!    was due, so queueing shows.
+//!    Devices send as real ones do (`send.rs`): they wait out `503`, keep
+//!    the office's acks, and refill an office that lost events it had
+//!    acknowledged (a failover to a standby that was behind).
 //! 3. **Check** what the office holds against what was sent: per device,
 //!    the head and the number of events (`lost`, `duplicated`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration as StdDuration, Instant};
 
@@ -36,6 +39,10 @@ use serde::Serialize;
 
 use crate::client::OfficeLink;
 use crate::error::{Error, Result};
+
+mod send;
+
+use send::{Resends, Sender};
 
 /// What the load generator reports. Its JSON (`handover load --json`) is a
 /// stable interface: fields are only ever added.
@@ -73,6 +80,10 @@ pub struct LoadReport {
     pub duplicated: u64,
     /// Batches sent again after a dropped answer.
     pub resent: u64,
+    /// Events sent again because the office asked for them: it had lost
+    /// events it acknowledged (a failover to a standby that was behind, a
+    /// restore) and answered with `need_seq`.
+    pub refilled: u64,
     /// Events per batch.
     pub batch_events: u64,
     /// Seconds the drive phase took.
@@ -84,6 +95,11 @@ pub struct SimDevice {
     key: SigningKey,
     device_id: String,
     batches: Vec<Vec<u8>>,
+    /// The first and last seq of each batch.
+    first_seq: Vec<u64>,
+    last_seq: Vec<u64>,
+    /// Its manifest, as its pulls report it.
+    held: api::Held,
     events: u64,
 }
 
@@ -98,14 +114,19 @@ impl SimDevice {
         &self.batches
     }
 
-    /// `body` as a request to the office, signed now with a new nonce.
+    /// `body` as a batch to the office, signed now with a new nonce.
     pub fn batch_request(&self, body: &[u8]) -> HttpRequest {
+        self.signed_request(api::BATCHES, body)
+    }
+
+    /// A POST of JSON `body` to `path`, signed now with a new nonce.
+    fn signed_request(&self, path: &'static str, body: &[u8]) -> HttpRequest {
         let mut nonce = [0u8; 16];
         let _ = handover_core::keys::fill_random(&mut nonce);
         let mut headers = api::sign_request(
             &self.key,
             "POST",
-            api::BATCHES,
+            path,
             body,
             Utc::now().timestamp_millis(),
             nonce,
@@ -113,7 +134,7 @@ impl SimDevice {
         headers.push(("content-type", "application/json".into()));
         HttpRequest {
             method: "POST",
-            path: api::BATCHES,
+            path,
             headers,
             body: body.to_vec(),
         }
@@ -234,8 +255,10 @@ pub fn prepare(
                 code: Code::parse(code, 6)?,
             })?;
         }
-        let batches = chain
-            .chunks(batch_events.max(1) as usize)
+        let chunks = || chain.chunks(batch_events.max(1) as usize);
+        let first_seq = chunks().map(|c| c[0].seq).collect();
+        let last_seq = chunks().map(|c| c[c.len() - 1].seq).collect();
+        let batches = chunks()
             .map(|events| {
                 Batch {
                     format: BATCH_FORMAT.into(),
@@ -252,6 +275,12 @@ pub fn prepare(
             key,
             device_id: enrolled.device_id,
             batches,
+            first_seq,
+            last_seq,
+            held: api::Held {
+                manifest_id: issued.manifest_id.clone(),
+                revision: issued.revision,
+            },
         });
     }
     Ok(out)
@@ -275,12 +304,13 @@ pub fn drive(links: &[OfficeLink], sims: &[SimDevice], drop_share: f64) -> Resul
                     rng ^= rng << 17;
                     (rng % 10_000) as f64 / 10_000.0
                 };
-                for body in &sim.batches {
-                    let sent = send_batch(link, sim, body, drop_share, &mut roll, &tally.resent);
-                    if !tally.record(sent) {
+                let mut sender = Sender::new(link, sim, &tally.resends);
+                while !sender.done() {
+                    if !tally.record(sender.send_next(drop_share, &mut roll)) {
                         return;
                     }
                 }
+                tally.record_failure(sender.finish());
             });
         }
     });
@@ -292,7 +322,7 @@ pub fn drive(links: &[OfficeLink], sims: &[SimDevice], drop_share: f64) -> Resul
 #[derive(Default)]
 struct Tally {
     latencies: Mutex<Vec<StdDuration>>,
-    resent: AtomicU64,
+    resends: Resends,
     failure: Mutex<Option<Error>>,
 }
 
@@ -318,6 +348,16 @@ impl Tally {
         }
     }
 
+    /// Record a failure, if it is one.
+    fn record_failure(&self, done: Result<()>) {
+        if let Err(e) = done {
+            self.failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+        }
+    }
+
     /// The report, or the first failure.
     fn report(self, sims: &[SimDevice], seconds: f64) -> Result<LoadReport> {
         if let Some(e) = self.failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
@@ -327,12 +367,14 @@ impl Tally {
             .latencies
             .into_inner()
             .unwrap_or_else(|p| p.into_inner());
-        Ok(report(
+        let mut r = report(
             sims,
             &lat,
             seconds,
-            self.resent.load(Ordering::Relaxed),
-        ))
+            self.resends.dropped.load(Ordering::Relaxed),
+        );
+        r.refilled = self.resends.refilled.load(Ordering::Relaxed);
+        Ok(r)
     }
 }
 
@@ -363,58 +405,9 @@ fn report(sims: &[SimDevice], latencies: &[StdDuration], seconds: f64, resent: u
         lost: 0,
         duplicated: 0,
         resent,
+        refilled: 0,
         batch_events: 0,
         seconds,
-    }
-}
-
-/// Send one batch of `sim`'s (signed now), retrying a dropped answer, a
-/// 429/503 and a connection failure as a device does; the time from the
-/// first send to the answer kept.
-fn send_batch(
-    link: &OfficeLink,
-    sim: &SimDevice,
-    body: &[u8],
-    drop_share: f64,
-    roll: &mut dyn FnMut() -> f64,
-    resent: &AtomicU64,
-) -> Result<StdDuration> {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let req = sim.batch_request(body);
-        let t = Instant::now();
-        let resp = link.send(&req);
-        let took = t.elapsed();
-        match resp {
-            Ok(r) if r.status == 200 => {
-                if roll() < drop_share && attempts < 5 {
-                    // The answer is lost on the way: send again.
-                    resent.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                return Ok(took);
-            }
-            Ok(r) if matches!(r.status, 429 | 503) && attempts < 20 => {
-                std::thread::sleep(StdDuration::from_millis(20 * attempts));
-            }
-            Ok(r) => {
-                return Err(Error::Usage(format!(
-                    "the office answered {}: {}",
-                    r.status,
-                    String::from_utf8_lossy(&r.body)
-                )))
-            }
-            Err(_) if attempts < 5 => {
-                std::thread::sleep(StdDuration::from_millis(50 * attempts));
-            }
-            Err(why) => {
-                return Err(Error::Unreachable {
-                    url: link.url().to_owned(),
-                    why,
-                })
-            }
-        }
     }
 }
 
@@ -482,18 +475,21 @@ pub fn drive_at_rate(
             let (tally, due) = (&tally, &due[i]);
             s.spawn(move || {
                 let mut never = || 1.0;
-                for (body, when) in sim.batches.iter().zip(due) {
+                let mut sender = Sender::new(link, sim, &tally.resends);
+                for when in due {
                     let elapsed = started.elapsed();
                     if *when > elapsed {
                         std::thread::sleep(*when - elapsed);
                     }
                     // From when it was due, not when it could be sent.
-                    let sent = send_batch(link, sim, body, 0.0, &mut never, &tally.resent)
+                    let sent = sender
+                        .send_next(0.0, &mut never)
                         .map(|_| started.elapsed().saturating_sub(*when));
                     if !tally.record(sent) {
                         return;
                     }
                 }
+                tally.record_failure(sender.finish());
             });
         }
     });
