@@ -32,6 +32,7 @@ use crate::error::Result;
 mod args;
 mod backup;
 mod device;
+mod keys;
 mod load;
 mod office;
 mod sms;

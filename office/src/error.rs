@@ -169,6 +169,13 @@ pub enum Error {
     /// A re-issue names a reference the bookings do not hold.
     #[error("a re-issue names {0}, which is not in the bookings")]
     ReissueNotBooked(String),
+    /// A code was issued under a code key this office directory does not
+    /// hold.
+    #[error("code key '{id}' is not in this office's keys directory: copy keys/code-{id}.key from the office directory where it was made (after a rotation, to every server)")]
+    CodeKeyMissing {
+        /// The key's id.
+        id: String,
+    },
     /// A stored key file cannot be used.
     #[error("key file {} is damaged: {why}", path.display())]
     DamagedKey {

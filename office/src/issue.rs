@@ -38,11 +38,12 @@
 //! manifest and SMS files) has succeeded, so a failed write loses no SMS.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::store::sql::P;
 use crate::store::{ps, Tx};
 use chrono::{DateTime, Utc};
-use handover_core::codes::{derive_code, Policy, Programme};
+use handover_core::codes::{derive_code, CodeKey, Policy, Programme};
 use handover_core::manifest::{Item, Manifest, MANIFEST_FORMAT};
 use handover_core::rules::later;
 use handover_core::verifier::Verifier;
@@ -174,6 +175,21 @@ struct Planned<'a> {
     policy: Policy,
     new_code: bool,
     policy_changed: bool,
+    /// The key of a kept code version (`None`: a new code, from the
+    /// current key).
+    key_id: Option<String>,
+}
+
+/// A verifier's identity across the two plans of an issue: reference,
+/// code version, policy name and code key id.
+type VerifierKey = (String, u32, String, String);
+
+/// An item of the manifest as issued before: its code version, that
+/// version's policy (JSON) and code key.
+struct Held {
+    version: i64,
+    policy: Option<String>,
+    key_id: Option<String>,
 }
 
 /// An issue request, checked before the transaction: the device, the
@@ -230,14 +246,28 @@ impl Office {
             bookings: &pre_all,
             ..req.clone()
         };
-        let pre_plan = self
-            .store
-            .read(|tx| plan_revision(tx, &pre_req, &checked, default_language))?;
-        let (pre_items, _) =
-            self.derive_items(req.programme, &pre_plan.items, progress, &HashMap::new())?;
-        let verifiers: HashMap<(String, u32, String), Verifier> = pre_items
+        let (pre_plan, pre_key) = self.store.read(|tx| {
+            Ok((
+                plan_revision(tx, &pre_req, &checked, default_language)?,
+                self.current_code_key(tx)?,
+            ))
+        })?;
+        let (pre_items, _) = self.derive_items(
+            req.programme,
+            &pre_key,
+            &pre_plan.items,
+            progress,
+            &HashMap::new(),
+        )?;
+        // Known by the key too: a rotation in between makes new codes
+        // under the new key.
+        let verifiers: HashMap<VerifierKey, Verifier> = pre_items
             .into_iter()
-            .map(|i| ((i.reference, i.code_version, i.policy), i.verifier))
+            .zip(&pre_plan.items)
+            .map(|(i, p)| {
+                let key = p.key_id.as_deref().unwrap_or(pre_key.id()).to_owned();
+                ((i.reference, i.code_version, i.policy, key), i.verifier)
+            })
             .collect();
         let issued = self.store.write(|tx| {
             // One issue of a device's manifests at a time, across servers.
@@ -255,8 +285,12 @@ impl Office {
             };
             let req = &req;
             let plan = plan_revision(tx, req, &checked, default_language)?;
+            // New codes come from the key current now (a rotation may
+            // have happened since the office was opened, on any server).
+            let code_key = self.current_code_key(tx)?;
             // Only a verifier the plan changed since costs PBKDF2 here.
-            let (items, sms) = self.derive_items(req.programme, &plan.items, &|| {}, &verifiers)?;
+            let (items, sms) =
+                self.derive_items(req.programme, &code_key, &plan.items, &|| {}, &verifiers)?;
             let manifest = Manifest {
                 format: MANIFEST_FORMAT.into(),
                 manifest_id: checked.manifest_id.clone(),
@@ -265,7 +299,9 @@ impl Office {
                 device_id: req.device_id.to_owned(),
                 assignee: checked.assignee.clone(),
                 programme: req.programme,
-                code_key_id: self.code_key.id().to_owned(),
+                // The key of the codes new in this revision; each code's
+                // own key is in `codes.code_key_id`.
+                code_key_id: code_key.id().to_owned(),
                 issued_at: req.now,
                 valid_from: req.valid_from,
                 valid_until: req.valid_until,
@@ -277,17 +313,10 @@ impl Office {
                 items,
             };
             let sealed = manifest.seal(&self.signing)?;
-            write_manifest(
-                tx,
-                req,
-                &checked,
-                plan.revision,
-                self.code_key.id(),
-                &sealed,
-            )?;
+            write_manifest(tx, req, &checked, plan.revision, code_key.id(), &sealed)?;
             write_items(tx, &manifest, &plan.items)?;
             let (sms_ids, sms_segments) =
-                self.write_codes(tx, req, &checked, &manifest, &plan.items)?;
+                self.write_codes(tx, req, &checked, &manifest, &plan.items, code_key.id())?;
             let sms_cancelled = withdraw(tx, req, &checked.manifest_id, &missing)?;
             let issued = Issued {
                 manifest_id: checked.manifest_id.clone(),
@@ -357,21 +386,39 @@ impl Office {
 
     /// Each planned item's code, verifier and (for a new code) its SMS, on
     /// every core: PBKDF2 is the issue's cost.
-    /// A verifier found in `known` (by reference, code version and policy
-    /// name) is taken, not derived again.
+    /// A verifier found in `known` (by reference, code version, policy
+    /// name and key) is taken, not derived again. A new code comes from
+    /// `current`, a kept one from the key it was issued under.
     fn derive_items(
         &self,
         programme: Programme,
+        current: &Arc<CodeKey>,
         plan: &[Planned<'_>],
         progress: &(dyn Fn() + Sync),
-        known: &HashMap<(String, u32, String), Verifier>,
+        known: &HashMap<VerifierKey, Verifier>,
     ) -> Result<(Vec<Item>, Vec<Sms>)> {
-        let code_key = &self.code_key;
+        let mut keys: HashMap<&str, Arc<CodeKey>> = HashMap::new();
+        keys.insert(current.id(), Arc::clone(current));
+        for id in plan.iter().filter_map(|p| p.key_id.as_deref()) {
+            if !keys.contains_key(id) {
+                keys.insert(id, self.code_keys.get(id)?);
+            }
+        }
         let templates = &self.templates;
         let derived: Vec<Result<(Item, Option<Sms>)>> = parallel_map(plan, |p| {
             let reference = &p.booking.reference;
+            let key_id = p.key_id.as_deref().unwrap_or(current.id());
+            let code_key: &CodeKey = keys
+                .get(key_id)
+                .ok_or(Error::Store("a code key was not loaded"))?;
             let code = derive_code(code_key, programme, reference, p.version, p.policy.digits)?;
-            let verifier = match known.get(&(reference.clone(), p.version, p.policy.name())) {
+            let known_as = (
+                reference.clone(),
+                p.version,
+                p.policy.name(),
+                key_id.to_owned(),
+            );
+            let verifier = match known.get(&known_as) {
                 Some(v) => v.clone(),
                 None => {
                     Verifier::derive(code_key, programme, reference, p.version, &code, &p.policy)?
@@ -429,6 +476,7 @@ impl Office {
         checked: &Checked<'_>,
         manifest: &Manifest,
         plan: &[Planned<'_>],
+        code_key_id: &str,
     ) -> Result<(Vec<i64>, usize)> {
         let programme = req.programme;
         let fresh: Vec<(&Item, &Planned<'_>)> = manifest
@@ -450,7 +498,7 @@ impl Office {
                     P::from(&item.reference),
                     P::from(item.code_version),
                     P::from(json.as_str()),
-                    P::from(self.code_key.id()),
+                    P::from(code_key_id),
                     P::from(ms(req.now)),
                 ]
             })
@@ -507,9 +555,10 @@ fn plan_revision<'a>(
             .and_then(|r| r.checked_add(1))
             .ok_or(Error::Store("manifest revision out of range"))
     })?;
-    let in_manifest: HashMap<String, (i64, Option<String>)> = tx
+    let in_manifest: HashMap<String, Held> = tx
         .all(
-            "SELECT i.reference AS reference, i.code_version AS code_version, c.policy AS policy
+            "SELECT i.reference AS reference, i.code_version AS code_version, c.policy AS policy,
+                 c.code_key_id AS code_key_id
              FROM items i
              LEFT JOIN codes c ON c.programme = i.programme AND c.reference = i.reference
                  AND c.code_version = i.code_version
@@ -518,7 +567,11 @@ fn plan_revision<'a>(
             |r| {
                 Ok((
                     r.get("reference")?,
-                    (r.get("code_version")?, r.get("policy")?),
+                    Held {
+                        version: r.get("code_version")?,
+                        policy: r.get("policy")?,
+                        key_id: r.get("code_key_id")?,
+                    },
                 ))
             },
         )?
@@ -734,7 +787,7 @@ fn write_items(tx: &mut Tx<'_, '_>, manifest: &Manifest, plan: &[Planned<'_>]) -
 /// and that version's policy) and the reference's latest code version.
 fn plan_item<'a>(
     booking: &'a Booking,
-    in_manifest: Option<&(i64, Option<String>)>,
+    in_manifest: Option<&Held>,
     latest: Option<i64>,
     reissue: &HashSet<&str>,
     policy: Policy,
@@ -753,24 +806,30 @@ fn plan_item<'a>(
         policy,
         new_code: true,
         policy_changed,
+        key_id: None,
     };
-    let Some((version, held_policy)) = in_manifest.cloned() else {
+    let Some(held) = in_manifest else {
         return Ok(fresh(false));
     };
     if reissue.contains(reference) {
         return Ok(fresh(false));
     }
-    let held_policy: Option<Policy> = held_policy.and_then(|p| serde_json::from_str(&p).ok());
+    let held_policy: Option<Policy> = held
+        .policy
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok());
     if held_policy != Some(policy) {
         return Ok(fresh(true));
     }
     Ok(Planned {
         booking,
         language,
-        version: u32::try_from(version).map_err(|_| Error::Store("code version out of range"))?,
+        version: u32::try_from(held.version)
+            .map_err(|_| Error::Store("code version out of range"))?,
         policy,
         new_code: false,
         policy_changed: false,
+        key_id: held.key_id.clone(),
     })
 }
 

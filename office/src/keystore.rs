@@ -3,10 +3,17 @@
 //!
 //! * `keys/office-signing.pk8`: the Ed25519 signing key (PKCS#8).
 //! * `keys/code-<id>.key`: a 32-byte code key, hex. Codes are derived from
-//!   it and never stored.
+//!   it and never stored. There may be several (`k1`, `k2`, …): the store
+//!   records the current one (`meta.code_key_id`, for new codes) and the
+//!   key each code was issued under (`codes.code_key_id`), and a code is
+//!   always derived again from its own ([`CodeKeys`]). `handover office
+//!   rotate-code-key` adds one ([`create_code_key`]); none is ever removed
+//!   while a code made from it may still be handed over or resent.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use handover_core::codes::CodeKey;
 use handover_core::keys::SigningKey;
@@ -25,12 +32,54 @@ pub(crate) fn create(dir: &Path, code_key_id: &str) -> Result<(SigningKey, CodeK
     crate::files::private_dir(&kd)?;
     let signing = SigningKey::generate()?;
     crate::files::create_private(&kd.join(SIGNING), signing.pkcs8())?;
-    let code = CodeKey::generate(code_key_id)?;
+    let code = create_code_key(dir, code_key_id)?;
+    Ok((signing, code))
+}
+
+/// Make code key `id` and write it (0600); refuses one that exists.
+pub(crate) fn create_code_key(dir: &Path, id: &str) -> Result<CodeKey> {
+    check_code_key_id(id)?;
+    let code = CodeKey::generate(id)?;
     crate::files::create_private(
-        &kd.join(format!("code-{code_key_id}.key")),
+        &code_key_path(dir, id),
         hex::encode(code.secret_bytes()).as_bytes(),
     )?;
-    Ok((signing, code))
+    Ok(code)
+}
+
+/// The id after the highest `k<N>` code key in `dir/keys` (and after
+/// `current`): `k2` after `k1`.
+pub(crate) fn next_code_key_id(dir: &Path, current: &str) -> Result<String> {
+    let number = |id: &str| id.strip_prefix('k').and_then(|n| n.parse::<u32>().ok());
+    let kd = keys_dir(dir);
+    let mut highest = number(current).unwrap_or(0);
+    for entry in fs::read_dir(&kd).map_err(io(&kd))? {
+        let entry = entry.map_err(io(&kd))?;
+        let name = entry.file_name();
+        let id = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("code-"))
+            .and_then(|n| n.strip_suffix(".key"));
+        if let Some(n) = id.and_then(number) {
+            highest = highest.max(n);
+        }
+    }
+    let next = highest
+        .checked_add(1)
+        .ok_or(Error::Store("no code key id is left"))?;
+    Ok(format!("k{next}"))
+}
+
+fn check_code_key_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(Error::Store("a code key id is not letters, digits and '-'"));
+    }
+    Ok(())
+}
+
+fn code_key_path(dir: &Path, id: &str) -> PathBuf {
+    keys_dir(dir).join(format!("code-{id}.key"))
 }
 
 /// Load the signing key.
@@ -44,16 +93,59 @@ pub(crate) fn signing_key(dir: &Path) -> Result<SigningKey> {
 }
 
 /// Load the code key `id`.
-pub(crate) fn code_key(dir: &Path, id: &str) -> Result<CodeKey> {
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err(Error::Store("a code key id is not letters, digits and '-'"));
-    }
-    let path = keys_dir(dir).join(format!("code-{id}.key"));
-    let text = fs::read_to_string(&path).map_err(io(&path))?;
+fn code_key(dir: &Path, id: &str) -> Result<CodeKey> {
+    check_code_key_id(id)?;
+    let path = code_key_path(dir, id);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::CodeKeyMissing { id: id.to_owned() })
+        }
+        Err(e) => return Err(io(&path)(e)),
+    };
     let mut bytes = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| Error::DamagedKey {
         path: path.clone(),
         why: "expected 64 hex characters",
     })?;
     Ok(CodeKey::new(id, bytes))
+}
+
+/// The office's code keys by id, each loaded from `keys/` the first time a
+/// code needs it, then kept (the files do not change: a key is made once
+/// and never rewritten).
+pub(crate) struct CodeKeys {
+    dir: PathBuf,
+    loaded: RwLock<HashMap<String, Arc<CodeKey>>>,
+}
+
+impl CodeKeys {
+    /// The keys of the office in `dir`; none loaded yet.
+    pub(crate) fn new(dir: &Path) -> CodeKeys {
+        CodeKeys {
+            dir: dir.to_owned(),
+            loaded: RwLock::default(),
+        }
+    }
+
+    /// Code key `id`: [`Error::CodeKeyMissing`] when this office directory
+    /// does not hold it (another server made it and it was not copied).
+    pub(crate) fn get(&self, id: &str) -> Result<Arc<CodeKey>> {
+        // A panic while the map was held cannot leave it half-written: an
+        // insert is one step.
+        if let Some(k) = self
+            .loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            return Ok(Arc::clone(k));
+        }
+        let key = Arc::new(code_key(&self.dir, id)?);
+        self.loaded
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), Arc::clone(&key));
+        Ok(key)
+    }
 }

@@ -47,7 +47,6 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use handover_core::codes::CodeKey;
 #[cfg(feature = "testing")]
 use handover_core::codes::Programme;
 use handover_core::keys::{PublicKey, SigningKey};
@@ -70,6 +69,7 @@ pub mod language;
 pub mod manifests;
 pub mod presence;
 pub mod report;
+pub mod rotate;
 pub mod sms;
 mod store;
 
@@ -89,7 +89,7 @@ pub struct Office {
     dir: PathBuf,
     store: store::Store,
     signing: SigningKey,
-    code_key: CodeKey,
+    code_keys: keystore::CodeKeys,
     office_id: String,
     cod: bookings::CodPayee,
     config: config::Config,
@@ -247,7 +247,9 @@ impl Office {
             })
         };
         let office_id = meta("office_id")?;
-        let code_key = keystore::code_key(dir, &meta("code_key_id")?)?;
+        let code_keys = keystore::CodeKeys::new(dir);
+        // The current key must be here: refuse to open without it.
+        code_keys.get(&meta("code_key_id")?)?;
         let cod = bookings::CodPayee {
             upi: meta("cod_upi")?,
             name: meta("cod_name")?,
@@ -260,7 +262,7 @@ impl Office {
             dir: dir.to_owned(),
             store,
             signing,
-            code_key,
+            code_keys,
             office_id,
             cod,
         })
@@ -272,12 +274,19 @@ impl Office {
     /// test crate turns on), and called by no command.
     #[cfg(feature = "testing")]
     pub fn current_code(&self, programme: Programme, reference: &str) -> Result<String> {
-        let (version, policy) = self.store.read(|tx| {
+        let (version, policy, key_id) = self.store.read(|tx| {
             tx.opt(
-                "SELECT code_version, policy FROM codes WHERE programme = $1 AND reference = $2
+                "SELECT code_version, policy, code_key_id FROM codes
+                 WHERE programme = $1 AND reference = $2
                  ORDER BY code_version DESC LIMIT 1",
                 ps![programme.as_str(), reference],
-                |r| Ok((r.get::<i64>("code_version")?, r.get::<String>("policy")?)),
+                |r| {
+                    Ok((
+                        r.get::<i64>("code_version")?,
+                        r.get::<String>("policy")?,
+                        r.get::<String>("code_key_id")?,
+                    ))
+                },
             )?
             .ok_or(Error::Store("no code was issued for that reference"))
         })?;
@@ -286,7 +295,7 @@ impl Office {
         let version =
             u32::try_from(version).map_err(|_| Error::Store("a code version is out of range"))?;
         let code = handover_core::codes::derive_code(
-            &self.code_key,
+            &*self.code_keys.get(&key_id)?,
             programme,
             reference,
             version,

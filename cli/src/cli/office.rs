@@ -169,6 +169,9 @@ pub(super) enum OfficeCommand {
     Backup(super::backup::BackupArgs),
     /// Restore a backup into a new directory; nothing is overwritten.
     Restore(super::backup::RestoreArgs),
+    /// Start a new code key: new codes come from it, earlier codes keep
+    /// verifying with their own.
+    RotateCodeKey(super::keys::RotateCodeKeyArgs),
     /// Make a single-use enrolment token for a new device; prints it, and
     /// draws it as a QR code.
     EnrolToken {
@@ -456,6 +459,7 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
         OfficeCommand::Sms(cmd) => super::sms::run(cmd, now)?,
         OfficeCommand::Backup(a) => super::backup::run_backup(a)?,
         OfficeCommand::Restore(a) => super::backup::run_restore(a)?,
+        OfficeCommand::RotateCodeKey(a) => super::keys::run_rotate_code_key(a)?,
         OfficeCommand::EnrolToken {
             d,
             assignee,

@@ -40,7 +40,9 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use handover_core::codes::{derive_code, CodeKey, Policy, Programme};
+use handover_core::codes::{derive_code, Policy, Programme};
+
+use crate::keystore::CodeKeys;
 use handover_core::event::{EventBody, EventKind, PaymentMethod};
 use handover_core::manifest::ItemDetails;
 use handover_core::rules::{clock_tolerance, constant_time_eq, earlier, later};
@@ -298,7 +300,7 @@ impl Known {
     /// The verdict of a new event (the table in the module docs).
     pub(super) fn judge(
         &self,
-        code_key: &CodeKey,
+        code_keys: &CodeKeys,
         body: &EventBody,
         clock_suspect: bool,
     ) -> Result<Verdict> {
@@ -323,11 +325,11 @@ impl Known {
                 if self.wrong_codes(reference, *v) >= i64::from(issued.policy.max_attempts) {
                     return Ok(Verdict::AttemptsExceeded);
                 }
-                if issued.key_id != code_key.id() {
-                    return Ok(Verdict::CodeMismatch);
-                }
+                // The key this code version was issued under, whichever
+                // is current now.
+                let code_key = code_keys.get(&issued.key_id)?;
                 let right = derive_code(
-                    code_key,
+                    &code_key,
                     item.programme,
                     reference,
                     *v,

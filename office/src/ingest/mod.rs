@@ -428,7 +428,7 @@ fn ingest_events<'e>(
         let mut known = judge::Known::load(tx, device_id, &bodies)?;
         let mut judged = Vec::with_capacity(new.len());
         for n in &new {
-            let judged_now = known.judge(&office.code_key, n.body, n.clock_suspect)?;
+            let judged_now = known.judge(&office.code_keys, n.body, n.clock_suspect)?;
             // A resend: the verdict this office signed the first time.
             let verdict = signed.get(&n.event.seq).copied().unwrap_or(judged_now);
             known.note(n.body, verdict);

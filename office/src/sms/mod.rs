@@ -267,15 +267,17 @@ impl Office {
         let version = c
             .code_version
             .ok_or(Error::Store("a code SMS has no code version"))?;
-        let policy: String = tx.one(
-            "SELECT policy FROM codes WHERE programme = $1 AND reference = $2 AND code_version = $3",
+        let (policy, key_id): (String, String) = tx.one(
+            "SELECT policy, code_key_id FROM codes
+             WHERE programme = $1 AND reference = $2 AND code_version = $3",
             ps![c.programme.as_str(), &c.reference, version],
-            |r| r.get("policy"),
+            |r| Ok((r.get("policy")?, r.get("code_key_id")?)),
         )?;
         let policy: handover_core::codes::Policy = serde_json::from_str(&policy)
             .map_err(|_| Error::Store("a stored policy is unreadable"))?;
+        // The key the code was issued under, whichever is current now.
         let code = derive_code(
-            &self.code_key,
+            &*self.code_keys.get(&key_id)?,
             c.programme,
             &c.reference,
             version,

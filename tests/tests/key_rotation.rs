@@ -1,0 +1,169 @@
+//! Key rotation (issue 20; `protocol.md`, "Keys over time").
+//!
+//! Code keys: `rotate-code-key` starts a new key id for new codes; codes
+//! issued before keep verifying with their own key, at the door, at the
+//! office's judge and in a resent SMS, through a re-issue of the manifest;
+//! a server without an earlier key refuses to judge (the batch waits, the
+//! device keeps it) until the key file is back.
+
+use std::os::unix::fs::PermissionsExt;
+
+use chrono::Utc;
+use handover_cli::client;
+use handover_core::codes::Programme;
+use handover_core::device::VerifyOutcome;
+use handover_office::issue::IssueRequest;
+use handover_office::sms::FileSender;
+use handover_office::{bookings, Office};
+use handover_tests::*;
+
+/// Bookings for `refs` (post, a parcel each).
+fn bookings_for(office: &Office, refs: &[u32]) -> Vec<bookings::Booking> {
+    let mut csv = String::from("reference,service,addressee,address,mobile,cod_paise\n");
+    for i in refs {
+        let r = handover_core::s10::make("EE", 40_000_000 + i, "IN").unwrap();
+        csv.push_str(&format!(
+            "{r},parcel,Resident {i},{i} Hill Road,98{i:08},\n"
+        ));
+    }
+    bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026).unwrap()
+}
+
+fn accepted(outcome: VerifyOutcome) -> bool {
+    matches!(outcome, VerifyOutcome::Accepted { .. })
+}
+
+#[test]
+fn earlier_codes_keep_verifying_with_their_own_key_after_a_rotation() {
+    let s = Service::start(Default::default());
+    let dir = s.dir.path().join("d");
+    let device = s.enrolled_device(&dir, "Postman R");
+    let id = device.identity().device_id;
+    let now = Utc::now();
+
+    // Morning: two items under k1.
+    assert_eq!(s.office.code_key_id().unwrap(), "k1");
+    let first = issue_today(
+        &s.office,
+        &id,
+        Programme::Post,
+        &bookings_for(&s.office, &[1, 2]),
+        test_policy(),
+        now,
+    );
+    let code_of = |issued: &handover_office::issue::Issued, r: &str| issued_code(issued, r);
+    let (a, b) = (
+        first.sms[0].reference.clone(),
+        first.sms[1].reference.clone(),
+    );
+    let code_a = code_of(&first, &a);
+    let code_b_v1 = code_of(&first, &b);
+
+    // The rotation: k2, a new file readable by the owner only.
+    let r = s.office.rotate_code_key().unwrap();
+    assert_eq!((r.previous.as_str(), r.current.as_str()), ("k1", "k2"));
+    assert_eq!(s.office.code_key_id().unwrap(), "k2");
+    let k2 = s.dir.path().join("office/keys/code-k2.key");
+    assert_eq!(
+        std::fs::metadata(&k2).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(s.office.rotate_code_key().unwrap().current, "k3");
+    let k1 = std::fs::read(s.dir.path().join("office/keys/code-k1.key")).unwrap();
+    assert_ne!(std::fs::read(&k2).unwrap(), k1);
+
+    // A re-issue: A kept (its k1 code), B's code re-issued and a new item C
+    // (both under k3, the current key).
+    let rows = bookings_for(&s.office, &[1, 2, 3]);
+    let c = rows[2].reference.clone();
+    let reissue = [b.clone()];
+    let second = s
+        .office
+        .issue(
+            &IssueRequest {
+                reissue: &reissue,
+                ..IssueRequest::working_day(&id, Programme::Post, &rows, test_policy(), now)
+            },
+            &|| {},
+            |_| Ok(()),
+        )
+        .unwrap();
+    let sent: Vec<&str> = second.sms.iter().map(|m| m.reference.as_str()).collect();
+    assert_eq!(sent.len(), 2, "A keeps its code: no SMS for it");
+    assert!(sent.contains(&b.as_str()) && sent.contains(&c.as_str()));
+    let code_b_v2 = code_of(&second, &b);
+    let code_c = code_of(&second, &c);
+    assert_ne!(code_b_v1, code_b_v2);
+
+    // The device takes the revision and verifies: A with its morning code
+    // (k1), B and C with the new ones (k3); B's first code no longer.
+    let pulled = client::sync(&device, &s.link()).unwrap();
+    assert!(pulled.manifests_imported >= 1, "{pulled:?}");
+    let at = Utc::now();
+    assert!(accepted(device.verify(&a, &code_a, at).unwrap()));
+    assert!(!accepted(device.verify(&b, &code_b_v1, at).unwrap()));
+    assert!(accepted(device.verify(&b, &code_b_v2, at).unwrap()));
+    assert!(accepted(device.verify(&c, &code_c, at).unwrap()));
+
+    // A server that lacks k1 (not copied after the rotation) refuses to
+    // judge, typed, and nothing is lost: the device keeps its events.
+    let moved = s.dir.path().join("code-k1.key.away");
+    std::fs::rename(s.dir.path().join("office/keys/code-k1.key"), &moved).unwrap();
+    let without_k1 = Office::open(&s.dir.path().join("office")).unwrap();
+    let other = serve(std::sync::Arc::new(without_k1), Default::default());
+    let link = handover_cli::client::OfficeLink::new(&format!("http://{}", other.addr()), None)
+        .unwrap()
+        .with_backoff(std::time::Duration::from_millis(20));
+    let refused = client::sync(&device, &link);
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(device.pending_count().unwrap() >= 3);
+    drop(other);
+    std::fs::rename(&moved, s.dir.path().join("office/keys/code-k1.key")).unwrap();
+
+    // The office judges each code with its own key: all three verified.
+    let synced = client::sync(&device, &s.link()).unwrap();
+    assert_eq!(synced.flagged, 0, "{synced:?}");
+    assert_eq!(device.pending_count().unwrap(), 0);
+    let report = s.office.report().unwrap();
+    assert_eq!(report.verified, 3, "{report:?}");
+    assert_eq!(report.code_mismatch, 0);
+
+    // A resent SMS for A carries A's k1 code, not one from the current key.
+    s.office.sms_resend(&a, Utc::now()).unwrap();
+    let out = s.dir.path().join("sms.csv");
+    s.office
+        .sms_send(&FileSender::new(out.clone()), Utc::now())
+        .unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let resent = text
+        .lines()
+        .filter(|l| l.contains(&a))
+        .next_back()
+        .expect("A's resent code");
+    assert!(resent.contains(&code_a), "the resend carries A's own code");
+}
+
+#[test]
+fn rotate_code_key_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let office_dir = dir.path().join("office");
+    drop(init_office(&office_dir, "PO-1"));
+    let d = office_dir.to_str().unwrap();
+    let out = ok(&["office", "rotate-code-key", "--dir", d, "--json"]);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (r["previous"].as_str(), r["current"].as_str()),
+        (Some("k1"), Some("k2"))
+    );
+    let text = ok(&["office", "rotate-code-key", "--dir", d]);
+    assert!(text.contains("code key k3 is current"), "{text}");
+    assert!(text.contains("code-k3.key"), "{text}");
+    // A key file that is in the way is never overwritten.
+    std::fs::write(office_dir.join("keys/code-k4.key"), "in the way").unwrap();
+    let text = ok(&["office", "rotate-code-key", "--dir", d]);
+    assert!(text.contains("code key k5 is current"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(office_dir.join("keys/code-k4.key")).unwrap(),
+        "in the way"
+    );
+}
