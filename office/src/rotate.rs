@@ -37,7 +37,7 @@ impl Office {
     /// Start a new code key for new codes (module docs); earlier codes
     /// keep their own.
     pub fn rotate_code_key(&self) -> Result<CodeKeyRotation> {
-        let previous = self.store.read(|tx| current_code_key_id(tx))?;
+        let previous = self.store.read(current_code_key_id)?;
         let current = keystore::next_code_key_id(&self.dir, &previous)?;
         keystore::create_code_key(&self.dir, &current)?;
         let moved = self.store.write(|tx| {
@@ -58,7 +58,7 @@ impl Office {
 
     /// The id of the code key new codes come from.
     pub fn code_key_id(&self) -> Result<String> {
-        self.store.read(|tx| current_code_key_id(tx))
+        self.store.read(current_code_key_id)
     }
 
     /// The current code key, as the store names it in `tx`.
