@@ -356,6 +356,12 @@ pub struct ManifestsRequest {
     /// with [`ManifestsResponse::need_seq`]. Absent from older devices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_through: Option<u64>,
+    /// The ids of the office keys the device trusts. An office whose key
+    /// changed since answers with the statements the device lacks
+    /// ([`ManifestsResponse::key_statements`]). Absent from older devices,
+    /// which are sent none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub office_keys: Option<Vec<String>>,
 }
 
 /// One sealed manifest, base64 (standard alphabet, padded).
@@ -390,6 +396,11 @@ pub struct ManifestsResponse {
     /// The device resends from there (as after a `gap`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub need_seq: Option<u64>,
+    /// The office's key statements the device lacks, oldest first, sealed,
+    /// base64 ([`crate::statement`]): take them before the manifests,
+    /// which the newest key signs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_statements: Vec<String>,
 }
 
 /// The stable code of every refusal (`docs/sync-api.md`), on the wire as

@@ -35,6 +35,9 @@ pub enum Kind {
     Manifest,
     /// The office's answer to a batch.
     Ack,
+    /// The office's statement that its signing key changed
+    /// ([`crate::statement`]).
+    KeyStatement,
 }
 
 impl Kind {
@@ -42,18 +45,21 @@ impl Kind {
         match self {
             Kind::Manifest => 1,
             Kind::Ack => 2,
+            Kind::KeyStatement => 3,
         }
     }
     fn label(self) -> &'static [u8] {
         match self {
             Kind::Manifest => b"handover/manifest/v1",
             Kind::Ack => b"handover/ack/v1",
+            Kind::KeyStatement => b"handover/key-statement/v1",
         }
     }
     fn name(self) -> &'static str {
         match self {
             Kind::Manifest => "manifest",
             Kind::Ack => "ack",
+            Kind::KeyStatement => "key statement",
         }
     }
 }

@@ -59,6 +59,7 @@ pub mod keys;
 pub mod manifest;
 pub mod rules;
 pub mod s10;
+pub mod statement;
 pub mod sync;
 pub mod upi;
 pub mod verifier;

@@ -176,6 +176,13 @@ pub enum Error {
         /// The key's id.
         id: String,
     },
+    /// This office directory's signing key is older than the newest the
+    /// store records: the key was rotated elsewhere.
+    #[error("the office's signing key was rotated: this directory's keys/office-signing.pk8 is an earlier key; copy keys/office-signing.pk8 from the office directory where the rotation ran")]
+    SigningKeyOutdated,
+    /// A grace period outside what a rotation allows.
+    #[error("the grace period must be from 1 to 90 days")]
+    GraceOutOfRange,
     /// A stored key file cannot be used.
     #[error("key file {} is damaged: {why}", path.display())]
     DamagedKey {

@@ -312,7 +312,7 @@ impl Office {
                     .collect(),
                 items,
             };
-            let sealed = manifest.seal(&self.signing)?;
+            let sealed = manifest.seal(&self.signing_key())?;
             write_manifest(tx, req, &checked, plan.revision, code_key.id(), &sealed)?;
             write_items(tx, &manifest, &plan.items)?;
             let (sms_ids, sms_segments) =

@@ -84,7 +84,28 @@ fn code_key_path(dir: &Path, id: &str) -> PathBuf {
 
 /// Load the signing key.
 pub(crate) fn signing_key(dir: &Path) -> Result<SigningKey> {
-    let path = keys_dir(dir).join(SIGNING);
+    signing_key_at(&keys_dir(dir).join(SIGNING))
+}
+
+/// Where a rotation writes the new signing key before it is recorded.
+pub(crate) fn signing_next_path(dir: &Path) -> PathBuf {
+    keys_dir(dir).join("office-signing.next.pk8")
+}
+
+/// Make the new signing key the office's: one rename over the old file
+/// (whose private key is then gone), the directory synced.
+pub(crate) fn promote_signing_next(dir: &Path) -> Result<()> {
+    let kd = keys_dir(dir);
+    let (from, to) = (signing_next_path(dir), kd.join(SIGNING));
+    fs::rename(&from, &to).map_err(io(&to))?;
+    fs::File::open(&kd)
+        .and_then(|d| d.sync_all())
+        .map_err(io(&kd))
+}
+
+/// Load a signing key file.
+pub(crate) fn signing_key_at(path: &Path) -> Result<SigningKey> {
+    let path = path.to_owned();
     let bytes = fs::read(&path).map_err(io(&path))?;
     SigningKey::from_pkcs8(&bytes).map_err(|_| Error::DamagedKey {
         path,

@@ -88,7 +88,8 @@ const CODE_KEY_ID: &str = "k1";
 pub struct Office {
     dir: PathBuf,
     store: store::Store,
-    signing: SigningKey,
+    /// The key that signs manifests and acks; replaced by a rotation.
+    signing: std::sync::RwLock<std::sync::Arc<SigningKey>>,
     code_keys: keystore::CodeKeys,
     office_id: String,
     cod: bookings::CodPayee,
@@ -247,6 +248,9 @@ impl Office {
             })
         };
         let office_id = meta("office_id")?;
+        // Finish a signing key rotation cut short; refuse a key file older
+        // than the store's newest key.
+        store.write(|tx| rotate::finish_signing_rotation(dir, tx))?;
         let code_keys = keystore::CodeKeys::new(dir);
         // The current key must be here: refuse to open without it.
         code_keys.get(&meta("code_key_id")?)?;
@@ -261,7 +265,7 @@ impl Office {
             device_keys: Default::default(),
             dir: dir.to_owned(),
             store,
-            signing,
+            signing: std::sync::RwLock::new(std::sync::Arc::new(signing)),
             code_keys,
             office_id,
             cod,
@@ -311,7 +315,7 @@ impl Office {
 
     /// The office signing public key, to pin on devices.
     pub fn public_key(&self) -> PublicKey {
-        self.signing.public_key()
+        self.signing_key().public_key()
     }
 
     /// The office id.

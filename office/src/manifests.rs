@@ -73,9 +73,19 @@ impl Office {
                 }
                 _ => None,
             };
+            // A device that says which keys it trusts gets the key
+            // statements it lacks (an older one would refuse the field).
+            let key_statements = match &request.office_keys {
+                Some(trusted) => crate::rotate::statements_for(tx, trusted)?
+                    .iter()
+                    .map(|s| to_base64(s))
+                    .collect(),
+                None => Vec::new(),
+            };
             Ok(ManifestsResponse {
                 manifests,
                 need_seq,
+                key_statements,
             })
         })
     }

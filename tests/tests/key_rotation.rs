@@ -166,3 +166,186 @@ fn rotate_code_key_on_the_command_line() {
         "in the way"
     );
 }
+
+/// The office's signing key, from its file.
+fn signing_key_in(office_dir: &std::path::Path) -> handover_core::keys::SigningKey {
+    handover_core::keys::SigningKey::from_pkcs8(
+        &std::fs::read(office_dir.join("keys/office-signing.pk8")).unwrap(),
+    )
+    .unwrap()
+}
+
+/// An ack of `device`'s head sealed by `key` (as the office, or a thief of
+/// its old key, would).
+fn ack_of_head(
+    device: &handover_core::device::Device,
+    key: &handover_core::keys::SigningKey,
+) -> Vec<u8> {
+    let head = device.events().unwrap().pop().unwrap();
+    handover_core::sync::Ack {
+        format: handover_core::sync::ACK_FORMAT.into(),
+        device_id: device.identity().device_id,
+        through_seq: head.seq,
+        head_hash: head.hash,
+        verdicts: Vec::new(),
+    }
+    .seal(key)
+    .unwrap()
+}
+
+#[test]
+fn devices_take_a_new_signing_key_at_their_next_sync_and_refuse_the_old_one_after_the_grace() {
+    use handover_core::Error as CoreError;
+    let s = Service::start(Default::default());
+    let office_dir = s.dir.path().join("office");
+    let a = s.enrolled_device(&s.dir.path().join("a"), "Postman A");
+    let a_id = a.identity().device_id;
+    let now = Utc::now();
+    let morning = issue_today(
+        &s.office,
+        &a_id,
+        Programme::Post,
+        &bookings_for(&s.office, &[11]),
+        test_policy(),
+        now,
+    );
+    client::sync(&a, &s.link()).unwrap();
+    let old = signing_key_in(&office_dir);
+    assert_eq!(a.office_keys().unwrap(), [old.public_key()]);
+
+    // The rotation, by another handle on the office (as the command line
+    // does while the service runs); the service is restarted after it.
+    let rotated = Office::open(&office_dir).unwrap();
+    assert!(matches!(
+        rotated.rotate_signing_key(chrono::Duration::hours(1), now),
+        Err(handover_office::Error::GraceOutOfRange)
+    ));
+    let r = rotated
+        .rotate_signing_key(chrono::Duration::days(7), now)
+        .unwrap();
+    let new = signing_key_in(&office_dir);
+    assert_eq!(r.current, new.public_key().key_id());
+    assert_eq!(r.previous, old.public_key().key_id());
+    assert_ne!(new.public_key(), old.public_key());
+    let mode = std::fs::metadata(office_dir.join("keys/office-signing.pk8"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!office_dir.join("keys/office-signing.next.pk8").exists());
+
+    // A server whose directory still holds the old key refuses to start.
+    let stale = s.dir.path().join("stale");
+    copy_dir(&office_dir, &stale);
+    std::fs::write(stale.join("keys/office-signing.pk8"), old.pkcs8()).unwrap();
+    assert!(matches!(
+        Office::open(&stale),
+        Err(handover_office::Error::SigningKeyOutdated)
+    ));
+
+    let rotated = std::sync::Arc::new(rotated);
+    let server = serve(rotated.clone(), Default::default());
+    let link = handover_cli::client::OfficeLink::new(&format!("http://{}", server.addr()), None)
+        .unwrap()
+        .with_backoff(std::time::Duration::from_millis(20));
+
+    // A re-issue with a new item: sealed by the new key. The device pulls
+    // the statement with it, pins the new key, and takes the manifest.
+    let rows = bookings_for(&rotated, &[11, 12]);
+    let second = issue_today(&rotated, &a_id, Programme::Post, &rows, test_policy(), now);
+    assert!(handover_core::manifest::Manifest::open(&second.sealed, &[new.public_key()]).is_ok());
+    let pulled = client::sync(&a, &link).unwrap();
+    assert_eq!(pulled.manifests_imported, 1, "{pulled:?}");
+    assert_eq!(
+        a.office_keys().unwrap(),
+        [old.public_key(), new.public_key()]
+    );
+    // Handovers under both keys' manifests, acknowledged under the new key.
+    let at = Utc::now();
+    assert!(accepted(
+        a.verify(
+            &rows[0].reference,
+            &issued_code(&morning, &rows[0].reference),
+            at
+        )
+        .unwrap()
+    ));
+    assert!(accepted(
+        a.verify(
+            &rows[1].reference,
+            &issued_code(&second, &rows[1].reference),
+            at
+        )
+        .unwrap()
+    ));
+    let synced = client::sync(&a, &link).unwrap();
+    assert_eq!((synced.flagged, synced.pending), (0, 0), "{synced:?}");
+    assert_eq!(rotated.report().unwrap().verified, 2);
+
+    // A device enrolled now pins the new key only and needs no statement.
+    let b = enrolled_device(&rotated, &link, &s.dir.path().join("b"), "Postman B");
+    assert_eq!(b.office_keys().unwrap(), [new.public_key()]);
+    issue_today(
+        &rotated,
+        &b.identity().device_id,
+        Programme::Post,
+        &bookings_for(&rotated, &[21]),
+        test_policy(),
+        now,
+    );
+    assert_eq!(client::sync(&b, &link).unwrap().manifests_imported, 1);
+
+    // The old key: accepted within the grace period, refused after it,
+    // whatever the device's clock says later.
+    assert!(a
+        .apply_ack(&ack_of_head(&a, &old), now + chrono::Duration::days(6))
+        .is_ok());
+    assert!(matches!(
+        a.apply_ack(&ack_of_head(&a, &old), now + chrono::Duration::days(8)),
+        Err(CoreError::UntrustedKey)
+    ));
+    assert!(matches!(
+        a.import_manifest(&morning.sealed, now + chrono::Duration::days(8)),
+        Err(CoreError::UntrustedKey)
+    ));
+    assert!(a
+        .apply_ack(&ack_of_head(&a, &new), now + chrono::Duration::days(8))
+        .is_ok());
+
+    // A thief of the old key names a key of their own: refused, the old
+    // key has its successor. A statement from a key never pinned: refused.
+    let thief = handover_core::keys::SigningKey::generate().unwrap();
+    let forged = handover_core::statement::KeyStatement::make(
+        &old,
+        &thief,
+        "PO-1",
+        now,
+        now + chrono::Duration::days(90),
+    )
+    .unwrap();
+    assert!(matches!(
+        a.accept_key_statement(&forged, now),
+        Err(CoreError::Malformed { .. })
+    ));
+    let stranger =
+        handover_core::statement::KeyStatement::make(&thief, &old, "PO-1", now, now).unwrap();
+    assert!(matches!(
+        b.accept_key_statement(&stranger, now),
+        Err(CoreError::UntrustedKey)
+    ));
+    assert_eq!(a.office_keys().unwrap().len(), 2);
+    assert_eq!(b.office_keys().unwrap().len(), 1);
+}
+
+/// Copy an office directory (files one level down, `keys/` included).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to.join("keys")).unwrap();
+    for sub in ["", "keys"] {
+        for e in std::fs::read_dir(from.join(sub)).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), to.join(sub).join(e.file_name())).unwrap();
+            }
+        }
+    }
+}

@@ -172,6 +172,10 @@ pub(super) enum OfficeCommand {
     /// Start a new code key: new codes come from it, earlier codes keep
     /// verifying with their own.
     RotateCodeKey(super::keys::RotateCodeKeyArgs),
+    /// Replace the office's signing key: devices take the new one at their
+    /// next sync (a statement signed by the old key) and refuse the old one
+    /// after a grace period.
+    RotateSigningKey(super::keys::RotateSigningKeyArgs),
     /// Make a single-use enrolment token for a new device; prints it, and
     /// draws it as a QR code.
     EnrolToken {
@@ -460,6 +464,7 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
         OfficeCommand::Backup(a) => super::backup::run_backup(a)?,
         OfficeCommand::Restore(a) => super::backup::run_restore(a)?,
         OfficeCommand::RotateCodeKey(a) => super::keys::run_rotate_code_key(a)?,
+        OfficeCommand::RotateSigningKey(a) => super::keys::run_rotate_signing_key(a, now)?,
         OfficeCommand::EnrolToken {
             d,
             assignee,

@@ -114,6 +114,7 @@ impl<'a> Sender<'a> {
         let body = serde_json::to_vec(&ManifestsRequest {
             held: vec![self.sim.held.clone()],
             acknowledged_through: Some(through),
+            office_keys: None,
         })
         .map_err(|_| Error::Usage("encoding".into()))?;
         let resp = self.retrying(|| self.sim.signed_request(api::MANIFESTS, &body))?;

@@ -285,6 +285,13 @@ impl SyncSession {
                 let body = serde_json::to_vec(&ManifestsRequest {
                     held: device.held_manifests()?,
                     acknowledged_through: Some(device.acknowledged_through()?),
+                    office_keys: Some(
+                        device
+                            .office_keys_at(now)?
+                            .iter()
+                            .map(|k| k.key_id())
+                            .collect(),
+                    ),
                 })
                 .map_err(|_| Error::Encoding("manifest request"))?;
                 Ok(Some(device.signed_request(
@@ -370,6 +377,11 @@ impl SyncSession {
             Phase::Pull => {
                 let answer: api::ManifestsResponse = serde_json::from_slice(&response.body)
                     .map_err(|_| Error::malformed("manifest response", "not the expected JSON"))?;
+                // The office's key changed: pin the new key before the
+                // manifests it signed. A refused statement fails the sync.
+                for s in &answer.key_statements {
+                    device.accept_key_statement(&api::from_base64(s)?, now)?;
+                }
                 for m in &answer.manifests {
                     let imported = api::from_base64(&m.sealed)
                         .and_then(|sealed| device.import_manifest(&sealed, now));

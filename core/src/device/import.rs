@@ -65,7 +65,7 @@ pub enum ImportOutcome {
 impl Device {
     /// Import a sealed manifest (see the module docs for the rules).
     pub fn import_manifest(&self, sealed: &[u8], now: DateTime<Utc>) -> Result<ImportOutcome> {
-        let trusted = trusted_keys(&self.lock())?;
+        let trusted = trusted_keys(&self.lock(), Some(now))?;
         if trusted.is_empty() {
             return Err(Error::UntrustedKey);
         }

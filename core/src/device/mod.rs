@@ -253,9 +253,56 @@ impl Device {
         Ok(())
     }
 
-    /// The pinned office keys.
+    /// The pinned office keys, retired ones included.
     pub fn office_keys(&self) -> Result<Vec<PublicKey>> {
-        trusted_keys(&self.lock())
+        trusted_keys(&self.lock(), None)
+    }
+
+    /// The office keys trusted at `now` (a retired one no longer).
+    pub fn office_keys_at(&self, now: DateTime<Utc>) -> Result<Vec<PublicKey>> {
+        trusted_keys(&self.lock(), Some(now))
+    }
+
+    /// Take the office's statement that its signing key changed
+    /// ([`crate::statement`]): checked against the keys trusted now, the
+    /// new key is pinned and the old one kept until the statement's
+    /// `old_key_until`. A key has one successor: a second statement naming
+    /// another for the same key is refused (the old key is in other hands).
+    /// Whether the key was new to this device.
+    pub fn accept_key_statement(&self, sealed: &[u8], now: DateTime<Utc>) -> Result<bool> {
+        let mut conn = self.lock();
+        let trusted = trusted_keys(&conn, Some(now))?;
+        let s = crate::statement::KeyStatement::open(sealed, &trusted)?;
+        let (old_id, new_id) = (s.old_key.key_id(), s.new_key.key_id());
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let successor: Option<String> = tx.query_row(
+            "SELECT successor FROM office_keys WHERE key_id = ?1",
+            params![old_id],
+            |r| r.get("successor"),
+        )?;
+        match successor {
+            Some(known) if known == new_id => return Ok(false),
+            Some(_) => {
+                return Err(Error::malformed(
+                    "key statement",
+                    "a second successor for the same office key",
+                ))
+            }
+            None => {}
+        }
+        let until = s.old_key_until.timestamp_millis();
+        tx.execute(
+            "UPDATE office_keys SET successor = ?2, retire_at = MIN(COALESCE(retire_at, ?3), ?3)
+             WHERE key_id = ?1",
+            params![old_id, new_id, until],
+        )?;
+        let added = tx.execute(
+            "INSERT INTO office_keys (key_id, public_key, added_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(key_id) DO NOTHING",
+            params![new_id, &s.new_key.0[..], now.timestamp_millis()],
+        )?;
+        tx.commit()?;
+        Ok(added == 1)
     }
 
     /// Every stored event, oldest first (purged ones are gone).
@@ -368,9 +415,22 @@ impl Device {
     }
 }
 
-fn trusted_keys(conn: &Connection) -> Result<Vec<PublicKey>> {
-    let mut stmt = conn.prepare_cached("SELECT public_key FROM office_keys ORDER BY added_at")?;
-    let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+/// The pinned office keys trusted at `now` (all of them for `None`): a
+/// key retired by a statement is trusted until its `retire_at`, by the
+/// later of `now` and the device's high-water mark of time (a clock set
+/// back does not bring a retired key back).
+fn trusted_keys(conn: &Connection, now: Option<DateTime<Utc>>) -> Result<Vec<PublicKey>> {
+    let at = match now {
+        Some(now) => outbox::high_water_mark(conn)?
+            .unwrap_or(i64::MIN)
+            .max(now.timestamp_millis()),
+        None => i64::MIN,
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT public_key FROM office_keys WHERE retire_at IS NULL OR retire_at > ?1
+         ORDER BY added_at",
+    )?;
+    let rows = stmt.query_map([at], |r| r.get::<_, Vec<u8>>(0))?;
     rows.map(|r| {
         let bytes: [u8; 32] = r?
             .try_into()

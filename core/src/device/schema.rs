@@ -16,6 +16,8 @@
 //!   state, attempts), without the sealed bytes and the personal details.
 //!   Nothing the device does to itself resets an attempt count or reopens a
 //!   handed-over item.
+//! * **4** — office key rotation: a pinned key's end (`retire_at`, from the
+//!   office's key statement) and the key that succeeded it (`successor`).
 
 use rusqlite::{Connection, Transaction};
 
@@ -24,7 +26,7 @@ use crate::error::Result;
 use crate::keys::sha256;
 
 /// Schema version this build writes.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// The migration steps: `STEPS[i]` takes a database from version `i` to
 /// `i + 1`. Public so tests can build a database exactly as an earlier
@@ -36,7 +38,13 @@ pub const STEPS: &[Step] = &[
         sql: V3,
         then: Some(hash_sealed_manifests),
     },
+    Step::sql(V4),
 ];
+
+const V4: &str = "
+ALTER TABLE office_keys ADD COLUMN retire_at INTEGER;
+ALTER TABLE office_keys ADD COLUMN successor TEXT;
+";
 
 const V1: &str = "
 CREATE TABLE meta (

@@ -320,7 +320,7 @@ pub(super) fn apply_ack(
     sealed: &[u8],
     now: DateTime<Utc>,
 ) -> Result<AckSummary> {
-    let trusted = trusted_keys(conn)?;
+    let trusted = trusted_keys(conn, Some(now))?;
     let ack = Ack::open(sealed, &trusted)?;
     if ack.device_id != device_id {
         return Err(Error::WrongDevice);

@@ -218,7 +218,7 @@ impl Office {
             .iter()
             .map(|e| (e, e.verified(&batch.device_key)))
             .collect();
-        let signed = self.signed_verdicts(batch);
+        let signed = self.signed_verdicts(batch, now)?;
         let stored = self.store.write(|tx| {
             // One batch of a device at a time, across servers: the head is
             // read with the device's row lock.
@@ -256,7 +256,7 @@ impl Office {
             verdicts: done.verdicts,
         };
         let through_seq = ack.through_seq;
-        let ack = ack.seal(&self.signing)?;
+        let ack = ack.seal(&self.signing_key())?;
         let received = batch.events.len() as u64;
         Ok(Ingested {
             ack,
@@ -273,14 +273,15 @@ impl Office {
 
     /// The verdicts of this office's own acks carried by a resend (see the
     /// module docs), by seq. Acks that do not count are left out.
-    fn signed_verdicts(&self, batch: &Batch) -> BTreeMap<u64, Verdict> {
+    fn signed_verdicts(&self, batch: &Batch, now: DateTime<Utc>) -> Result<BTreeMap<u64, Verdict>> {
         let mut signed = BTreeMap::new();
         if batch.acks.is_empty() {
-            return signed;
+            return Ok(signed);
         }
-        let trusted = [self.signing.public_key()];
+        // This office's keys, earlier ones until their grace ends.
+        let trusted = self.ack_keys(now)?;
         let (Some(first), Some(last)) = (batch.events.first(), batch.events.last()) else {
-            return signed;
+            return Ok(signed);
         };
         for text in &batch.acks {
             let Ok(ack) = handover_core::api::from_base64(text)
@@ -304,7 +305,7 @@ impl Office {
                 }
             }
         }
-        signed
+        Ok(signed)
     }
 }
 

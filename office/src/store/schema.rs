@@ -27,6 +27,13 @@
 //! * **5** — `manifests_by_device` on SQLite too (PostgreSQL had it from 1):
 //!   the two stores now have the same tables, columns, keys and indexes,
 //!   and a test keeps them so.
+//! * **6** — simulated (load) devices, last contact, withdrawn items,
+//!   cancelled SMS, report views.
+//! * **7** — presence evidence: the address's DIGIPIN, each event's
+//!   finding and distance.
+//! * **8** — `signing_keys`: the office's signing keys over time, each
+//!   with the statement that introduced it and when what it signed stops
+//!   being accepted (key rotation).
 
 use std::sync::LazyLock;
 
@@ -73,7 +80,7 @@ pub static STEPS: LazyLock<Vec<Step>> = LazyLock::new(|| {
 type SqliteThen = fn(&rusqlite::Transaction<'_>) -> handover_core::Result<()>;
 
 /// Schema version this build writes.
-pub const VERSION: i64 = 7;
+pub const VERSION: i64 = 8;
 
 fn backfill_v2_sqlite(tx: &rusqlite::Transaction<'_>) -> handover_core::Result<()> {
     backfill_v2(&mut Tx::Lite(tx))

@@ -207,3 +207,12 @@ CREATE VIEW report_events AS SELECT * FROM events
 -- Events stored before this version could not carry a fix.
 UPDATE events SET presence = 'no_fix'
     WHERE kind IN ('handed_over', 'attempt_failed', 'exception', 'payment');
+
+-- version 8: the office's signing keys over time, with the statements that introduced them
+CREATE TABLE signing_keys (
+    key_id     TEXT PRIMARY KEY,
+    public_key BLOB NOT NULL,
+    made_at    INTEGER NOT NULL,
+    retire_at  INTEGER,
+    statement  BLOB
+) STRICT;
