@@ -249,6 +249,21 @@ proptest! {
         prop_assert!(Manifest::open(&bytes, &[key]).is_err());
         prop_assert!(Ack::open(&bytes, &[key]).is_err());
         prop_assert!(Batch::from_bytes(&bytes).is_err());
+        prop_assert!(handover_core::statement::KeyStatement::open(&bytes, &[key]).is_err());
+    }
+
+    /// A key statement with any byte changed is refused: the seal, the
+    /// old key's identity and the new key's endorsement cover all of it.
+    #[test]
+    fn mutated_key_statements_are_refused(pos in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        use handover_core::statement::KeyStatement;
+        let (old, new) = (SigningKey::generate().unwrap(), SigningKey::generate().unwrap());
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut bytes = KeyStatement::make(&old, &new, "PO-1", at, at).unwrap();
+        let i = pos.index(bytes.len());
+        prop_assume!(bytes[i] != byte);
+        bytes[i] = byte;
+        prop_assert!(KeyStatement::open(&bytes, &[old.public_key()]).is_err());
     }
 
     /// Mutated valid input: a batch with random bytes changed parses to an
