@@ -72,6 +72,10 @@ pub struct Report {
     pub certificates: u64,
     /// Clock anomalies devices reported.
     pub clock_anomalies: u64,
+    /// Events the office had acknowledged, then lost (a restore or a
+    /// failover), and devices could no longer resend (they had purged
+    /// them): their number, from the devices' checkpoints.
+    pub events_lost: u64,
     /// Largest gap between an event's device time and its receipt, seconds.
     pub max_receipt_delay_seconds: i64,
     /// The policies in force and what they cost.
@@ -240,6 +244,11 @@ fn report(tx: &mut Tx<'_, '_>, office_id: &str) -> Result<Report> {
             "SELECT COUNT(*) AS n FROM confirmations WHERE channel = 'certificate'",
         )?,
         clock_anomalies: count(tx, "SELECT COUNT(*) AS n FROM report_events WHERE kind = 'clock_anomaly'")?,
+        events_lost: count(
+            tx,
+            "SELECT CAST(COALESCE(SUM(through_seq - from_seq + 1), 0) AS BIGINT) AS n FROM chain_gaps
+             WHERE device_id IN (SELECT device_id FROM report_devices)",
+        )?,
         max_receipt_delay_seconds: tx.int(
             "SELECT CAST(COALESCE(MAX(received_at - device_time), 0) / 1000 AS BIGINT) AS n FROM report_events",
             ps![],
@@ -324,6 +333,12 @@ pub fn render(r: &Report) -> String {
     );
     line("manifests imported again", r.reimported.to_string());
     line("clock anomalies (device)", r.clock_anomalies.to_string());
+    if r.events_lost > 0 {
+        line(
+            "events lost (the office lost them, devices had purged them)",
+            r.events_lost.to_string(),
+        );
+    }
     line(
         "events with a suspect clock",
         r.clock_suspect_events.to_string(),

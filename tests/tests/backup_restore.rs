@@ -195,6 +195,69 @@ fn an_office_restored_from_a_mid_day_backup_ends_with_every_event_and_no_sms_twi
     assert_ne!(last.status, "cancelled");
 }
 
+/// A device that purged what the restored office lost cannot resend it: it
+/// sends its next events with the office's last ack as a checkpoint, the
+/// office takes the chain up from there, records the lost range (the
+/// report's `events_lost`), flags nothing, and the device syncs on.
+#[test]
+fn a_device_that_purged_what_the_office_lost_syncs_on_from_a_checkpoint() {
+    if on_postgres() {
+        eprintln!("SQLite store only: skipped on PostgreSQL");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("office");
+    let office = Office::init_in(&dir, "PO-PURGED", test_cod_payee(), None).unwrap();
+    let serve = ServeProcess::start(&dir, &[]);
+    let link: OfficeLink = serve.link();
+    let a = enrolled_device(&office, &link, &root.path().join("a.db"), "Postman A");
+    let codes = issue_post(&office, &a, 3, 0);
+    client::sync(&a, &link).unwrap();
+    deliver(&a, &codes[..1]);
+    client::sync(&a, &link).unwrap();
+    let file = root.path().join("office.backup");
+    backup(&dir, &file);
+    // After the backup: one more handover, acknowledged, then purged.
+    deliver(&a, &codes[1..2]);
+    assert_eq!(client::sync(&a, &link).unwrap().pending, 0);
+    let acked = a.acknowledged_through().unwrap();
+    drop(serve);
+    drop(office);
+    let purged = a
+        .purge(
+            chrono::Duration::zero(),
+            Utc::now() + chrono::Duration::minutes(1),
+        )
+        .unwrap();
+    assert!(purged.events > 0);
+    // Restored from the backup, the office holds less than A's acks say.
+    let new_dir = root.path().join("restored");
+    assert!(restore(&file, &new_dir, "correct horse battery staple")
+        .status
+        .success());
+    let head_before = events(&new_dir)
+        .iter()
+        .filter(|e| e.0 == a.identity().device_id)
+        .count() as u64;
+    assert!(head_before < acked);
+    let serve = ServeProcess::start(&new_dir, &[]);
+    let link = serve.link();
+    // The next handover, sent with the office's last ack as checkpoint.
+    deliver(&a, &codes[2..3]);
+    let s = client::sync(&a, &link).unwrap();
+    assert_eq!(s.pending, 0, "{s:?}");
+    assert_eq!(s.flagged, 0);
+    drop(serve);
+    let restored = Office::open(&new_dir).unwrap();
+    let report = restored.report().unwrap();
+    assert_eq!(report.events_lost, acked - head_before, "{report:?}");
+    assert!(report.flagged.is_empty());
+    // The first and third handovers verified; the second is the loss.
+    assert_eq!(report.verified, 2);
+    let d = &restored.devices(false, Utc::now()).unwrap()[0];
+    assert_eq!(d.head_seq, a.events().unwrap().last().unwrap().seq);
+}
+
 /// A resend's acks are the office's word only when they are the office's:
 /// an ack sealed by another key, or this office's ack of another chain,
 /// changes nothing, and the events are judged as new. Each is the attack of
@@ -321,4 +384,83 @@ fn a_resend_keeps_only_verdicts_this_office_sealed_for_those_very_events() {
     let sealed = claim(&key, &day.rogue.device_id, e2.seq, e2.hash);
     let verdicts = send(&restored, &day.rogue, vec![e2], vec![sealed]);
     assert_eq!(verdicts["verified"], 1, "{verdicts}");
+}
+
+/// A checkpoint (an ack just before a batch's first event, sent by a device
+/// that purged what the office lost) moves the office's head only when this
+/// office sealed it: an app that forges one to skip events it would rather
+/// the office never saw gets `gap`, and nothing is recorded lost.
+#[test]
+fn a_checkpoint_counts_only_under_the_offices_own_key() {
+    use handover_core::api::to_base64;
+    use handover_core::codes::Programme;
+    use handover_core::event::{EventKind, ExceptionReason};
+    use handover_core::keys::SigningKey;
+    use handover_core::sync::{Ack, Batch, ACK_FORMAT, BATCH_FORMAT};
+    use handover_tests::rogue::RogueDay;
+    use handover_tests::test_policy;
+
+    let t = Utc::now();
+    let mut day = RogueDay::new(Programme::Post, 2, test_policy());
+    let m = day.issued.manifest_id.clone();
+    let exception = |day: &mut RogueDay| {
+        let r = day.references[0].clone();
+        day.rogue.push(
+            t,
+            EventKind::Exception {
+                manifest_id: m.clone(),
+                reference: r,
+                reason: ExceptionReason::NotHome,
+            },
+        )
+    };
+    let first = exception(&mut day);
+    day.office.ingest(&day.rogue.batch(vec![first]), t).unwrap();
+    // Seqs 2 and 3 the office never sees; 4 comes with a checkpoint at 3.
+    exception(&mut day);
+    let skipped = exception(&mut day);
+    let fourth = exception(&mut day);
+    let checkpoint = |key: &SigningKey| {
+        to_base64(
+            &Ack {
+                format: ACK_FORMAT.into(),
+                device_id: day.rogue.device_id.clone(),
+                through_seq: skipped.seq,
+                head_hash: skipped.hash,
+                verdicts: Vec::new(),
+            }
+            .seal(key)
+            .unwrap(),
+        )
+    };
+    let batch = |acks| {
+        Batch {
+            format: BATCH_FORMAT.into(),
+            device_id: day.rogue.device_id.clone(),
+            device_key: day.rogue.key.public_key(),
+            events: vec![fourth.clone()],
+            acks,
+        }
+        .to_bytes()
+        .unwrap()
+    };
+    let forged = batch(vec![checkpoint(&SigningKey::generate().unwrap())]);
+    assert!(matches!(
+        day.office.ingest(&forged, t),
+        Err(handover_office::Error::Gap {
+            first: 4,
+            head: 1,
+            ..
+        })
+    ));
+    assert_eq!(day.office.report().unwrap().events_lost, 0);
+    // Sealed by this office (its key file): taken, seqs 2 and 3 lost.
+    let key = SigningKey::from_pkcs8(
+        &std::fs::read(day.dir.path().join("office/keys/office-signing.pk8")).unwrap(),
+    )
+    .unwrap();
+    let genuine = batch(vec![checkpoint(&key)]);
+    let ingested = day.office.ingest(&genuine, t).unwrap();
+    assert_eq!(ingested.summary.through_seq, 4);
+    assert_eq!(day.office.report().unwrap().events_lost, 2);
 }

@@ -334,6 +334,14 @@ impl SyncSession {
         if need == 0 || need > device.acknowledged_through()? {
             return Ok(false);
         }
+        // Purged, with nothing held after the purge to send from a
+        // checkpoint: nothing to resend yet (the next events will carry
+        // the checkpoint).
+        match device.export_resend(need, 1) {
+            Err(Error::NotAllowed(_)) => return Ok(false),
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
         self.resend_from = Some(need);
         self.summary.resent_from = Some(need);
         Ok(true)

@@ -142,8 +142,13 @@ impl Device {
     /// `from`, acknowledged or not, with the acks the office sealed for them
     /// ([`Batch::acks`]). The batch ends at the last ack it carries when it
     /// can, so that every acknowledged event in it is covered by its ack.
-    /// Refused when the device no longer holds the event at `from` (purged
-    /// after its retention): only the office's backup has it then.
+    ///
+    /// When the device no longer holds the event at `from` (purged after
+    /// its retention), the batch starts after the first ack boundary at or
+    /// after the purge and carries that ack first, as a **checkpoint**: the
+    /// office, which sealed it, takes the chain up from there and records
+    /// the events between as lost. Refused (`NotAllowed`) when the device
+    /// holds no event after such a boundary.
     pub fn export_resend(&self, from: u64, max: u64) -> Result<Batch> {
         resend(
             &self.lock(),
@@ -275,11 +280,45 @@ pub(super) fn resend(
             "starts outside the acknowledged events",
         ));
     }
+    let purged = || {
+        Error::NotAllowed(
+            "the office lost events this device has since purged, and it holds none after them yet",
+        )
+    };
     let mut events = outbox::read_events_from(conn, from, max.max(1))?;
+    let mut from = from;
+    let mut checkpoint = None;
     if events.first().map(|e| e.seq) != Some(from) {
-        return Err(Error::NotAllowed(
-            "the office lost events this device has since purged: restore the office from a later backup",
-        ));
+        let first = events.first().map(|e| e.seq).ok_or_else(purged)?;
+        let (at, sealed): (u64, Vec<u8>) = conn
+            .query_row(
+                "SELECT through_seq, sealed FROM acks WHERE through_seq >= ?1
+                 ORDER BY through_seq LIMIT 1",
+                [first as i64 - 1],
+                |r| Ok((r.get::<_, i64>("through_seq")? as u64, r.get("sealed")?)),
+            )
+            .optional()?
+            .ok_or_else(purged)?;
+        from = at + 1;
+        events = outbox::read_events_from(conn, from, max.max(1))?;
+        if events.first().map(|e| e.seq) != Some(from) {
+            return Err(purged());
+        }
+        checkpoint = Some(sealed);
+        if at >= acked_through {
+            // Nothing acknowledged after the checkpoint: the events to
+            // send are the waiting ones.
+            return Ok(Batch {
+                format: BATCH_FORMAT.to_owned(),
+                device_id: device_id.to_owned(),
+                device_key,
+                events,
+                acks: checkpoint
+                    .iter()
+                    .map(|s| crate::api::to_base64(s))
+                    .collect(),
+            });
+        }
     }
     let last = events.last().map_or(from, |e| e.seq);
     let mut acks: Vec<(u64, Vec<u8>)> = {
@@ -305,9 +344,10 @@ pub(super) fn resend(
         device_id: device_id.to_owned(),
         device_key,
         events,
-        acks: acks
+        acks: checkpoint
             .iter()
-            .map(|(_, sealed)| crate::api::to_base64(sealed))
+            .chain(acks.iter().map(|(_, sealed)| sealed))
+            .map(|sealed| crate::api::to_base64(sealed))
             .collect(),
     })
 }

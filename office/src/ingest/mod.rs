@@ -273,8 +273,8 @@ impl Office {
 
     /// The verdicts of this office's own acks carried by a resend (see the
     /// module docs), by seq. Acks that do not count are left out.
-    fn signed_verdicts(&self, batch: &Batch, now: DateTime<Utc>) -> Result<BTreeMap<u64, Verdict>> {
-        let mut signed = BTreeMap::new();
+    fn signed_verdicts(&self, batch: &Batch, now: DateTime<Utc>) -> Result<Signed> {
+        let mut signed = Signed::default();
         if batch.acks.is_empty() {
             return Ok(signed);
         }
@@ -289,10 +289,17 @@ impl Office {
             else {
                 continue;
             };
-            if ack.device_id != batch.device_id
-                || ack.through_seq < first.seq
-                || ack.through_seq > last.seq
+            if ack.device_id != batch.device_id {
+                continue;
+            }
+            if ack.through_seq.checked_add(1) == Some(first.seq) && ack.head_hash == first.prev_hash
             {
+                // The device purged what the office lost: take the chain
+                // up from the event this office acknowledged last.
+                signed.checkpoint = Some((ack.through_seq, ack.head_hash));
+                continue;
+            }
+            if ack.through_seq < first.seq || ack.through_seq > last.seq {
                 continue;
             }
             let at = (ack.through_seq - first.seq) as usize;
@@ -301,12 +308,21 @@ impl Office {
             }
             for v in ack.verdicts {
                 if v.seq >= first.seq && v.seq <= ack.through_seq {
-                    signed.insert(v.seq, v.verdict);
+                    signed.verdicts.insert(v.seq, v.verdict);
                 }
             }
         }
         Ok(signed)
     }
+}
+
+/// What the acks a resend carries establish (module docs): the verdicts
+/// this office sealed for its events, by seq, and a checkpoint (the seq and
+/// hash of an event it acknowledged, just before the batch's first).
+#[derive(Default)]
+struct Signed {
+    verdicts: BTreeMap<u64, Verdict>,
+    checkpoint: Option<(u64, [u8; 32])>,
 }
 
 /// What a batch did, for its ack.
@@ -335,9 +351,17 @@ fn ingest_events<'e>(
     device_id: &str,
     mut head: DeviceHead,
     checked: &'e [(&'e Event, handover_core::Result<Verified<'e>>)],
-    signed: &BTreeMap<u64, Verdict>,
+    signed: &Signed,
     now: DateTime<Utc>,
 ) -> std::result::Result<Done, Refusal> {
+    // A checkpoint past the head: the events between are lost to the
+    // office (the device purged them), recorded as such.
+    if let (Some((at, hash)), Some((first, _))) = (signed.checkpoint, checked.first()) {
+        if at > head.cursor.seq() && first.seq == at + 1 {
+            rows::record_gap(tx, device_id, head.cursor.seq() + 1, at, now)?;
+            head.cursor = ChainCursor::at(at, hash);
+        }
+    }
     let refuse = |seq: u64, why: String| {
         Refusal::Other(Error::BadEvent {
             device: device_id.to_owned(),
@@ -431,7 +455,11 @@ fn ingest_events<'e>(
         for n in &new {
             let judged_now = known.judge(&office.code_keys, n.body, n.clock_suspect)?;
             // A resend: the verdict this office signed the first time.
-            let verdict = signed.get(&n.event.seq).copied().unwrap_or(judged_now);
+            let verdict = signed
+                .verdicts
+                .get(&n.event.seq)
+                .copied()
+                .unwrap_or(judged_now);
             known.note(n.body, verdict);
             judged.push(verdict);
         }
@@ -460,7 +488,7 @@ fn ingest_events<'e>(
             let resent: Vec<u64> = new
                 .iter()
                 .map(|n| n.event.seq)
-                .filter(|seq| signed.contains_key(seq))
+                .filter(|seq| signed.verdicts.contains_key(seq))
                 .collect();
             rows::mark_confirmed_before(tx, device_id, &resent, now)?;
         }

@@ -252,3 +252,20 @@ pub(super) fn mark_confirmed_before(
 /// Why a resent event's confirmation was not queued again.
 pub(crate) const RESENT_REASON: &str =
     "queued when the event first arrived; the office lost it and the device resent it";
+
+/// Record that the office lost `from..=through` of `device_id`'s chain and
+/// the device could no longer resend it (a checkpoint took the chain up).
+pub(super) fn record_gap(
+    tx: &mut Tx<'_, '_>,
+    device_id: &str,
+    from: u64,
+    through: u64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    tx.exec(
+        "INSERT INTO chain_gaps (device_id, from_seq, through_seq, recorded_at)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, from_seq) DO NOTHING",
+        ps![device_id, from as i64, through as i64, ms(now)],
+    )?;
+    Ok(())
+}

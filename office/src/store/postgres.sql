@@ -186,11 +186,19 @@ CREATE VIEW report_events AS SELECT * FROM events
 UPDATE events SET presence = 'no_fix'
     WHERE kind IN ('handed_over', 'attempt_failed', 'exception', 'payment');
 
--- version 8: the office's signing keys over time, with the statements that introduced them
+-- version 8: the office's signing keys over time, with the statements that introduced them;
+-- the ranges of a device's chain the office lost and the device could no longer resend
 CREATE TABLE signing_keys (
     key_id     TEXT PRIMARY KEY,
     public_key BYTEA NOT NULL,
     made_at    BIGINT NOT NULL,
     retire_at  BIGINT,
     statement  BYTEA
+);
+CREATE TABLE chain_gaps (
+    device_id   TEXT NOT NULL REFERENCES devices(device_id),
+    from_seq    BIGINT NOT NULL,
+    through_seq BIGINT NOT NULL,
+    recorded_at BIGINT NOT NULL,
+    PRIMARY KEY (device_id, from_seq)
 );

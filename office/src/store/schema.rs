@@ -33,7 +33,8 @@
 //!   finding and distance.
 //! * **8** — `signing_keys`: the office's signing keys over time, each
 //!   with the statement that introduced it and when what it signed stops
-//!   being accepted (key rotation).
+//!   being accepted (key rotation); `chain_gaps`: ranges of a device's
+//!   chain the office lost and the device could no longer resend.
 
 use std::sync::LazyLock;
 

@@ -208,11 +208,19 @@ CREATE VIEW report_events AS SELECT * FROM events
 UPDATE events SET presence = 'no_fix'
     WHERE kind IN ('handed_over', 'attempt_failed', 'exception', 'payment');
 
--- version 8: the office's signing keys over time, with the statements that introduced them
+-- version 8: the office's signing keys over time, with the statements that introduced them;
+-- the ranges of a device's chain the office lost and the device could no longer resend
 CREATE TABLE signing_keys (
     key_id     TEXT PRIMARY KEY,
     public_key BLOB NOT NULL,
     made_at    INTEGER NOT NULL,
     retire_at  INTEGER,
     statement  BLOB
+) STRICT;
+CREATE TABLE chain_gaps (
+    device_id   TEXT NOT NULL REFERENCES devices(device_id),
+    from_seq    INTEGER NOT NULL,
+    through_seq INTEGER NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    PRIMARY KEY (device_id, from_seq)
 ) STRICT;
