@@ -909,12 +909,49 @@ fn a_resend_starts_where_the_office_asks_ends_at_an_ack_and_carries_the_acks() {
         .unwrap()
         .contains("acks"));
 
-    // Purged events cannot be resent: said so, typed.
-    device
+    // Purged events cannot be resent: the resend starts after the office's
+    // last ack the device holds events after (6), and carries that ack
+    // first as a checkpoint; then the waiting events (7 and the purge's).
+    let purged = device
         .purge(Duration::days(7), t0() + Duration::days(30))
         .unwrap();
-    assert!(matches!(
-        device.export_resend(2, 100),
-        Err(Error::NotAllowed(_))
-    ));
+    assert_eq!(purged.events, 6);
+    let b = device.export_resend(2, 100).unwrap();
+    assert_eq!(
+        b.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [7, purged.seq.unwrap()]
+    );
+    assert_eq!(b.events[0].prev_hash, events[5].hash);
+    assert_eq!(b.acks, [handover_core::api::to_base64(&ack6)]);
+}
+
+#[test]
+fn a_device_that_purged_twice_resends_from_the_ack_before_what_it_still_holds() {
+    let d = dir();
+    let office = Office::new();
+    let device = loaded_device(d.path(), &office, 1);
+    device
+        .verify(&article(0), &office.code(&article(0), 1), t0())
+        .unwrap();
+    let events = device.events().unwrap();
+    let id = device.identity().device_id;
+    let last = events.last().unwrap();
+    let ack = office.ack(&id, last.seq, last.hash, vec![]);
+    device.apply_ack(&ack, t0()).unwrap();
+    // The purge's own event, then acknowledged too: nothing left after it.
+    let purged = device
+        .purge(Duration::days(7), t0() + Duration::days(30))
+        .unwrap();
+    let p = device.events().unwrap().pop().unwrap();
+    assert_eq!(Some(p.seq), purged.seq);
+    let ack = office.ack(&id, p.seq, p.hash, vec![]);
+    device.apply_ack(&ack, t0() + Duration::days(30)).unwrap();
+    device
+        .purge(Duration::days(7), t0() + Duration::days(60))
+        .unwrap();
+    // The office asks from 1: the device holds only the second purge's
+    // event, after the ack at the first purge's: that is what it sends.
+    let b = device.export_resend(1, 100).unwrap();
+    assert_eq!(b.events.len(), 1);
+    assert_eq!(b.acks, [handover_core::api::to_base64(&ack)]);
 }

@@ -157,7 +157,11 @@ impl Office {
             let candidates: Vec<Claimed> = match ids {
                 None => tx.all(
                     &format!(
-                        "{COLUMNS} WHERE status = 'queued' OR (status = 'sending' AND claimed_at < $1)
+                        // IN, so both stores look the two statuses up in
+                        // `sms_by_status` (SQLite is built without its OR
+                        // optimisation: .cargo/config.toml).
+                        "{COLUMNS} WHERE status IN ('queued', 'sending')
+                             AND (status = 'queued' OR claimed_at < $1)
                          ORDER BY id LIMIT $2"
                     ),
                     ps![stale, CLAIM_BATCH],
