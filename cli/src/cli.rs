@@ -36,6 +36,7 @@ mod keys;
 mod load;
 mod office;
 mod sms;
+mod user;
 
 pub use args::{draw_qr, draw_qr_for};
 pub use office::enrol_payload;

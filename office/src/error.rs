@@ -180,6 +180,10 @@ pub enum Error {
     /// store records: the key was rotated elsewhere.
     #[error("the office's signing key was rotated: this directory's keys/office-signing.pk8 is an earlier key; copy keys/office-signing.pk8 from the office directory where the rotation ran")]
     SigningKeyOutdated,
+    /// A staff account request that cannot be done (the reason, with no
+    /// password in it).
+    #[error("{0}")]
+    Staff(&'static str),
     /// A grace period outside what a rotation allows.
     #[error("the grace period must be from 1 to 90 days")]
     GraceOutOfRange,

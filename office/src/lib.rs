@@ -71,6 +71,7 @@ pub mod presence;
 pub mod report;
 pub mod rotate;
 pub mod sms;
+pub mod staff;
 mod store;
 
 pub use error::{Error, Result};

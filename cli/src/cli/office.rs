@@ -164,6 +164,9 @@ pub(super) enum OfficeCommand {
     /// The SMS outbox: list, send, resend.
     #[command(subcommand)]
     Sms(super::sms::SmsCommand),
+    /// Staff accounts for the office console: add, list, disable, passwd.
+    #[command(subcommand)]
+    User(super::user::UserCommand),
     /// Write one encrypted file (age) holding the keys, office.toml and, on
     /// SQLite, a consistent copy of the database (the service may run).
     Backup(super::backup::BackupArgs),
@@ -461,6 +464,7 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
             })?;
         }
         OfficeCommand::Sms(cmd) => super::sms::run(cmd, now)?,
+        OfficeCommand::User(cmd) => super::user::run(cmd, now)?,
         OfficeCommand::Backup(a) => super::backup::run_backup(a)?,
         OfficeCommand::Restore(a) => super::backup::run_restore(a)?,
         OfficeCommand::RotateCodeKey(a) => super::keys::run_rotate_code_key(a)?,

@@ -35,6 +35,8 @@
 //!   with the statement that introduced it and when what it signed stops
 //!   being accepted (key rotation); `chain_gaps`: ranges of a device's
 //!   chain the office lost and the device could no longer resend.
+//! * **9** — `staff` (console accounts: role, Argon2id hash, disabled) and
+//!   `audit_log` (who did what, when).
 
 use std::sync::LazyLock;
 
@@ -81,7 +83,7 @@ pub static STEPS: LazyLock<Vec<Step>> = LazyLock::new(|| {
 type SqliteThen = fn(&rusqlite::Transaction<'_>) -> handover_core::Result<()>;
 
 /// Schema version this build writes.
-pub const VERSION: i64 = 8;
+pub const VERSION: i64 = 9;
 
 fn backfill_v2_sqlite(tx: &rusqlite::Transaction<'_>) -> handover_core::Result<()> {
     backfill_v2(&mut Tx::Lite(tx))

@@ -224,3 +224,19 @@ CREATE TABLE chain_gaps (
     recorded_at INTEGER NOT NULL,
     PRIMARY KEY (device_id, from_seq)
 ) STRICT;
+
+-- version 9: staff accounts (the console) and the audit log of staff actions
+CREATE TABLE staff (
+    name          TEXT PRIMARY KEY,
+    role          TEXT NOT NULL CHECK (role IN ('postmaster', 'clerk')),
+    password_hash TEXT NOT NULL,
+    disabled_at   INTEGER,
+    created_at    INTEGER NOT NULL
+) STRICT;
+CREATE TABLE audit_log (
+    id      INTEGER PRIMARY KEY,
+    at      INTEGER NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    subject TEXT NOT NULL
+) STRICT;
