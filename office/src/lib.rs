@@ -70,6 +70,7 @@ pub mod manifests;
 pub mod presence;
 pub mod report;
 pub mod rotate;
+pub mod sessions;
 pub mod sms;
 pub mod staff;
 mod store;

@@ -19,7 +19,8 @@
 //!
 //! | file | concern |
 //! |---|---|
-//! | `lib.rs` | routes and handlers |
+//! | `lib.rs` | routes and handlers of the sync API |
+//! | `console/` | the office console, pages for office staff in a browser |
 //! | `run.rs` | listening, TLS, graceful shutdown |
 //! | `error.rs` | refusals as statuses and JSON bodies |
 //! | `limits.rs` | body sizes, timeouts, per-device and per-address rates |
@@ -48,6 +49,7 @@ use handover_core::sync::Batch;
 use handover_office::Office;
 
 mod conn;
+mod console;
 pub mod error;
 pub mod limits;
 pub mod metrics;
@@ -65,6 +67,8 @@ pub struct Service {
     enrol_limiter: limits::RateLimiter,
     slots: conn::Slots,
     limits: Limits,
+    /// Whether browsers reach this service over TLS (cookies are `Secure`).
+    tls: std::sync::atomic::AtomicBool,
 }
 
 impl Service {
@@ -83,7 +87,13 @@ impl Service {
             office,
             metrics: metrics::Metrics::default(),
             limits,
+            tls: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether this service terminates TLS itself.
+    pub(crate) fn tls(&self) -> bool {
+        self.tls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Connections open now.
@@ -110,6 +120,7 @@ pub fn router(service: Shared) -> Router {
         .route(api::MANIFESTS, post(manifests).layer(small))
         .route(api::BATCHES, post(batches).layer(large))
         .route(api::SMS_STATUS, post(sms_status).layer(small))
+        .merge(console::routes(service.clone()).layer(small))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(service.clone(), observe))

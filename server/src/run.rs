@@ -175,6 +175,9 @@ async fn serve(
         .map(|every| tokio::spawn(send_sms(service.clone(), every)));
     let limits = service.limits;
     let slots = service.slots.clone();
+    service
+        .tls
+        .store(tls.is_some(), std::sync::atomic::Ordering::Relaxed);
     let app = router(service).into_make_service_with_connect_info::<SocketAddr>();
     let server = axum_server::from_tcp(listener).map_err(ServeError::Stopped)?;
     // HTTP/1.1 only: no protocol detection to wait on. A request's headers,

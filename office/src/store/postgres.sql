@@ -203,7 +203,7 @@ CREATE TABLE chain_gaps (
     PRIMARY KEY (device_id, from_seq)
 );
 
--- version 9: staff accounts (the console) and the audit log of staff actions
+-- version 9: staff accounts (the console), their sessions and failed sign-ins, and the audit log
 CREATE TABLE staff (
     name          TEXT PRIMARY KEY,
     role          TEXT NOT NULL CHECK (role IN ('postmaster', 'clerk')),
@@ -217,4 +217,16 @@ CREATE TABLE audit_log (
     actor   TEXT NOT NULL,
     action  TEXT NOT NULL,
     subject TEXT NOT NULL
+);
+CREATE TABLE staff_sessions (
+    token_hash BYTEA PRIMARY KEY,
+    name       TEXT NOT NULL REFERENCES staff(name),
+    csrf       TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    seen_at    BIGINT NOT NULL
+);
+CREATE TABLE sign_in_failures (
+    name     TEXT PRIMARY KEY,
+    failures BIGINT NOT NULL,
+    last_at  BIGINT NOT NULL
 );

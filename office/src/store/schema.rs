@@ -35,8 +35,9 @@
 //!   with the statement that introduced it and when what it signed stops
 //!   being accepted (key rotation); `chain_gaps`: ranges of a device's
 //!   chain the office lost and the device could no longer resend.
-//! * **9** — `staff` (console accounts: role, Argon2id hash, disabled) and
-//!   `audit_log` (who did what, when).
+//! * **9** — `staff` (console accounts: role, Argon2id hash, disabled),
+//!   `staff_sessions` (by the hash of their token), `sign_in_failures`
+//!   and `audit_log` (who did what, when).
 
 use std::sync::LazyLock;
 

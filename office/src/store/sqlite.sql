@@ -225,7 +225,7 @@ CREATE TABLE chain_gaps (
     PRIMARY KEY (device_id, from_seq)
 ) STRICT;
 
--- version 9: staff accounts (the console) and the audit log of staff actions
+-- version 9: staff accounts (the console), their sessions and failed sign-ins, and the audit log
 CREATE TABLE staff (
     name          TEXT PRIMARY KEY,
     role          TEXT NOT NULL CHECK (role IN ('postmaster', 'clerk')),
@@ -239,4 +239,16 @@ CREATE TABLE audit_log (
     actor   TEXT NOT NULL,
     action  TEXT NOT NULL,
     subject TEXT NOT NULL
+) STRICT;
+CREATE TABLE staff_sessions (
+    token_hash BLOB PRIMARY KEY,
+    name       TEXT NOT NULL REFERENCES staff(name),
+    csrf       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    seen_at    INTEGER NOT NULL
+) STRICT;
+CREATE TABLE sign_in_failures (
+    name     TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    last_at  INTEGER NOT NULL
 ) STRICT;

@@ -1,0 +1,233 @@
+//! The console's pages: Today, Devices, the audit log. Each reads the
+//! office through the library (`Office::report`, `Office::devices`,
+//! `Office::audit_log`), the same queries as the command line's `office
+//! report` and `office devices`.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
+use handover_office::devices::DeviceSummary;
+
+use super::{blocking, html, indian, session, ConsoleError};
+use crate::Shared;
+
+/// One figure on Today.
+struct Figure {
+    value: String,
+    label: &'static str,
+}
+
+/// A device as a row of the console.
+struct DeviceRow {
+    device_id: String,
+    assignee: String,
+    enrolled: String,
+    last_sync: String,
+    events_held: String,
+    items_open: String,
+    state: String,
+    flagged: bool,
+}
+
+/// A flagged device's notice.
+struct FlagNotice {
+    device_id: String,
+    assignee: String,
+    reason: String,
+}
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(
+        || "never".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M").to_string(),
+    )
+}
+
+impl DeviceRow {
+    fn of(d: DeviceSummary) -> DeviceRow {
+        let state = match (&d.flagged, d.revoked_at) {
+            (Some(reason), _) => format!("flagged: {reason}"),
+            (None, Some(at)) => format!("revoked {}", at.format("%Y-%m-%d")),
+            (None, None) => "in use".to_owned(),
+        };
+        DeviceRow {
+            flagged: d.flagged.is_some(),
+            enrolled: when(Some(d.enrolled_at)),
+            last_sync: when(d.last_sync_at),
+            events_held: indian(d.events_held),
+            items_open: indian(d.items_open),
+            device_id: d.device_id,
+            assignee: d.assignee,
+            state,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/today.html")]
+struct TodayPage {
+    office_id: String,
+    staff: String,
+    role: &'static str,
+    csrf: String,
+    nav: &'static str,
+    flagged: Vec<FlagNotice>,
+    figures: Vec<Figure>,
+    devices: Vec<DeviceRow>,
+}
+
+pub(super) async fn today(
+    State(svc): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Response, ConsoleError> {
+    let Some(s) = session(&svc, &headers).await? else {
+        return Ok(Redirect::to("/console/login").into_response());
+    };
+    let office = svc.office.clone();
+    let (report, devices) =
+        blocking(move || Ok((office.report()?, office.devices(false, Utc::now())?))).await?;
+    let sms = |status: &str| indian(report.sms.get(status).copied().unwrap_or(0));
+    let mut figures = vec![
+        Figure {
+            value: indian(report.items_issued),
+            label: "items issued",
+        },
+        Figure {
+            value: indian(report.handed_over),
+            label: "handed over",
+        },
+        Figure {
+            value: indian(report.verified),
+            label: "verified by code",
+        },
+        Figure {
+            value: indian(report.code_mismatch),
+            label: "wrong code (flagged)",
+        },
+        Figure {
+            value: indian(report.exceptions.values().sum()),
+            label: "exceptions",
+        },
+        Figure {
+            value: sms("queued"),
+            label: "SMS queued",
+        },
+        Figure {
+            value: sms("sent"),
+            label: "SMS sent",
+        },
+        Figure {
+            value: sms("failed"),
+            label: "SMS failed",
+        },
+    ];
+    if report.events_lost > 0 {
+        figures.push(Figure {
+            value: indian(report.events_lost),
+            label: "events lost (office restore)",
+        });
+    }
+    let page = TodayPage {
+        office_id: svc.office.office_id().to_owned(),
+        staff: s.name,
+        role: s.role.as_str(),
+        csrf: s.csrf,
+        nav: "today",
+        flagged: report
+            .flagged
+            .into_iter()
+            .map(|f| FlagNotice {
+                device_id: f.device_id,
+                assignee: f.assignee,
+                reason: f.reason,
+            })
+            .collect(),
+        figures,
+        devices: devices.into_iter().map(DeviceRow::of).collect(),
+    };
+    html(StatusCode::OK, &page)
+}
+
+#[derive(Template)]
+#[template(path = "console/devices.html")]
+struct DevicesPage {
+    office_id: String,
+    staff: String,
+    role: &'static str,
+    csrf: String,
+    nav: &'static str,
+    devices: Vec<DeviceRow>,
+}
+
+pub(super) async fn devices(
+    State(svc): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Response, ConsoleError> {
+    let Some(s) = session(&svc, &headers).await? else {
+        return Ok(Redirect::to("/console/login").into_response());
+    };
+    let office = svc.office.clone();
+    let devices = blocking(move || office.devices(false, Utc::now())).await?;
+    html(
+        StatusCode::OK,
+        &DevicesPage {
+            office_id: svc.office.office_id().to_owned(),
+            staff: s.name,
+            role: s.role.as_str(),
+            csrf: s.csrf,
+            nav: "devices",
+            devices: devices.into_iter().map(DeviceRow::of).collect(),
+        },
+    )
+}
+
+/// An audit entry as shown.
+struct AuditRow {
+    at: String,
+    actor: String,
+    action: String,
+    subject: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+struct AuditPage {
+    office_id: String,
+    staff: String,
+    role: &'static str,
+    csrf: String,
+    nav: &'static str,
+    entries: Vec<AuditRow>,
+}
+
+pub(super) async fn audit(
+    State(svc): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Response, ConsoleError> {
+    let Some(s) = session(&svc, &headers).await? else {
+        return Ok(Redirect::to("/console/login").into_response());
+    };
+    let office = svc.office.clone();
+    let entries = blocking(move || office.audit_log(500)).await?;
+    html(
+        StatusCode::OK,
+        &AuditPage {
+            office_id: svc.office.office_id().to_owned(),
+            staff: s.name,
+            role: s.role.as_str(),
+            csrf: s.csrf,
+            nav: "audit",
+            entries: entries
+                .into_iter()
+                .map(|e| AuditRow {
+                    at: e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    actor: e.actor,
+                    action: e.action,
+                    subject: e.subject,
+                })
+                .collect(),
+        },
+    )
+}

@@ -1,0 +1,336 @@
+//! The office console's handlers over HTTP (issue 16): sign-in with its
+//! CSRF token and its limit on wrong passwords, the session cookie's
+//! attributes, pages only with a session, sign-out, the security headers,
+//! and sessions that end when idle or when the account is disabled.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use chrono::{Duration, Utc};
+use handover_office::staff::{Role, COMMAND_LINE};
+use handover_tests::*;
+
+/// An answer: status, headers (lower-case names), body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn cookies(&self) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == "set-cookie")
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The value a `Set-Cookie` gives `name`.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies().into_iter().find_map(|c| {
+            c.split(';')
+                .next()
+                .and_then(|kv| kv.split_once('='))
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_owned())
+        })
+    }
+
+    /// The value of the form's hidden `csrf_token`.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf_token\" value=\"")
+            .expect("a csrf field")
+            + 25;
+        self.body[at..at + 64].to_owned()
+    }
+}
+
+/// One HTTP/1.1 request to the service at `addr`.
+fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" {
+        req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let enc: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {
+                        (b as char).to_string()
+                    }
+                    b' ' => "+".to_owned(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={enc}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+const PASSWORD: &str = "chai and biscuits";
+
+/// Sign in as `name`; the session cookie.
+fn sign_in(addr: &str, name: &str, password: &str) -> Answer {
+    let page = request(addr, "GET", "/console/login", &[], "");
+    let token = page.cookie("handover_sign_in").unwrap();
+    request(
+        addr,
+        "POST",
+        "/console/login",
+        &[("Cookie", &format!("handover_sign_in={token}"))],
+        &form(&[
+            ("name", name),
+            ("password", password),
+            ("csrf_token", &page.csrf()),
+        ]),
+    )
+}
+
+#[test]
+fn signing_in_and_out_of_the_console() {
+    let s = Service::start(Default::default());
+    let addr = s.server.addr().to_string();
+    let now = Utc::now();
+    s.office
+        .add_user("asha", Role::Postmaster, PASSWORD, COMMAND_LINE, now)
+        .unwrap();
+    s.office
+        .add_user(
+            "ravi",
+            Role::Clerk,
+            "ravi's long passphrase",
+            COMMAND_LINE,
+            now,
+        )
+        .unwrap();
+
+    // No session: every page sends the browser to the sign-in form.
+    for path in ["/console/", "/console/devices", "/console/audit"] {
+        let a = request(&addr, "GET", path, &[], "");
+        assert_eq!(a.status, 303, "{path}");
+        assert_eq!(a.header("location"), Some("/console/login"));
+    }
+
+    // The form: labelled inputs, a token in a cookie and in the form, and
+    // headers that allow nothing from elsewhere.
+    let page = request(&addr, "GET", "/console/login", &[], "");
+    assert_eq!(page.status, 200);
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+    assert!(!csp.contains("http"), "{csp}");
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    for field in ["name", "password"] {
+        assert!(page.body.contains(&format!("<label for=\"{field}\">")));
+        assert!(page.body.contains(&format!("id=\"{field}\"")));
+    }
+    let cookie = page.cookies().join("\n");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(
+        cookie.contains("Path=/console") && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+    assert_eq!(page.cookie("handover_sign_in").unwrap(), page.csrf());
+    // Behind a TLS proxy the cookie is Secure.
+    let proxied = request(
+        &addr,
+        "GET",
+        "/console/login",
+        &[("X-Forwarded-Proto", "https")],
+        "",
+    );
+    assert!(proxied.cookies().join("\n").contains("Secure"));
+
+    // Without the token, or with another: 403, and no sign-in.
+    let token = page.cookie("handover_sign_in").unwrap();
+    let jar = format!("handover_sign_in={token}");
+    let no_token = request(
+        &addr,
+        "POST",
+        "/console/login",
+        &[("Cookie", &jar)],
+        &form(&[("name", "asha"), ("password", PASSWORD)]),
+    );
+    assert_eq!(no_token.status, 403);
+    let other = request(
+        &addr,
+        "POST",
+        "/console/login",
+        &[("Cookie", &jar)],
+        &form(&[
+            ("name", "asha"),
+            ("password", PASSWORD),
+            ("csrf_token", &"0".repeat(64)),
+        ]),
+    );
+    assert_eq!(other.status, 403);
+    let no_cookie = request(
+        &addr,
+        "POST",
+        "/console/login",
+        &[],
+        &form(&[
+            ("name", "asha"),
+            ("password", PASSWORD),
+            ("csrf_token", &token),
+        ]),
+    );
+    assert_eq!(no_cookie.status, 403);
+
+    // A wrong password: 401, the password nowhere in the answer.
+    let wrong = sign_in(&addr, "asha", "not the password at all");
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("Wrong name or password."));
+    assert!(!wrong.body.contains("not the password at all"));
+    assert!(wrong.cookie("handover_session").is_none());
+
+    // Five wrong for one name: it waits (429), even with the right one;
+    // an unknown name is counted alike; another name is not affected.
+    for _ in 0..4 {
+        assert_eq!(sign_in(&addr, "asha", "still not it, sorry").status, 401);
+    }
+    let locked = sign_in(&addr, "asha", PASSWORD);
+    assert_eq!(locked.status, 429);
+    assert!(
+        locked
+            .header("retry-after")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    for _ in 0..5 {
+        assert_eq!(sign_in(&addr, "nobody", "whatever it is").status, 401);
+    }
+    assert_eq!(sign_in(&addr, "nobody", "whatever it is").status, 429);
+
+    // Ravi signs in: a session cookie, then Today.
+    let ok = sign_in(&addr, "ravi", "ravi's long passphrase");
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(ok.header("location"), Some("/console/"));
+    let session = ok.cookie("handover_session").unwrap();
+    assert_eq!(session.len(), 64);
+    let set = ok.cookies().join("\n");
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"));
+    let jar = format!("handover_session={session}");
+    let today = request(&addr, "GET", "/console/", &[("Cookie", &jar)], "");
+    assert_eq!(today.status, 200);
+    assert!(today.body.contains("PO-1") && today.body.contains("items issued"));
+    assert!(today.body.contains("ravi (clerk)"));
+    let devices = request(&addr, "GET", "/console/devices", &[("Cookie", &jar)], "");
+    assert_eq!(devices.status, 200);
+    let audit = request(&addr, "GET", "/console/audit", &[("Cookie", &jar)], "");
+    assert!(audit.body.contains("sign in") && audit.body.contains("user add"));
+    let css = request(&addr, "GET", "/console/assets/console.css", &[], "");
+    assert_eq!(css.status, 200);
+    assert!(css.header("content-type").unwrap().starts_with("text/css"));
+    // The signed-in form page sends the browser on.
+    assert_eq!(
+        request(&addr, "GET", "/console/login", &[("Cookie", &jar)], "").status,
+        303
+    );
+
+    // Sign-out needs the session's token; then the session is gone.
+    let csrf = today.csrf();
+    assert_eq!(
+        request(&addr, "POST", "/console/logout", &[("Cookie", &jar)], "").status,
+        403
+    );
+    let out = request(
+        &addr,
+        "POST",
+        "/console/logout",
+        &[("Cookie", &jar)],
+        &form(&[("csrf_token", &csrf)]),
+    );
+    assert_eq!(out.status, 303);
+    assert!(out.cookies().join("\n").contains("Max-Age=0"));
+    assert_eq!(
+        request(&addr, "GET", "/console/", &[("Cookie", &jar)], "").status,
+        303
+    );
+    let log = s.office.audit_log(10).unwrap();
+    assert_eq!(log[0].action, "sign out");
+    assert_eq!(log[0].actor, "ravi");
+}
+
+#[test]
+fn a_session_ends_when_idle_or_when_its_account_is_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let office = init_office(&dir.path().join("office"), "PO-1");
+    let now = Utc::now();
+    office
+        .add_user("meena", Role::Clerk, PASSWORD, COMMAND_LINE, now)
+        .unwrap();
+    let staff = office.sign_in("meena", PASSWORD).unwrap().unwrap();
+    let idle = Duration::minutes(30);
+    let (token, _) = office.start_session(&staff, now).unwrap();
+    // Each use moves the idle clock.
+    assert!(office
+        .session(&token, idle, now + Duration::minutes(20))
+        .unwrap()
+        .is_some());
+    assert!(office
+        .session(&token, idle, now + Duration::minutes(45))
+        .unwrap()
+        .is_some());
+    assert!(office
+        .session(&token, idle, now + Duration::minutes(76))
+        .unwrap()
+        .is_none());
+    // Gone for good, not only too old.
+    assert!(office
+        .session(&token, idle, now + Duration::minutes(77))
+        .unwrap()
+        .is_none());
+    let (token, _) = office.start_session(&staff, now).unwrap();
+    office.disable_user("meena", COMMAND_LINE, now).unwrap();
+    assert!(office.session(&token, idle, now).unwrap().is_none());
+    assert!(office.session("not a token", idle, now).unwrap().is_none());
+}
