@@ -666,6 +666,20 @@ pub fn from_base64(text: &str) -> Result<Vec<u8>> {
         .map_err(|_| Error::malformed("manifest", "not base64"))
 }
 
+/// What an enrolment QR code holds: `handover:enrol?server=URL&token=TOKEN`
+/// (both percent-encoded), or the token alone when the office's address is
+/// not known. The Android library's `EnrolmentCode` reads it.
+pub fn enrol_code(server: Option<&str>, token: &str) -> String {
+    match server {
+        Some(url) => format!(
+            "handover:enrol?server={}&token={}",
+            percent_encode(url),
+            percent_encode(token)
+        ),
+        None => token.to_owned(),
+    }
+}
+
 /// Percent-encode every byte but RFC 3986's unreserved characters (for a
 /// value in a URL's query or path: the enrolment QR code, a gateway's URL).
 pub fn percent_encode(value: &str) -> String {

@@ -66,6 +66,10 @@ pub struct OfficeSettings {
     /// The environment variable holding the PostgreSQL URL (keeps a password
     /// out of the file).
     pub database_url_env: Option<String>,
+    /// The address phones reach the sync service at (`https://…`), put in
+    /// the enrolment QR codes the console makes; without it they hold the
+    /// token only.
+    pub public_url: Option<String>,
 }
 
 impl std::fmt::Debug for OfficeSettings {
@@ -75,6 +79,7 @@ impl std::fmt::Debug for OfficeSettings {
             .field("language", &self.language)
             .field("database", &self.database_url.as_ref().map(|_| "postgres"))
             .field("database_url_env", &self.database_url_env)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -85,6 +90,7 @@ impl Default for OfficeSettings {
             language: "en".into(),
             database_url: None,
             database_url_env: None,
+            public_url: None,
         }
     }
 }
@@ -263,6 +269,15 @@ impl Config {
         }
         self.default_language()
             .map_err(|_| "office.language: en, hi or hi+en".to_owned())?;
+        if let Some(url) = &self.office.public_url {
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url.contains(char::is_whitespace)
+            {
+                return Err(format!(
+                    "office.public_url: the address phones reach the service at, e.g. https://po411001.example:8443; got {url}"
+                ));
+            }
+        }
         match self.sms.sender.as_str() {
             "file" => {}
             "http" => {

@@ -53,6 +53,18 @@ impl Office {
         valid_for: Duration,
         now: DateTime<Utc>,
     ) -> Result<IssuedToken> {
+        self.create_enrol_token_as(assignee, valid_for, crate::staff::COMMAND_LINE, now)
+    }
+
+    /// [`create_enrol_token`](Self::create_enrol_token), by staff member
+    /// `actor` (the audit log).
+    pub fn create_enrol_token_as(
+        &self,
+        assignee: &str,
+        valid_for: Duration,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken> {
         check_text("assignee", assignee, limits::ASSIGNEE)?;
         if valid_for <= Duration::zero() || valid_for > Duration::days(MAX_TOKEN_VALIDITY_DAYS) {
             return Err(Error::TokenValidity);
@@ -71,7 +83,7 @@ impl Office {
                     ms(expires_at)
                 ],
             )?;
-            Ok::<_, Error>(())
+            crate::staff::audit(tx, actor, "enrol token", assignee, now)
         })?;
         Ok(IssuedToken {
             token,

@@ -383,6 +383,11 @@ impl Office {
 
     /// Revoke a device: its later batches are refused.
     pub fn revoke(&self, device_id: &str, now: DateTime<Utc>) -> Result<()> {
+        self.revoke_as(device_id, staff::COMMAND_LINE, now)
+    }
+
+    /// [`revoke`](Self::revoke), by staff member `actor` (the audit log).
+    pub fn revoke_as(&self, device_id: &str, actor: &str, now: DateTime<Utc>) -> Result<()> {
         self.store.write(|tx| {
             let n = tx.exec(
                 "UPDATE devices SET revoked_at = COALESCE(revoked_at, $2) WHERE device_id = $1",
@@ -391,7 +396,7 @@ impl Office {
             if n == 0 {
                 return Err(Error::UnknownDevice(device_id.to_owned()));
             }
-            Ok(())
+            staff::audit(tx, actor, "revoke", device_id, now)
         })
     }
 

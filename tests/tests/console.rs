@@ -334,3 +334,129 @@ fn a_session_ends_when_idle_or_when_its_account_is_disabled() {
     assert!(office.session(&token, idle, now).unwrap().is_none());
     assert!(office.session("not a token", idle, now).unwrap().is_none());
 }
+
+/// Sign in as `name` and return the session's cookie header and CSRF token.
+fn signed_in(addr: &str, name: &str, password: &str) -> (String, String) {
+    let ok = sign_in(addr, name, password);
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let jar = format!(
+        "handover_session={}",
+        ok.cookie("handover_session").unwrap()
+    );
+    let today = request(addr, "GET", "/console/", &[("Cookie", &jar)], "");
+    (jar, today.csrf())
+}
+
+#[test]
+fn enrolling_a_handheld_and_revoking_it_from_the_console() {
+    let s = Service::start(Default::default());
+    let addr = s.server.addr().to_string();
+    let now = Utc::now();
+    s.office
+        .add_user("asha", Role::Postmaster, PASSWORD, COMMAND_LINE, now)
+        .unwrap();
+    s.office
+        .add_user(
+            "ravi",
+            Role::Clerk,
+            "ravi's long passphrase",
+            COMMAND_LINE,
+            now,
+        )
+        .unwrap();
+    let (clerk, clerk_csrf) = signed_in(&addr, "ravi", "ravi's long passphrase");
+
+    // A clerk enrols a handheld: a QR code in the page and the token.
+    let bad = request(
+        &addr,
+        "POST",
+        "/console/devices/enrol",
+        &[("Cookie", &clerk)],
+        &form(&[
+            ("csrf_token", &clerk_csrf),
+            ("assignee", "Postman Q"),
+            ("valid_hours", "0"),
+        ]),
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("from 1 to 720"));
+    let no_csrf = request(
+        &addr,
+        "POST",
+        "/console/devices/enrol",
+        &[("Cookie", &clerk)],
+        &form(&[("assignee", "Postman Q"), ("valid_hours", "24")]),
+    );
+    assert_eq!(no_csrf.status, 403);
+    let page = request(
+        &addr,
+        "POST",
+        "/console/devices/enrol",
+        &[("Cookie", &clerk)],
+        &form(&[
+            ("csrf_token", &clerk_csrf),
+            ("assignee", "Postman Q"),
+            ("valid_hours", "24"),
+        ]),
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<svg") && !page.body.contains("<?xml"));
+    assert!(
+        page.body.contains("token only"),
+        "no public_url in office.toml"
+    );
+    let at = page.body.find("<code>").unwrap() + 6;
+    let token = &page.body[at..at + page.body[at..].find("</code>").unwrap()];
+    let device = handover_core::device::Device::open(s.dir.path().join("q.db")).unwrap();
+    let token: handover_core::api::EnrolToken = token.parse().unwrap();
+    handover_cli::client::enrol(&device, &s.link(), &token).unwrap();
+    let id = device.identity().device_id;
+    let list = request(&addr, "GET", "/console/devices", &[("Cookie", &clerk)], "");
+    assert!(list.body.contains(&id) && list.body.contains("Postman Q"));
+    assert!(
+        !list.body.contains("Revoke…"),
+        "a clerk is not offered revoke"
+    );
+
+    // A clerk cannot revoke, even by asking directly.
+    let confirm = format!("/console/devices/revoke?device={id}");
+    assert_eq!(
+        request(&addr, "GET", &confirm, &[("Cookie", &clerk)], "").status,
+        403
+    );
+    let denied = request(
+        &addr,
+        "POST",
+        "/console/devices/revoke",
+        &[("Cookie", &clerk)],
+        &form(&[("csrf_token", &clerk_csrf), ("device_id", &id)]),
+    );
+    assert_eq!(denied.status, 403);
+    assert!(!s.office.device(&id).unwrap().revoked);
+
+    // A postmaster confirms, then revokes.
+    let (pm, pm_csrf) = signed_in(&addr, "asha", PASSWORD);
+    let list = request(&addr, "GET", "/console/devices", &[("Cookie", &pm)], "");
+    assert!(list.body.contains(&confirm));
+    let ask = request(&addr, "GET", &confirm, &[("Cookie", &pm)], "");
+    assert_eq!(ask.status, 200);
+    assert!(ask.body.contains("Postman Q") && ask.body.contains("cannot be undone"));
+    let done = request(
+        &addr,
+        "POST",
+        "/console/devices/revoke",
+        &[("Cookie", &pm)],
+        &form(&[("csrf_token", &pm_csrf), ("device_id", &id)]),
+    );
+    assert_eq!(done.status, 303);
+    assert!(s.office.device(&id).unwrap().revoked);
+
+    // Both actions are on record under the staff members' names.
+    let log = s.office.audit_log(20).unwrap();
+    assert!(log
+        .iter()
+        .any(|e| e.actor == "ravi" && e.action == "enrol token" && e.subject == "Postman Q"));
+    assert!(log
+        .iter()
+        .any(|e| e.actor == "asha" && e.action == "revoke" && e.subject == id));
+}

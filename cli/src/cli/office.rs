@@ -667,11 +667,7 @@ fn parse_listen(text: &str) -> std::result::Result<std::net::SocketAddr, String>
 /// What an enrolment QR code holds: `handover:enrol?server=URL&token=TOKEN`
 /// (both percent-encoded), or the bare token without a server.
 pub fn enrol_payload(server: Option<&str>, token: &str) -> String {
-    let enc = handover_core::api::percent_encode;
-    match server {
-        Some(url) => format!("handover:enrol?server={}&token={}", enc(url), enc(token)),
-        None => token.to_owned(),
-    }
+    handover_core::api::enrol_code(server, token)
 }
 
 /// A bar on standard error when it is a terminal; nothing when piped.

@@ -23,8 +23,10 @@
 //! | file | concern |
 //! |---|---|
 //! | `mod.rs` | routes, sessions, CSRF, security headers |
-//! | `pages.rs` | the pages and what they show |
+//! | `pages.rs` | the pages that only read: Today, the audit log |
+//! | `devices.rs` | Devices: enrol a handheld (QR code), revoke |
 
+mod devices;
 mod pages;
 
 use askama::Template;
@@ -56,7 +58,12 @@ pub(crate) fn routes(service: Shared) -> Router<Shared> {
         .route("/console/logout", post(logout))
         .route("/console/", get(pages::today))
         .route("/console", get(|| async { Redirect::to("/console/") }))
-        .route("/console/devices", get(pages::devices))
+        .route("/console/devices", get(devices::list))
+        .route("/console/devices/enrol", post(devices::enrol))
+        .route(
+            "/console/devices/revoke",
+            get(devices::confirm_revoke).post(devices::revoke),
+        )
         .route("/console/audit", get(pages::audit))
         .route("/console/assets/console.css", get(stylesheet))
         .layer(middleware::from_fn_with_state(service, secure_headers))

@@ -1,4 +1,5 @@
-//! The console's pages: Today, Devices, the audit log. Each reads the
+//! The console's pages that only read: Today and the audit log (Devices,
+//! with its forms, is `devices.rs`). Each reads the
 //! office through the library (`Office::report`, `Office::devices`,
 //! `Office::audit_log`), the same queries as the command line's `office
 //! report` and `office devices`.
@@ -7,9 +8,9 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{DateTime, Utc};
-use handover_office::devices::DeviceSummary;
+use chrono::Utc;
 
+use super::devices::DeviceRow;
 use super::{blocking, html, indian, session, ConsoleError};
 use crate::Shared;
 
@@ -19,50 +20,11 @@ struct Figure {
     label: &'static str,
 }
 
-/// A device as a row of the console.
-struct DeviceRow {
-    device_id: String,
-    assignee: String,
-    enrolled: String,
-    last_sync: String,
-    events_held: String,
-    items_open: String,
-    state: String,
-    flagged: bool,
-}
-
 /// A flagged device's notice.
 struct FlagNotice {
     device_id: String,
     assignee: String,
     reason: String,
-}
-
-fn when(t: Option<DateTime<Utc>>) -> String {
-    t.map_or_else(
-        || "never".to_owned(),
-        |t| t.format("%Y-%m-%d %H:%M").to_string(),
-    )
-}
-
-impl DeviceRow {
-    fn of(d: DeviceSummary) -> DeviceRow {
-        let state = match (&d.flagged, d.revoked_at) {
-            (Some(reason), _) => format!("flagged: {reason}"),
-            (None, Some(at)) => format!("revoked {}", at.format("%Y-%m-%d")),
-            (None, None) => "in use".to_owned(),
-        };
-        DeviceRow {
-            flagged: d.flagged.is_some(),
-            enrolled: when(Some(d.enrolled_at)),
-            last_sync: when(d.last_sync_at),
-            events_held: indian(d.events_held),
-            items_open: indian(d.items_open),
-            device_id: d.device_id,
-            assignee: d.assignee,
-            state,
-        }
-    }
 }
 
 #[derive(Template)]
@@ -148,39 +110,6 @@ pub(super) async fn today(
         devices: devices.into_iter().map(DeviceRow::of).collect(),
     };
     html(StatusCode::OK, &page)
-}
-
-#[derive(Template)]
-#[template(path = "console/devices.html")]
-struct DevicesPage {
-    office_id: String,
-    staff: String,
-    role: &'static str,
-    csrf: String,
-    nav: &'static str,
-    devices: Vec<DeviceRow>,
-}
-
-pub(super) async fn devices(
-    State(svc): State<Shared>,
-    headers: HeaderMap,
-) -> Result<Response, ConsoleError> {
-    let Some(s) = session(&svc, &headers).await? else {
-        return Ok(Redirect::to("/console/login").into_response());
-    };
-    let office = svc.office.clone();
-    let devices = blocking(move || office.devices(false, Utc::now())).await?;
-    html(
-        StatusCode::OK,
-        &DevicesPage {
-            office_id: svc.office.office_id().to_owned(),
-            staff: s.name,
-            role: s.role.as_str(),
-            csrf: s.csrf,
-            nav: "devices",
-            devices: devices.into_iter().map(DeviceRow::of).collect(),
-        },
-    )
 }
 
 /// An audit entry as shown.
