@@ -94,6 +94,28 @@ pub enum Missing {
 }
 
 impl<'a> IssueRequest<'a> {
+    /// The command line's and the console's defaults: the programme's
+    /// default policy, a window from `now` for 12 hours, nothing
+    /// re-issued, and a refusal to withdraw items the bookings leave out.
+    pub fn new(
+        device_id: &'a str,
+        programme: Programme,
+        bookings: &'a [Booking],
+        now: DateTime<Utc>,
+    ) -> IssueRequest<'a> {
+        IssueRequest {
+            device_id,
+            programme,
+            bookings,
+            policy: None,
+            valid_from: now,
+            valid_until: now + chrono::Duration::hours(12),
+            reissue: &[],
+            missing: Missing::Refuse,
+            now,
+        }
+    }
+
     /// A working day's issue as the load generator and the tests make it:
     /// valid from an hour before `now` to eight hours after, nothing
     /// re-issued.
@@ -168,16 +190,16 @@ impl std::fmt::Debug for Issued {
 }
 
 /// One item's plan: its booking, code version, policy, and whether it needs an SMS.
-struct Planned<'a> {
-    booking: &'a Booking,
-    language: crate::language::Language,
-    version: u32,
-    policy: Policy,
-    new_code: bool,
-    policy_changed: bool,
+pub(crate) struct Planned<'a> {
+    pub(crate) booking: &'a Booking,
+    pub(crate) language: crate::language::Language,
+    pub(crate) version: u32,
+    pub(crate) policy: Policy,
+    pub(crate) new_code: bool,
+    pub(crate) policy_changed: bool,
     /// The key of a kept code version (`None`: a new code, from the
     /// current key).
-    key_id: Option<String>,
+    pub(crate) key_id: Option<String>,
 }
 
 /// A verifier's identity across the two plans of an issue: reference,
@@ -194,19 +216,19 @@ struct Held {
 
 /// An issue request, checked before the transaction: the device, the
 /// policy, the manifest id and the references to re-issue.
-struct Checked<'r> {
-    assignee: String,
+pub(crate) struct Checked<'r> {
+    pub(crate) assignee: String,
     /// A `handover load` device: no SMS is queued.
-    simulated: bool,
-    policy: Policy,
-    manifest_id: String,
-    reissue: HashSet<&'r str>,
+    pub(crate) simulated: bool,
+    pub(crate) policy: Policy,
+    pub(crate) manifest_id: String,
+    pub(crate) reissue: HashSet<&'r str>,
 }
 
 /// The next revision of the manifest, and each booking's plan.
-struct Plan<'a> {
-    revision: u32,
-    items: Vec<Planned<'a>>,
+pub(crate) struct Plan<'a> {
+    pub(crate) revision: u32,
+    pub(crate) items: Vec<Planned<'a>>,
 }
 
 impl Office {
@@ -226,6 +248,18 @@ impl Office {
     pub fn issue(
         &self,
         req: &IssueRequest<'_>,
+        progress: &(dyn Fn() + Sync),
+        deliver: impl FnMut(&Issued) -> Result<()>,
+    ) -> Result<Issued> {
+        self.issue_as(req, crate::staff::COMMAND_LINE, progress, deliver)
+    }
+
+    /// [`issue`](Self::issue), by staff member `actor`: the audit log
+    /// records the issue in its transaction.
+    pub fn issue_as(
+        &self,
+        req: &IssueRequest<'_>,
+        actor: &str,
         progress: &(dyn Fn() + Sync),
         mut deliver: impl FnMut(&Issued) -> Result<()>,
     ) -> Result<Issued> {
@@ -318,6 +352,18 @@ impl Office {
             let (sms_ids, sms_segments) =
                 self.write_codes(tx, req, &checked, &manifest, &plan.items, code_key.id())?;
             let sms_cancelled = withdraw(tx, req, &checked.manifest_id, &missing)?;
+            crate::staff::audit(
+                tx,
+                actor,
+                "issue",
+                &format!(
+                    "{} revision {} ({} items)",
+                    checked.manifest_id,
+                    plan.revision,
+                    plan.items.len()
+                ),
+                req.now,
+            )?;
             let issued = Issued {
                 manifest_id: checked.manifest_id.clone(),
                 revision: plan.revision,
@@ -344,7 +390,7 @@ impl Office {
     /// Check a request before anything is read or written: the device is
     /// enrolled and not revoked, the window and policy make sense, every
     /// reference to re-issue is booked, no reference is booked twice.
-    fn check_issue<'r>(&self, req: &IssueRequest<'r>) -> Result<Checked<'r>> {
+    pub(crate) fn check_issue<'r>(&self, req: &IssueRequest<'r>) -> Result<Checked<'r>> {
         let device = self.device(req.device_id)?;
         if device.revoked {
             return Err(Error::DeviceRevoked(device.device_id));
@@ -538,7 +584,7 @@ impl Office {
 /// The next revision of the manifest and each booking's plan, from what the
 /// office holds of these references, read at once: the manifest's items as
 /// issued before, and each reference's latest code version in any manifest.
-fn plan_revision<'a>(
+pub(crate) fn plan_revision<'a>(
     tx: &mut Tx<'_, '_>,
     req: &IssueRequest<'a>,
     checked: &Checked<'_>,
@@ -619,7 +665,7 @@ type HeldItem = (String, i64, String, String, String, Option<String>);
 /// The items the manifest holds now (not withdrawn) that the bookings
 /// leave out, as `(reference, code_version)`, refused or turned into
 /// bookings to keep, as `req.missing` says.
-fn missing_items(
+pub(crate) fn missing_items(
     tx: &mut Tx<'_, '_>,
     req: &IssueRequest<'_>,
     manifest_id: &str,

@@ -68,6 +68,7 @@ mod keystore;
 pub mod language;
 pub mod manifests;
 pub mod presence;
+pub mod preview;
 pub mod report;
 pub mod rotate;
 pub mod sessions;

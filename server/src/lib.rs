@@ -69,6 +69,8 @@ pub struct Service {
     limits: Limits,
     /// Whether browsers reach this service over TLS (cookies are `Secure`).
     tls: std::sync::atomic::AtomicBool,
+    /// The console's uploads between their preview and their issue.
+    console: console::issue::Pending,
 }
 
 impl Service {
@@ -88,6 +90,7 @@ impl Service {
             metrics: metrics::Metrics::default(),
             limits,
             tls: std::sync::atomic::AtomicBool::new(false),
+            console: Default::default(),
         })
     }
 

@@ -460,3 +460,165 @@ fn enrolling_a_handheld_and_revoking_it_from_the_console() {
         .iter()
         .any(|e| e.actor == "asha" && e.action == "revoke" && e.subject == id));
 }
+
+/// A multipart/form-data body of `fields` and one file `bookings`; the
+/// body and its content type.
+fn multipart(fields: &[(&str, &str)], file: &str) -> (String, String) {
+    let boundary = "----handover-test-boundary-7f3a";
+    let mut body = String::new();
+    for (k, v) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        ));
+    }
+    body.push_str(&format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"bookings\"; filename=\"bookings.csv\"\r\nContent-Type: text/csv\r\n\r\n{file}\r\n--{boundary}--\r\n"
+    ));
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
+/// POST a multipart body.
+fn post_multipart(addr: &str, path: &str, jar: &str, body: &str, content_type: &str) -> Answer {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nCookie: {jar}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    Answer {
+        status,
+        headers: Vec::new(),
+        body: body.to_owned(),
+    }
+}
+
+#[test]
+fn issuing_from_the_console_lists_every_bad_row_previews_then_issues() {
+    let s = Service::start(Default::default());
+    let addr = s.server.addr().to_string();
+    let now = Utc::now();
+    s.office
+        .add_user(
+            "ravi",
+            Role::Clerk,
+            "ravi's long passphrase",
+            COMMAND_LINE,
+            now,
+        )
+        .unwrap();
+    let device = s.enrolled_device(&s.dir.path().join("d.db"), "Postman D");
+    let id = device.identity().device_id;
+    let (jar, csrf) = signed_in(&addr, "ravi", "ravi's long passphrase");
+    let page = request(&addr, "GET", "/console/issue", &[("Cookie", &jar)], "");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&id) && page.body.contains("<label for=\"bookings\">"));
+
+    // Three bad rows: all three listed, with line, column and what to fix;
+    // nothing issued.
+    let good = post_csv(3);
+    let mut bad = String::from("reference,service,addressee,address,mobile,cod_paise\n");
+    let r = |n: u32| handover_core::s10::make("EE", 50_000_000 + n, "IN").unwrap();
+    bad.push_str(&format!("{},parcel,A,1 Road,9876543210,\n", r(1)));
+    bad.push_str("XX1,parcel,B,2 Road,9876543210,\n");
+    bad.push_str(&format!("{},boat,C,3 Road,9876543210,\n", r(2)));
+    bad.push_str(&format!("{},parcel,D,4 Road,12,\n", r(3)));
+    let (body, ct) = multipart(
+        &[
+            ("csrf_token", &csrf),
+            ("device_id", &id),
+            ("programme", "post"),
+        ],
+        &bad,
+    );
+    let listed = post_multipart(&addr, "/console/issue/preview", &jar, &body, &ct);
+    assert_eq!(listed.status, 422, "{}", listed.body);
+    for line in [
+        "<td class=\"n\">3</td>",
+        "<td class=\"n\">4</td>",
+        "<td class=\"n\">5</td>",
+    ] {
+        assert!(listed.body.contains(line), "{line} in {}", listed.body);
+    }
+    assert!(
+        listed.body.contains("reference")
+            && listed.body.contains("service")
+            && listed.body.contains("mobile")
+    );
+    assert!(!listed.body.contains("9876543210"), "no cell values echoed");
+    assert_eq!(s.office.report().unwrap().items_issued, 0);
+
+    // Without the session's token: 403.
+    let (body, ct) = multipart(&[("device_id", &id), ("programme", "post")], &good);
+    assert_eq!(
+        post_multipart(&addr, "/console/issue/preview", &jar, &body, &ct).status,
+        403
+    );
+
+    // A day's file beyond the form limit of the other pages (64 KiB) is
+    // taken: the upload has a limit of its own.
+    let big = post_csv(2_000);
+    assert!(big.len() > 100_000);
+    let (body, ct) = multipart(
+        &[
+            ("csrf_token", &csrf),
+            ("device_id", &id),
+            ("programme", "post"),
+        ],
+        &big,
+    );
+    let previewed = post_multipart(&addr, "/console/issue/preview", &jar, &body, &ct);
+    assert_eq!(previewed.status, 200, "{}", previewed.body);
+    assert!(
+        previewed.body.contains("2,000"),
+        "Indian grouping in the preview"
+    );
+
+    // The good file: a preview, nothing issued yet; then Issue.
+    let (body, ct) = multipart(
+        &[
+            ("csrf_token", &csrf),
+            ("device_id", &id),
+            ("programme", "post"),
+        ],
+        &good,
+    );
+    let preview = post_multipart(&addr, "/console/issue/preview", &jar, &body, &ct);
+    assert_eq!(preview.status, 200, "{}", preview.body);
+    assert!(preview.body.contains("revision 1") && preview.body.contains("new codes (SMS)"));
+    assert!(preview.body.contains("A mistyped code is caught"));
+    assert_eq!(s.office.report().unwrap().items_issued, 0);
+    let marker = "name=\"upload\" value=\"";
+    let at = preview.body.find(marker).unwrap() + marker.len();
+    let upload = preview.body[at..at + 32].to_owned();
+    let done = request(
+        &addr,
+        "POST",
+        "/console/issue",
+        &[("Cookie", &jar)],
+        &form(&[("csrf_token", &csrf), ("upload", &upload)]),
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("3 items are ready"));
+    assert_eq!(s.office.report().unwrap().items_issued, 3);
+    // The same preview cannot be issued twice.
+    let again = request(
+        &addr,
+        "POST",
+        "/console/issue",
+        &[("Cookie", &jar)],
+        &form(&[("csrf_token", &csrf), ("upload", &upload)]),
+    );
+    assert_eq!(again.status, 410);
+    // The device gets the manifest at its next sync.
+    let synced = handover_cli::client::sync(&device, &s.link()).unwrap();
+    assert_eq!(synced.manifests_imported, 1);
+    let log = s.office.audit_log(5).unwrap();
+    assert!(log
+        .iter()
+        .any(|e| e.actor == "ravi" && e.action == "issue" && e.subject.contains("(3 items)")));
+}

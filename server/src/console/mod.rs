@@ -25,8 +25,10 @@
 //! | `mod.rs` | routes, sessions, CSRF, security headers |
 //! | `pages.rs` | the pages that only read: Today, the audit log |
 //! | `devices.rs` | Devices: enrol a handheld (QR code), revoke |
+//! | `issue.rs` | Issue: upload bookings, every bad row, preview, issue |
 
 mod devices;
+pub(crate) mod issue;
 mod pages;
 
 use askama::Template;
@@ -65,6 +67,11 @@ pub(crate) fn routes(service: Shared) -> Router<Shared> {
             get(devices::confirm_revoke).post(devices::revoke),
         )
         .route("/console/audit", get(pages::audit))
+        .route("/console/issue", get(issue::form).post(issue::issue))
+        .route(
+            "/console/issue/preview",
+            post(issue::preview).layer(axum::extract::DefaultBodyLimit::max(issue::MAX_UPLOAD)),
+        )
         .route("/console/assets/console.css", get(stylesheet))
         .layer(middleware::from_fn_with_state(service, secure_headers))
 }

@@ -1,0 +1,389 @@
+//! The Issue page: upload a bookings CSV for a device; every bad row is
+//! listed (line, column, what to fix), not only the first; a preview
+//! (items, new, unchanged, withdrawn, SMS segments, the policy's risk
+//! figures) before anything is issued; then the issue, under the staff
+//! member's name in the audit log.
+//!
+//! Between the preview and the issue the upload waits in this process's
+//! memory ([`Pending`], at most [`MAX_PENDING`], for [`PENDING_FOR`]), bound
+//! to the staff member who sent it: several servers behind a load balancer
+//! need sticky sessions for the console.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use askama::Template;
+use axum::extract::{Form, Multipart, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Duration, Utc};
+use handover_core::codes::Programme;
+use handover_office::bookings;
+use handover_office::issue::IssueRequest;
+
+use super::{blocking, form_session, html, indian, session, ConsoleError};
+use crate::Shared;
+
+/// Uploads waiting between preview and issue, per process.
+pub(crate) const MAX_PENDING: usize = 64;
+/// How long an upload waits for its Issue.
+pub(crate) const PENDING_FOR: Duration = Duration::minutes(30);
+/// The largest bookings file taken (about 100,000 rows).
+pub(crate) const MAX_UPLOAD: usize = 16 * 1024 * 1024;
+
+/// An upload between its preview and its issue.
+pub(crate) struct Upload {
+    staff: String,
+    device_id: String,
+    programme: Programme,
+    rows: Vec<bookings::Booking>,
+    at: DateTime<Utc>,
+}
+
+/// The uploads waiting, by a random id.
+#[derive(Default)]
+pub(crate) struct Pending(Mutex<HashMap<String, Upload>>);
+
+impl Pending {
+    fn put(&self, upload: Upload) -> Result<String, ConsoleError> {
+        let mut b = [0u8; 16];
+        handover_core::keys::fill_random(&mut b).map_err(ConsoleError::internal)?;
+        let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Utc::now();
+        map.retain(|_, u| now - u.at < PENDING_FOR);
+        if map.len() >= MAX_PENDING {
+            return Err(ConsoleError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many previews wait to be issued. Issue or cancel one, or try again in a while.",
+            ));
+        }
+        map.insert(id.clone(), upload);
+        Ok(id)
+    }
+
+    fn take(&self, id: &str, staff: &str) -> Option<Upload> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = map
+            .get(id)
+            .is_some_and(|u| u.staff == staff && Utc::now() - u.at < PENDING_FOR);
+        fresh.then(|| map.remove(id)).flatten()
+    }
+}
+
+/// A problem row as shown.
+struct ProblemRow {
+    line: u64,
+    column: String,
+    why: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/issue.html")]
+struct IssuePage {
+    office_id: String,
+    staff: String,
+    role: &'static str,
+    csrf: String,
+    nav: &'static str,
+    devices: Vec<(String, String)>,
+    chosen: String,
+    message: Option<String>,
+    problems: Vec<ProblemRow>,
+    more: usize,
+}
+
+/// The devices one may issue to: enrolled, not revoked, not simulated.
+async fn devices(svc: &Shared) -> Result<Vec<(String, String)>, ConsoleError> {
+    let office = svc.office.clone();
+    let all = blocking(move || office.devices(false, Utc::now())).await?;
+    Ok(all
+        .into_iter()
+        .filter(|d| d.revoked_at.is_none())
+        .map(|d| (d.device_id, d.assignee))
+        .collect())
+}
+
+async fn issue_page(
+    svc: &Shared,
+    s: handover_office::sessions::Session,
+    status: StatusCode,
+    chosen: String,
+    message: Option<String>,
+    problems: Vec<ProblemRow>,
+    more: usize,
+) -> Result<Response, ConsoleError> {
+    html(
+        status,
+        &IssuePage {
+            office_id: svc.office.office_id().to_owned(),
+            staff: s.name,
+            role: s.role.as_str(),
+            csrf: s.csrf,
+            nav: "issue",
+            devices: devices(svc).await?,
+            chosen,
+            message,
+            problems,
+            more,
+        },
+    )
+}
+
+pub(super) async fn form(
+    State(svc): State<Shared>,
+    headers: HeaderMap,
+) -> Result<Response, ConsoleError> {
+    let Some(s) = session(&svc, &headers).await? else {
+        return Ok(Redirect::to("/console/login").into_response());
+    };
+    issue_page(&svc, s, StatusCode::OK, String::new(), None, Vec::new(), 0).await
+}
+
+#[derive(Template)]
+#[template(path = "console/preview.html")]
+struct PreviewPage {
+    office_id: String,
+    staff: String,
+    role: &'static str,
+    csrf: String,
+    nav: &'static str,
+    p: handover_office::preview::IssuePreview,
+    items: String,
+    new_codes: String,
+    unchanged: String,
+    withdrawn: String,
+    segments: String,
+    policy: String,
+    impostor: String,
+    insider: String,
+    typo: String,
+    upload: String,
+}
+
+fn percent(p: f64) -> String {
+    if p > 0.0 && p < 0.0001 {
+        format!("1 in {}", indian((1.0 / p).round() as u64))
+    } else {
+        format!("{:.2} %", p * 100.0)
+    }
+}
+
+/// The multipart form's fields: the token, device, programme and file.
+async fn read_upload(
+    mut parts: Multipart,
+) -> Result<(String, String, String, Vec<u8>), ConsoleError> {
+    let bad = |_| {
+        ConsoleError(
+            StatusCode::BAD_REQUEST,
+            "The form could not be read. Go back and try again.",
+        )
+    };
+    let (mut csrf, mut device, mut programme, mut file) =
+        (String::new(), String::new(), String::new(), Vec::new());
+    while let Some(field) = parts.next_field().await.map_err(bad)? {
+        match field.name().unwrap_or("") {
+            "csrf_token" => csrf = field.text().await.map_err(bad)?,
+            "device_id" => device = field.text().await.map_err(bad)?,
+            "programme" => programme = field.text().await.map_err(bad)?,
+            "bookings" => file = field.bytes().await.map_err(bad)?.to_vec(),
+            _ => {}
+        }
+    }
+    Ok((csrf, device, programme, file))
+}
+
+pub(super) async fn preview(
+    State(svc): State<Shared>,
+    headers: HeaderMap,
+    parts: Multipart,
+) -> Result<Response, ConsoleError> {
+    let (csrf, device_id, programme, file) = read_upload(parts).await?;
+    let s = match form_session(&svc, &headers, &csrf).await? {
+        Ok(s) => s,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let Ok(programme) = programme.parse::<Programme>() else {
+        return issue_page(
+            &svc,
+            s,
+            StatusCode::BAD_REQUEST,
+            device_id,
+            Some("Choose a programme: post or vaccination.".into()),
+            Vec::new(),
+            0,
+        )
+        .await;
+    };
+    let office = svc.office.clone();
+    let parsed = {
+        let office = office.clone();
+        blocking(move || {
+            Ok(bookings::parse(
+                programme,
+                &file,
+                office.cod_payee(),
+                chrono::Datelike::year(&Utc::now()),
+            ))
+        })
+        .await?
+    };
+    let rows = match parsed {
+        Ok(rows) => rows,
+        Err(handover_office::Error::BookingRows { problems, more }) => {
+            let problems = problems
+                .into_iter()
+                .map(|p| ProblemRow {
+                    line: p.line,
+                    column: p.column,
+                    why: p.why,
+                })
+                .collect();
+            return issue_page(
+                &svc,
+                s,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                device_id,
+                None,
+                problems,
+                more,
+            )
+            .await;
+        }
+        Err(e) => {
+            let why = e.to_string();
+            return issue_page(
+                &svc,
+                s,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                device_id,
+                Some(why),
+                Vec::new(),
+                0,
+            )
+            .await;
+        }
+    };
+    let (device, rows_for_preview) = (device_id.clone(), rows.clone());
+    let previewed = blocking(move || {
+        let now = Utc::now();
+        let req = IssueRequest::new(&device, programme, &rows_for_preview, now);
+        Ok(office.preview_issue(&req))
+    })
+    .await?;
+    let p = match previewed {
+        Ok(p) => p,
+        Err(e) => {
+            let why = e.to_string();
+            return issue_page(
+                &svc,
+                s,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                device_id,
+                Some(why),
+                Vec::new(),
+                0,
+            )
+            .await;
+        }
+    };
+    let upload = svc.console.put(Upload {
+        staff: s.name.clone(),
+        device_id,
+        programme,
+        rows,
+        at: Utc::now(),
+    })?;
+    html(
+        StatusCode::OK,
+        &PreviewPage {
+            office_id: svc.office.office_id().to_owned(),
+            staff: s.name,
+            role: s.role.as_str(),
+            csrf: s.csrf,
+            nav: "issue",
+            items: indian(p.items as u64),
+            new_codes: indian(p.new_codes as u64),
+            unchanged: indian(p.unchanged as u64),
+            withdrawn: indian(p.withdrawn as u64),
+            segments: indian(p.sms_segments as u64),
+            policy: p.policy.to_string(),
+            impostor: percent(p.risk.impostor_acceptance),
+            insider: percent(p.risk.insider_undetected),
+            typo: percent(p.risk.typo_caught),
+            p,
+            upload,
+        },
+    )
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct IssueForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    upload: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/issued.html")]
+struct IssuedPage {
+    office_id: String,
+    staff: String,
+    role: &'static str,
+    csrf: String,
+    nav: &'static str,
+    manifest_id: String,
+    revision: u32,
+    items: String,
+    sms: String,
+}
+
+pub(super) async fn issue(
+    State(svc): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<IssueForm>,
+) -> Result<Response, ConsoleError> {
+    let s = match form_session(&svc, &headers, &form.csrf_token).await? {
+        Ok(s) => s,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let Some(upload) = svc.console.take(&form.upload, &s.name) else {
+        return issue_page(
+            &svc,
+            s,
+            StatusCode::GONE,
+            String::new(),
+            Some("That preview has expired or was issued already. Upload the file again.".into()),
+            Vec::new(),
+            0,
+        )
+        .await;
+    };
+    let office = svc.office.clone();
+    let actor = s.name.clone();
+    let issued = blocking(move || {
+        let now = Utc::now();
+        let req = IssueRequest::new(&upload.device_id, upload.programme, &upload.rows, now);
+        office.issue_as(&req, &actor, &|| {}, |_| Ok(()))
+    })
+    .await;
+    let issued = match issued {
+        Ok(i) => i,
+        Err(e) => return Err(e),
+    };
+    html(
+        StatusCode::OK,
+        &IssuedPage {
+            office_id: svc.office.office_id().to_owned(),
+            staff: s.name,
+            role: s.role.as_str(),
+            csrf: s.csrf,
+            nav: "issue",
+            manifest_id: issued.manifest_id,
+            revision: issued.revision,
+            items: indian(issued.items as u64),
+            sms: indian(issued.sms_ids.len() as u64),
+        },
+    )
+}
