@@ -75,6 +75,7 @@ pub mod sessions;
 pub mod sms;
 pub mod staff;
 mod store;
+pub mod timeline;
 
 pub use error::{Error, Result};
 pub use store::schema;

@@ -621,4 +621,82 @@ fn issuing_from_the_console_lists_every_bad_row_previews_then_issues() {
     assert!(log
         .iter()
         .any(|e| e.actor == "ravi" && e.action == "issue" && e.subject.contains("(3 items)")));
+    // The door: the first item handed over with its code, then synced.
+    let reference = handover_core::s10::make("EE", 20_000_001, "IN").unwrap();
+    let code = s
+        .office
+        .current_code(handover_core::codes::Programme::Post, &reference)
+        .unwrap();
+    assert!(matches!(
+        device.verify(&reference, &code, Utc::now()).unwrap(),
+        handover_core::device::VerifyOutcome::Accepted { .. }
+    ));
+    handover_cli::client::sync(&device, &s.link()).unwrap();
+    let today = request(&addr, "GET", "/console/", &[("Cookie", &jar)], "");
+    assert!(today.body.contains("verified by code"));
+
+    // Items: found by reference (any case) and by the mobile's last digits
+    // (98 00000001), shown masked.
+    let found = request(
+        &addr,
+        "GET",
+        &format!("/console/items?q={}", reference.to_lowercase()),
+        &[("Cookie", &jar)],
+        "",
+    );
+    assert_eq!(found.status, 200);
+    assert!(found.body.contains(&reference) && found.body.contains("******0001"));
+    assert!(!found.body.contains("9800000001"));
+    let by_mobile = request(
+        &addr,
+        "GET",
+        "/console/items?q=00000001",
+        &[("Cookie", &jar)],
+        "",
+    );
+    assert!(by_mobile.body.contains(&reference));
+    let none = request(
+        &addr,
+        "GET",
+        "/console/items?q=EE999999999IN",
+        &[("Cookie", &jar)],
+        "",
+    );
+    assert!(none.body.contains("Nothing found"));
+    // Its timeline: issued, code version 1, handed over and verified, the
+    // code SMS; no code anywhere in the page.
+    let path = format!("/console/item?programme=post&reference={reference}");
+    let item = request(&addr, "GET", &path, &[("Cookie", &jar)], "");
+    assert_eq!(item.status, 200, "{}", item.body);
+    assert!(item.body.contains("handed over") && item.body.contains("verified"));
+    assert!(item.body.contains("code (version 1)"));
+    assert!(
+        !item.body.contains(&format!(">{code}<")),
+        "the code is never shown"
+    );
+    // Send the code again: queued, and on record.
+    let resend = |with_token: bool| {
+        let mut fields = vec![("programme", "post"), ("reference", reference.as_str())];
+        if with_token {
+            fields.push(("csrf_token", csrf.as_str()));
+        }
+        request(
+            &addr,
+            "POST",
+            "/console/item/resend",
+            &[("Cookie", &jar)],
+            &form(&fields),
+        )
+    };
+    assert_eq!(resend(false).status, 403);
+    let resent = resend(true);
+    assert_eq!(resent.status, 200, "{}", resent.body);
+    assert!(resent.body.contains("queued to be sent again"));
+    assert_eq!(resent.body.matches("code (version 1)").count(), 2);
+    assert_eq!(s.office.audit_log(1).unwrap()[0].action, "resend code");
+    let unknown = "/console/item?programme=post&reference=EE999999999IN";
+    assert_eq!(
+        request(&addr, "GET", unknown, &[("Cookie", &jar)], "").status,
+        404
+    );
 }

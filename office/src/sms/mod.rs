@@ -208,7 +208,7 @@ const CLAIM_EXPIRES_MINUTES: i64 = 10;
 const CLAIM_BATCH: i64 = 100;
 
 /// `98******10` style: all but the last four digits hidden.
-fn mask(mobile: &str) -> String {
+pub(crate) fn mask(mobile: &str) -> String {
     let n = mobile.chars().count();
     mobile
         .chars()
@@ -339,32 +339,16 @@ impl Office {
 
     /// Every message in the outbox, oldest first.
     pub fn sms_list(&self) -> Result<Vec<SmsRecord>> {
+        self.store.read(|tx| sms_rows(tx, "ORDER BY id", ps![]))
+    }
+
+    /// The messages of one item, oldest first.
+    pub fn sms_of(&self, programme: Programme, reference: &str) -> Result<Vec<SmsRecord>> {
         self.store.read(|tx| {
-            tx.all(
-                "SELECT id, purpose, programme, reference, code_version, mobile, language, status,
-                        attempts, segments, reason, gateway_id, created_at, updated_at
-                 FROM sms_outbox ORDER BY id",
-                ps![],
-                |r| {
-                    Ok(SmsRecord {
-                        id: r.get("id")?,
-                        purpose: Purpose::parse(&r.get::<String>("purpose")?)?,
-                        programme: r.get("programme")?,
-                        reference: r.get("reference")?,
-                        code_version: r
-                            .get::<Option<i64>>("code_version")?
-                            .and_then(|v| u32::try_from(v).ok()),
-                        mobile: mask(&r.get::<String>("mobile")?),
-                        language: r.get("language")?,
-                        status: r.get("status")?,
-                        attempts: u32::try_from(r.get::<i64>("attempts")?).unwrap_or(0),
-                        segments: u32::try_from(r.get::<i64>("segments")?).unwrap_or(0),
-                        reason: r.get("reason")?,
-                        gateway_id: r.get("gateway_id")?,
-                        created_at: from_ms(r.get("created_at")?),
-                        updated_at: from_ms(r.get("updated_at")?),
-                    })
-                },
+            sms_rows(
+                tx,
+                "WHERE programme = $1 AND reference = $2 ORDER BY id",
+                ps![programme.as_str(), reference],
             )
         })
     }
@@ -372,7 +356,13 @@ impl Office {
     /// Queue the current code of `reference` again (the recipient did not
     /// get it); returns the new message's id.
     pub fn sms_resend(&self, reference: &str, now: DateTime<Utc>) -> Result<i64> {
+        self.sms_resend_as(reference, crate::staff::COMMAND_LINE, now)
+    }
+    /// [`sms_resend`](Self::sms_resend), by staff member `actor` (the
+    /// audit log).
+    pub fn sms_resend_as(&self, reference: &str, actor: &str, now: DateTime<Utc>) -> Result<i64> {
         self.store.write(|tx| {
+            crate::staff::audit(tx, actor, "resend code", reference, now)?;
             let row: Option<(String, i64, String, String, i64)> = tx.opt(
                 "SELECT i.programme AS programme, c.code_version AS code_version,
                         i.mobile AS mobile, i.language AS language, i.digits AS digits
@@ -471,4 +461,40 @@ impl Office {
         )?;
         Ok(segments::count(&text).1)
     }
+}
+
+/// The outbox's rows after `tail` (a WHERE and ORDER BY), numbers masked.
+fn sms_rows(
+    tx: &mut crate::store::Tx<'_, '_>,
+    tail: &str,
+    params: &[crate::store::sql::P<'_>],
+) -> Result<Vec<SmsRecord>> {
+    tx.all(
+        &format!(
+            "SELECT id, purpose, programme, reference, code_version, mobile, language, status,
+                    attempts, segments, reason, gateway_id, created_at, updated_at
+             FROM sms_outbox {tail}"
+        ),
+        params,
+        |r| {
+            Ok(SmsRecord {
+                id: r.get("id")?,
+                purpose: Purpose::parse(&r.get::<String>("purpose")?)?,
+                programme: r.get("programme")?,
+                reference: r.get("reference")?,
+                code_version: r
+                    .get::<Option<i64>>("code_version")?
+                    .and_then(|v| u32::try_from(v).ok()),
+                mobile: mask(&r.get::<String>("mobile")?),
+                language: r.get("language")?,
+                status: r.get("status")?,
+                attempts: u32::try_from(r.get::<i64>("attempts")?).unwrap_or(0),
+                segments: u32::try_from(r.get::<i64>("segments")?).unwrap_or(0),
+                reason: r.get("reason")?,
+                gateway_id: r.get("gateway_id")?,
+                created_at: from_ms(r.get("created_at")?),
+                updated_at: from_ms(r.get("updated_at")?),
+            })
+        },
+    )
 }

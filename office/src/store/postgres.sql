@@ -230,3 +230,4 @@ CREATE TABLE sign_in_failures (
     failures BIGINT NOT NULL,
     last_at  BIGINT NOT NULL
 );
+CREATE INDEX sms_by_reference ON sms_outbox(programme, reference);

@@ -36,7 +36,8 @@
 //!   being accepted (key rotation); `chain_gaps`: ranges of a device's
 //!   chain the office lost and the device could no longer resend.
 //! * **9** — `staff` (console accounts: role, Argon2id hash, disabled),
-//!   `staff_sessions` (by the hash of their token), `sign_in_failures`
+//!   `staff_sessions` (by the hash of their token), `sign_in_failures`,
+//!   `sms_by_reference` (an item's messages, for its timeline)
 //!   and `audit_log` (who did what, when).
 
 use std::sync::LazyLock;

@@ -252,3 +252,4 @@ CREATE TABLE sign_in_failures (
     failures INTEGER NOT NULL,
     last_at  INTEGER NOT NULL
 ) STRICT;
+CREATE INDEX sms_by_reference ON sms_outbox(programme, reference);

@@ -26,9 +26,11 @@
 //! | `pages.rs` | the pages that only read: Today, the audit log |
 //! | `devices.rs` | Devices: enrol a handheld (QR code), revoke |
 //! | `issue.rs` | Issue: upload bookings, every bad row, preview, issue |
+//! | `items.rs` | Items: find, timeline, send the code again |
 
 mod devices;
 pub(crate) mod issue;
+mod items;
 mod pages;
 
 use askama::Template;
@@ -72,6 +74,9 @@ pub(crate) fn routes(service: Shared) -> Router<Shared> {
             "/console/issue/preview",
             post(issue::preview).layer(axum::extract::DefaultBodyLimit::max(issue::MAX_UPLOAD)),
         )
+        .route("/console/items", get(items::search))
+        .route("/console/item", get(items::item))
+        .route("/console/item/resend", post(items::resend))
         .route("/console/assets/console.css", get(stylesheet))
         .layer(middleware::from_fn_with_state(service, secure_headers))
 }
