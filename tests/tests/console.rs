@@ -700,3 +700,62 @@ fn issuing_from_the_console_lists_every_bad_row_previews_then_issues() {
         404
     );
 }
+
+/// A gateway that refuses every message for good.
+struct Refusing;
+
+impl handover_office::sms::Sender for Refusing {
+    fn send(&self, _: &handover_office::sms::Outgoing<'_>) -> handover_office::sms::Attempt {
+        handover_office::sms::Attempt::Refused("DLT template not approved".into())
+    }
+}
+
+#[test]
+fn the_sms_page_shows_failures_and_sends_them_again() {
+    let s = Service::start(Default::default());
+    let addr = s.server.addr().to_string();
+    s.office
+        .add_user(
+            "ravi",
+            Role::Clerk,
+            "ravi's long passphrase",
+            COMMAND_LINE,
+            Utc::now(),
+        )
+        .unwrap();
+    let device = s.enrolled_device(&s.dir.path().join("d.db"), "Postman S");
+    s.issue_post(&device, 2, 0);
+    s.office.sms_send(&Refusing, Utc::now()).unwrap();
+    let (jar, csrf) = signed_in(&addr, "ravi", "ravi's long passphrase");
+    let page = request(&addr, "GET", "/console/sms", &[("Cookie", &jar)], "");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("DLT template not approved"));
+    assert!(
+        page.body
+            .contains("<div class=\"n\">2</div><div class=\"what\">failed</div>"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("9700000000"), "numbers masked");
+    assert_eq!(
+        request(&addr, "POST", "/console/sms/retry", &[("Cookie", &jar)], "").status,
+        403
+    );
+    let retried = request(
+        &addr,
+        "POST",
+        "/console/sms/retry",
+        &[("Cookie", &jar)],
+        &form(&[("csrf_token", &csrf)]),
+    );
+    assert_eq!(retried.status, 200);
+    assert!(retried
+        .body
+        .contains("2 messages are queued to be sent again"));
+    assert!(retried.body.contains("No message has failed."));
+    let last = &s.office.audit_log(1).unwrap()[0];
+    assert_eq!(
+        (last.actor.as_str(), last.action.as_str()),
+        ("ravi", "retry failed SMS")
+    );
+}

@@ -329,10 +329,29 @@ impl Office {
 
     /// Queue every failed message again; returns how many.
     pub fn sms_requeue_failed(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.sms_requeue_failed_as(crate::staff::COMMAND_LINE, now)
+    }
+
+    /// [`sms_requeue_failed`](Self::sms_requeue_failed), by staff member
+    /// `actor` (the audit log).
+    pub fn sms_requeue_failed_as(&self, actor: &str, now: DateTime<Utc>) -> Result<u64> {
         self.store.write(|tx| {
-            tx.exec(
+            let n = tx.exec(
                 "UPDATE sms_outbox SET status = 'queued', updated_at = $1 WHERE status = 'failed'",
                 ps![ms(now)],
+            )?;
+            crate::staff::audit(tx, actor, "retry failed SMS", &format!("{n} messages"), now)?;
+            Ok(n)
+        })
+    }
+
+    /// The failed messages, newest first, at most `limit`.
+    pub fn sms_failed(&self, limit: i64) -> Result<Vec<SmsRecord>> {
+        self.store.read(|tx| {
+            sms_rows(
+                tx,
+                "WHERE status = 'failed' ORDER BY updated_at DESC, id DESC LIMIT $1",
+                ps![limit],
             )
         })
     }

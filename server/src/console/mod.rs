@@ -27,11 +27,13 @@
 //! | `devices.rs` | Devices: enrol a handheld (QR code), revoke |
 //! | `issue.rs` | Issue: upload bookings, every bad row, preview, issue |
 //! | `items.rs` | Items: find, timeline, send the code again |
+//! | `sms.rs` | SMS: the outbox by status, failures, send them again |
 
 mod devices;
 pub(crate) mod issue;
 mod items;
 mod pages;
+mod sms;
 
 use askama::Template;
 use axum::extract::{Form, State};
@@ -77,6 +79,8 @@ pub(crate) fn routes(service: Shared) -> Router<Shared> {
         .route("/console/items", get(items::search))
         .route("/console/item", get(items::item))
         .route("/console/item/resend", post(items::resend))
+        .route("/console/sms", get(sms::list))
+        .route("/console/sms/retry", post(sms::retry))
         .route("/console/assets/console.css", get(stylesheet))
         .layer(middleware::from_fn_with_state(service, secure_headers))
 }
