@@ -35,6 +35,7 @@ mod device;
 mod keys;
 mod load;
 mod office;
+mod report;
 mod sms;
 mod user;
 

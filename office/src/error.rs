@@ -180,6 +180,9 @@ pub enum Error {
     /// store records: the key was rotated elsewhere.
     #[error("the office's signing key was rotated: this directory's keys/office-signing.pk8 is an earlier key; copy keys/office-signing.pk8 from the office directory where the rotation ran")]
     SigningKeyOutdated,
+    /// A report's filter that cannot be answered.
+    #[error("{0}")]
+    Report(&'static str),
     /// A staff account request that cannot be done (the reason, with no
     /// password in it).
     #[error("{0}")]

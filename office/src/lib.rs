@@ -66,6 +66,7 @@ pub mod ingest;
 pub mod issue;
 mod keystore;
 pub mod language;
+pub mod ledger;
 pub mod manifests;
 pub mod presence;
 pub mod preview;

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use chrono::{Duration, Utc};
+use handover_core::codes::Programme;
 use handover_office::staff::{Role, COMMAND_LINE};
 use handover_tests::*;
 
@@ -758,4 +759,155 @@ fn the_sms_page_shows_failures_and_sends_them_again() {
         (last.actor.as_str(), last.action.as_str()),
         ("ravi", "retry failed SMS")
     );
+}
+
+#[test]
+fn reports_per_device_with_cash_on_delivery_in_the_console_and_on_the_command_line() {
+    let s = Service::start(Default::default());
+    let addr = s.server.addr().to_string();
+    let now = Utc::now();
+    s.office
+        .add_user("asha", Role::Postmaster, PASSWORD, COMMAND_LINE, now)
+        .unwrap();
+    let device = s.enrolled_device(&s.dir.path().join("d.db"), "Postman R");
+    // Three items; the first (20000000) owes ₹499 cash on delivery.
+    let rows = handover_office::bookings::parse(
+        Programme::Post,
+        post_csv(3).as_bytes(),
+        s.office.cod_payee(),
+        2026,
+    )
+    .unwrap();
+    let issued = issue_today(
+        &s.office,
+        &device.identity().device_id,
+        Programme::Post,
+        &rows,
+        test_policy(),
+        now,
+    );
+    handover_cli::client::sync(&device, &s.link()).unwrap();
+    let first = &rows[0].reference;
+    assert!(matches!(
+        device
+            .verify(first, &issued_code(&issued, first), Utc::now())
+            .unwrap(),
+        handover_core::device::VerifyOutcome::Accepted { .. }
+    ));
+    device
+        .record_payment(
+            first,
+            handover_core::event::PaymentMethod::Upi {
+                txn_ref: "412345678901".into(),
+            },
+            Utc::now(),
+        )
+        .unwrap();
+    device
+        .record_exception(
+            &rows[1].reference,
+            handover_core::event::ExceptionReason::NotHome,
+            Utc::now(),
+        )
+        .unwrap();
+    handover_cli::client::sync(&device, &s.link()).unwrap();
+
+    let (jar, _) = signed_in(&addr, "asha", PASSWORD);
+    let today = (Utc::now() + Duration::minutes(330))
+        .date_naive()
+        .to_string();
+    let page = request(
+        &addr,
+        "GET",
+        &format!("/console/reports?from={today}&to={today}"),
+        &[("Cookie", &jar)],
+        "",
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Postman R"));
+    assert!(
+        page.body.contains(
+            "<td class=\"n\">499.00</td><td class=\"n\">499.00</td><td>412345678901</td>"
+        ),
+        "{}",
+        page.body
+    );
+    // The same as CSV, to download.
+    let csv = request(
+        &addr,
+        "GET",
+        &format!("/console/reports?from={today}&to={today}&format=csv"),
+        &[("Cookie", &jar)],
+        "",
+    );
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(csv
+        .header("content-disposition")
+        .unwrap()
+        .contains("attachment"));
+    let line = csv
+        .body
+        .lines()
+        .find(|l| l.contains("Postman R"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        line.ends_with(",3,1,1,0,1,499.00,499.00,499.00,412345678901"),
+        "{line}"
+    );
+    // Another day holds nothing; a range that ends before it starts is said so.
+    let empty = request(
+        &addr,
+        "GET",
+        "/console/reports?from=2020-01-01&to=2020-01-02",
+        &[("Cookie", &jar)],
+        "",
+    );
+    assert!(!empty.body.contains("<td>Postman R</td>"));
+    let backwards = request(
+        &addr,
+        "GET",
+        "/console/reports?from=2026-12-02&to=2026-12-01",
+        &[("Cookie", &jar)],
+        "",
+    );
+    assert!(backwards.body.contains("ends before it starts"));
+
+    // The command line gives the same figures.
+    let dir = s.dir.path().join("office");
+    let out = ok(&[
+        "office",
+        "report",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--from",
+        &today,
+        "--csv",
+    ]);
+    assert!(out.contains(&line), "{out}");
+    let out = ok(&[
+        "office",
+        "report",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--from",
+        &today,
+        "--device",
+        &device.identity().device_id,
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["total"]["cod_collected_paise"], 49_900);
+    assert_eq!(r["beats"][0]["upi_refs"][0], "412345678901");
+    let bad = run(&[
+        "office",
+        "report",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--from",
+        "1 Dec",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM-DD"));
 }

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use handover_core::codes::{Policy, Programme};
 use handover_core::keys::PublicKey;
 use handover_office::issue::{IssueRequest, Missing};
-use handover_office::{bookings, files, report, sms, Office};
+use handover_office::{bookings, files, sms, Office};
 
 use crate::error::{Error, Result};
 
@@ -122,14 +122,9 @@ pub(super) enum OfficeCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Report what the devices did.
-    Report {
-        #[command(flatten)]
-        d: OfficeDir,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Report what the devices did; with --from/--to/--device, a range's
+    /// figures per device, with cash-on-delivery reconciliation (--csv).
+    Report(super::report::ReportArgs),
     /// Check the office before the day: settings, private key and
     /// database files, the SMS sender. Sends nothing unless --sms-to is given.
     Check {
@@ -523,14 +518,7 @@ pub(super) fn run(cmd: OfficeCommand, now: DateTime<Utc>) -> Result<()> {
                 eprintln!("QR code image: {}", path.display());
             }
         }
-        OfficeCommand::Report { d, json: as_json } => {
-            let r = d.open()?.report()?;
-            if as_json {
-                println!("{}", json(&r)?);
-            } else {
-                print!("{}", report::render(&r));
-            }
-        }
+        OfficeCommand::Report(a) => super::report::run(a, now)?,
     }
     Ok(())
 }

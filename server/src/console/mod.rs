@@ -28,11 +28,13 @@
 //! | `issue.rs` | Issue: upload bookings, every bad row, preview, issue |
 //! | `items.rs` | Items: find, timeline, send the code again |
 //! | `sms.rs` | SMS: the outbox by status, failures, send them again |
+//! | `reports.rs` | Reports: a range per device, COD reconciliation, CSV |
 
 mod devices;
 pub(crate) mod issue;
 mod items;
 mod pages;
+mod reports;
 mod sms;
 
 use askama::Template;
@@ -79,6 +81,7 @@ pub(crate) fn routes(service: Shared) -> Router<Shared> {
         .route("/console/items", get(items::search))
         .route("/console/item", get(items::item))
         .route("/console/item/resend", post(items::resend))
+        .route("/console/reports", get(reports::page))
         .route("/console/sms", get(sms::list))
         .route("/console/sms/retry", post(sms::retry))
         .route("/console/assets/console.css", get(stylesheet))
