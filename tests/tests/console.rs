@@ -603,9 +603,41 @@ fn issuing_from_the_console_lists_every_bad_row_previews_then_issues() {
         &[("Cookie", &jar)],
         &form(&[("csrf_token", &csrf), ("upload", &upload)]),
     );
-    assert_eq!(done.status, 200, "{}", done.body);
+    // The work goes on; the browser follows its progress until it ends.
+    assert_eq!(done.status, 303, "{}", done.body);
+    let progress = done.header("location").unwrap().to_owned();
+    assert!(progress.starts_with("/console/issue/progress?job="));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let done = loop {
+        let page = request(&addr, "GET", &progress, &[("Cookie", &jar)], "");
+        assert_eq!(page.status, 200, "{}", page.body);
+        if page.body.contains("<h1>Issued") {
+            break page;
+        }
+        assert!(page.body.contains("<progress") && page.body.contains("http-equiv=\"refresh\""));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the issue never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert!(done.body.contains("3 items are ready"));
     assert_eq!(s.office.report().unwrap().items_issued, 3);
+    // Another staff member cannot follow it.
+    s.office
+        .add_user(
+            "meena",
+            Role::Clerk,
+            "meena's long passphrase",
+            COMMAND_LINE,
+            Utc::now(),
+        )
+        .unwrap();
+    let (other, _) = signed_in(&addr, "meena", "meena's long passphrase");
+    assert_eq!(
+        request(&addr, "GET", &progress, &[("Cookie", &other)], "").status,
+        404
+    );
     // The same preview cannot be issued twice.
     let again = request(
         &addr,

@@ -10,10 +10,11 @@
 //! need sticky sessions for the console.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use askama::Template;
-use axum::extract::{Form, Multipart, State};
+use axum::extract::{Form, Multipart, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, Utc};
@@ -40,16 +41,56 @@ pub(crate) struct Upload {
     at: DateTime<Utc>,
 }
 
-/// The uploads waiting, by a random id.
+/// An issue running: how far it is, and how it ended.
+pub(crate) struct Job {
+    staff: String,
+    total: usize,
+    done: AtomicUsize,
+    outcome: Mutex<Option<Result<Done, String>>>,
+    at: DateTime<Utc>,
+}
+
+/// An issue that went through.
+#[derive(Clone)]
+struct Done {
+    manifest_id: String,
+    revision: u32,
+    items: usize,
+    sms: usize,
+}
+
+/// The uploads waiting, and the issues running or just ended, by random
+/// ids.
 #[derive(Default)]
-pub(crate) struct Pending(Mutex<HashMap<String, Upload>>);
+pub(crate) struct Pending {
+    uploads: Mutex<HashMap<String, Upload>>,
+    jobs: Mutex<HashMap<String, Arc<Job>>>,
+}
+
+fn random_id() -> Result<String, ConsoleError> {
+    let mut b = [0u8; 16];
+    handover_core::keys::fill_random(&mut b).map_err(ConsoleError::internal)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
 
 impl Pending {
+    fn start(&self, job: Arc<Job>) -> Result<String, ConsoleError> {
+        let id = random_id()?;
+        let mut map = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Utc::now();
+        map.retain(|_, j| now - j.at < PENDING_FOR);
+        map.insert(id.clone(), job);
+        Ok(id)
+    }
+
+    fn job(&self, id: &str, staff: &str) -> Option<Arc<Job>> {
+        let map = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(id).filter(|j| j.staff == staff).cloned()
+    }
+
     fn put(&self, upload: Upload) -> Result<String, ConsoleError> {
-        let mut b = [0u8; 16];
-        handover_core::keys::fill_random(&mut b).map_err(ConsoleError::internal)?;
-        let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let id = random_id()?;
+        let mut map = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
         let now = Utc::now();
         map.retain(|_, u| now - u.at < PENDING_FOR);
         if map.len() >= MAX_PENDING {
@@ -63,7 +104,7 @@ impl Pending {
     }
 
     fn take(&self, id: &str, staff: &str) -> Option<Upload> {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = map
             .get(id)
             .is_some_and(|u| u.staff == staff && Utc::now() - u.at < PENDING_FOR);
@@ -360,30 +401,115 @@ pub(super) async fn issue(
         )
         .await;
     };
+    // The work (PBKDF2 for every new code) runs on; the browser follows
+    // its progress.
+    let job = Arc::new(Job {
+        staff: s.name.clone(),
+        total: upload.rows.len(),
+        done: AtomicUsize::new(0),
+        outcome: Mutex::new(None),
+        at: Utc::now(),
+    });
+    let id = svc.console.start(job.clone())?;
     let office = svc.office.clone();
-    let actor = s.name.clone();
-    let issued = blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let now = Utc::now();
         let req = IssueRequest::new(&upload.device_id, upload.programme, &upload.rows, now);
-        office.issue_as(&req, &actor, &|| {}, |_| Ok(()))
-    })
-    .await;
-    let issued = match issued {
-        Ok(i) => i,
-        Err(e) => return Err(e),
+        let tick = || {
+            job.done.fetch_add(1, Ordering::Relaxed);
+        };
+        let outcome = office
+            .issue_as(&req, &job.staff, &tick, |_| Ok(()))
+            .map(|i| Done {
+                manifest_id: i.manifest_id,
+                revision: i.revision,
+                items: i.items,
+                sms: i.sms_ids.len(),
+            })
+            .map_err(|e| {
+                tracing::warn!(error = %e, "console issue");
+                e.to_string()
+            });
+        *job.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+    });
+    Ok(Redirect::to(&format!("/console/issue/progress?job={id}")).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct JobQuery {
+    #[serde(default)]
+    job: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/progress.html")]
+struct ProgressPage {
+    office_id: String,
+    staff: String,
+    role: &'static str,
+    csrf: String,
+    nav: &'static str,
+    done: usize,
+    total: usize,
+}
+
+pub(super) async fn progress(
+    State(svc): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<JobQuery>,
+) -> Result<Response, ConsoleError> {
+    let Some(s) = session(&svc, &headers).await? else {
+        return Ok(Redirect::to("/console/login").into_response());
     };
-    html(
-        StatusCode::OK,
-        &IssuedPage {
-            office_id: svc.office.office_id().to_owned(),
-            staff: s.name,
-            role: s.role.as_str(),
-            csrf: s.csrf,
-            nav: "issue",
-            manifest_id: issued.manifest_id,
-            revision: issued.revision,
-            items: indian(issued.items as u64),
-            sms: indian(issued.sms_ids.len() as u64),
-        },
-    )
+    let Some(job) = svc.console.job(&q.job, &s.name) else {
+        return Err(ConsoleError(
+            StatusCode::NOT_FOUND,
+            "No such issue in progress.",
+        ));
+    };
+    let outcome = job
+        .outcome
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    match outcome {
+        None => html(
+            StatusCode::OK,
+            &ProgressPage {
+                office_id: svc.office.office_id().to_owned(),
+                staff: s.name,
+                role: s.role.as_str(),
+                csrf: s.csrf,
+                nav: "issue",
+                done: job.done.load(Ordering::Relaxed).min(job.total),
+                total: job.total,
+            },
+        ),
+        Some(Err(why)) => {
+            issue_page(
+                &svc,
+                s,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                String::new(),
+                Some(why),
+                Vec::new(),
+                0,
+            )
+            .await
+        }
+        Some(Ok(done)) => html(
+            StatusCode::OK,
+            &IssuedPage {
+                office_id: svc.office.office_id().to_owned(),
+                staff: s.name,
+                role: s.role.as_str(),
+                csrf: s.csrf,
+                nav: "issue",
+                manifest_id: done.manifest_id,
+                revision: done.revision,
+                items: indian(done.items as u64),
+                sms: indian(done.sms as u64),
+            },
+        ),
+    }
 }

@@ -74,6 +74,7 @@ pub(crate) fn routes(service: Shared) -> Router<Shared> {
         )
         .route("/console/audit", get(pages::audit))
         .route("/console/issue", get(issue::form).post(issue::issue))
+        .route("/console/issue/progress", get(issue::progress))
         .route(
             "/console/issue/preview",
             post(issue::preview).layer(axum::extract::DefaultBodyLimit::max(issue::MAX_UPLOAD)),
