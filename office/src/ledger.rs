@@ -60,6 +60,24 @@ pub struct BeatFigures {
     pub upi_refs: Vec<String>,
 }
 
+/// A programme's figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProgrammeFigures {
+    /// `post` or `vaccination`.
+    pub programme: String,
+    /// Items issued (withdrawn ones left out).
+    pub items: u64,
+    /// Handovers recorded.
+    pub handed_over: u64,
+    /// Handovers the office verified.
+    pub verified: u64,
+    /// Exceptions by reason.
+    pub exceptions: BTreeMap<String, u64>,
+    /// Items nothing has been recorded about yet (not handed over, no
+    /// exception): still out, or on a device that has not synced.
+    pub pending: u64,
+}
+
 /// A range's figures.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RangeReport {
@@ -67,10 +85,76 @@ pub struct RangeReport {
     pub from: NaiveDate,
     /// Last day.
     pub to: NaiveDate,
+    /// Per programme.
+    pub programmes: Vec<ProgrammeFigures>,
     /// Per device, by assignee.
     pub beats: Vec<BeatFigures>,
     /// All of them.
     pub total: BeatFigures,
+}
+
+/// An event as the report reads it.
+struct Recorded {
+    manifest_id: String,
+    reference: Option<String>,
+    kind: String,
+    verdict: String,
+    detail: Option<String>,
+    body: Vec<u8>,
+}
+
+/// The figures per programme of `manifests` (id, device, assignee,
+/// programme), their `items` (manifest, reference, details) and `events`.
+fn per_programme(
+    manifests: &[(String, String, String, String)],
+    items: &[(String, String, String)],
+    events: &[Recorded],
+) -> Vec<ProgrammeFigures> {
+    let programme_of: BTreeMap<&str, &str> = manifests
+        .iter()
+        .map(|(m, _, _, p)| (m.as_str(), p.as_str()))
+        .collect();
+    let mut out: BTreeMap<&str, ProgrammeFigures> = BTreeMap::new();
+    let mut touched: std::collections::HashSet<(&str, &str)> = Default::default();
+    for e in events {
+        if e.kind != "payment" {
+            if let Some(r) = &e.reference {
+                touched.insert((e.manifest_id.as_str(), r.as_str()));
+            }
+        }
+        let Some(p) = programme_of.get(e.manifest_id.as_str()) else {
+            continue;
+        };
+        let f = out.entry(p).or_default();
+        match e.kind.as_str() {
+            "handed_over" => {
+                f.handed_over += 1;
+                f.verified += u64::from(e.verdict == "verified");
+            }
+            "exception" => {
+                *f.exceptions
+                    .entry(e.detail.clone().unwrap_or_default())
+                    .or_insert(0) += 1
+            }
+            _ => {}
+        }
+    }
+    for (m, reference, _) in items {
+        let Some(p) = programme_of.get(m.as_str()) else {
+            continue;
+        };
+        let f = out.entry(p).or_default();
+        f.items += 1;
+        if !touched.contains(&(m.as_str(), reference.as_str())) {
+            f.pending += 1;
+        }
+    }
+    out.into_iter()
+        .map(|(p, mut f)| {
+            f.programme = p.to_owned();
+            f
+        })
+        .collect()
 }
 
 /// The start of day `d` in IST, as UTC.
@@ -102,34 +186,52 @@ impl Office {
         );
         let device = filter.device.clone().unwrap_or_default();
         let (manifests, items, events) = self.store.read(|tx| {
-            let manifests: Vec<(String, String, String)> = tx.all(
-                "SELECT m.manifest_id AS manifest_id, m.device_id AS device_id, d.assignee AS assignee
+            let manifests: Vec<(String, String, String, String)> = tx.all(
+                "SELECT m.manifest_id AS manifest_id, m.device_id AS device_id, d.assignee AS assignee,
+                        m.programme AS programme
                  FROM report_manifests m JOIN devices d ON d.device_id = m.device_id
                  WHERE m.valid_from >= $1 AND m.valid_from < $2 AND ($3 = '' OR m.device_id = $3)",
                 ps![start, end, device.as_str()],
-                |r| Ok((r.get("manifest_id")?, r.get("device_id")?, r.get("assignee")?)),
+                |r| {
+                    Ok((
+                        r.get("manifest_id")?,
+                        r.get("device_id")?,
+                        r.get("assignee")?,
+                        r.get("programme")?,
+                    ))
+                },
             )?;
             let keys: Vec<P<'_>> = manifests.iter().map(|m| P::from(m.0.as_str())).collect();
-            let items: Vec<(String, String)> = tx.all_in(
-                "SELECT manifest_id, details FROM items
+            let items: Vec<(String, String, String)> = tx.all_in(
+                "SELECT manifest_id, reference, details FROM items
                  WHERE withdrawn_at IS NULL AND manifest_id IN ({keys})",
                 ps![],
                 &keys,
-                |r| Ok((r.get("manifest_id")?, r.get("details")?)),
+                |r| Ok((r.get("manifest_id")?, r.get("reference")?, r.get("details")?)),
             )?;
-            let events: Vec<(String, String, String, Vec<u8>)> = tx.all_in(
-                "SELECT manifest_id, kind, verdict, body FROM events
+            let events: Vec<Recorded> = tx.all_in(
+                "SELECT manifest_id, reference, kind, verdict, detail, body FROM events
                  WHERE kind IN ('handed_over', 'exception', 'payment') AND manifest_id IN ({keys})",
                 ps![],
                 &keys,
-                |r| Ok((r.get("manifest_id")?, r.get("kind")?, r.get("verdict")?, r.get("body")?)),
+                |r| {
+                    Ok(Recorded {
+                        manifest_id: r.get("manifest_id")?,
+                        reference: r.get("reference")?,
+                        kind: r.get("kind")?,
+                        verdict: r.get("verdict")?,
+                        detail: r.get("detail")?,
+                        body: r.get("body")?,
+                    })
+                },
             )?;
             Ok((manifests, items, events))
         })?;
         let owner: BTreeMap<&str, (&str, &str)> = manifests
             .iter()
-            .map(|(m, d, a)| (m.as_str(), (d.as_str(), a.as_str())))
+            .map(|(m, d, a, _)| (m.as_str(), (d.as_str(), a.as_str())))
             .collect();
+        let programmes = per_programme(&manifests, &items, &events);
         let mut beats: BTreeMap<&str, BeatFigures> = BTreeMap::new();
         fn beat<'b, 'k>(
             beats: &'b mut BTreeMap<&'k str, BeatFigures>,
@@ -143,7 +245,7 @@ impl Office {
                 ..Default::default()
             }))
         }
-        for (m, details) in &items {
+        for (m, _, details) in &items {
             let Some(b) = beat(&mut beats, &owner, m) else {
                 continue;
             };
@@ -152,7 +254,14 @@ impl Office {
                 .map_err(|_| Error::Store("stored item details are unreadable"))?;
             b.cod_expected_paise += details.cod().map_or(0, |c| c.amount_paise);
         }
-        for (m, kind, verdict, body) in &events {
+        for Recorded {
+            manifest_id: m,
+            kind,
+            verdict,
+            body,
+            ..
+        } in &events
+        {
             let Some(b) = beat(&mut beats, &owner, m) else {
                 continue;
             };
@@ -215,6 +324,7 @@ impl Office {
         Ok(RangeReport {
             from: filter.from,
             to: filter.to,
+            programmes,
             beats,
             total,
         })
@@ -277,6 +387,7 @@ mod tests {
         let r = RangeReport {
             from: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
             to: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            programmes: Vec::new(),
             beats: vec![BeatFigures {
                 device_id: "d1".into(),
                 assignee: "=HYPERLINK(\"x\")".into(),

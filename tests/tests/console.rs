@@ -262,7 +262,8 @@ fn signing_in_and_out_of_the_console() {
     let jar = format!("handover_session={session}");
     let today = request(&addr, "GET", "/console/", &[("Cookie", &jar)], "");
     assert_eq!(today.status, 200);
-    assert!(today.body.contains("PO-1") && today.body.contains("items issued"));
+    assert!(today.body.contains("PO-1") && today.body.contains("Nothing is issued for today yet"));
+    assert!(today.body.contains("0 synced today, 0 not"));
     assert!(today.body.contains("ravi (clerk)"));
     let devices = request(&addr, "GET", "/console/devices", &[("Cookie", &jar)], "");
     assert_eq!(devices.status, 200);
@@ -666,7 +667,23 @@ fn issuing_from_the_console_lists_every_bad_row_previews_then_issues() {
     ));
     handover_cli::client::sync(&device, &s.link()).unwrap();
     let today = request(&addr, "GET", "/console/", &[("Cookie", &jar)], "");
-    assert!(today.body.contains("verified by code"));
+    // Per programme: 3 issued, 1 handed over and verified, 2 pending; the
+    // device synced today.
+    assert!(today.body.contains("<h2>Post</h2>"), "{}", today.body);
+    for (n, what) in [
+        ("3", "items issued"),
+        ("1", "verified by code"),
+        ("2", "pending (nothing recorded yet)"),
+    ] {
+        assert!(
+            today.body.contains(&format!(
+                "<div class=\"n\">{n}</div><div class=\"what\">{what}</div>"
+            )),
+            "{n} {what}: {}",
+            today.body
+        );
+    }
+    assert!(today.body.contains("1 synced today, 0 not"));
 
     // Items: found by reference (any case) and by the mobile's last digits
     // (98 00000001), shown masked.

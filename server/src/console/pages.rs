@@ -8,7 +8,8 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Utc;
+use chrono::{Duration, Utc};
+use handover_office::ledger::ReportFilter;
 
 use super::devices::DeviceRow;
 use super::{blocking, html, indian, session, ConsoleError};
@@ -27,6 +28,16 @@ struct FlagNotice {
     reason: String,
 }
 
+/// A programme's figures on Today.
+struct ProgrammeCard {
+    name: &'static str,
+    items: String,
+    handed_over: String,
+    verified: String,
+    pending: String,
+    exceptions: Vec<(String, String)>,
+}
+
 #[derive(Template)]
 #[template(path = "console/today.html")]
 struct TodayPage {
@@ -36,7 +47,10 @@ struct TodayPage {
     csrf: String,
     nav: &'static str,
     flagged: Vec<FlagNotice>,
+    programmes: Vec<ProgrammeCard>,
     figures: Vec<Figure>,
+    synced: String,
+    not_synced: String,
     devices: Vec<DeviceRow>,
 }
 
@@ -48,30 +62,18 @@ pub(super) async fn today(
         return Ok(Redirect::to("/console/login").into_response());
     };
     let office = svc.office.clone();
-    let (report, devices) =
-        blocking(move || Ok((office.report()?, office.devices(false, Utc::now())?))).await?;
+    let day = (Utc::now() + Duration::minutes(330)).date_naive();
+    let (report, range, devices) = blocking(move || {
+        let range = office.report_range(&ReportFilter {
+            from: day,
+            to: day,
+            device: None,
+        })?;
+        Ok((office.report()?, range, office.devices(false, Utc::now())?))
+    })
+    .await?;
     let sms = |status: &str| indian(report.sms.get(status).copied().unwrap_or(0));
     let mut figures = vec![
-        Figure {
-            value: indian(report.items_issued),
-            label: "items issued",
-        },
-        Figure {
-            value: indian(report.handed_over),
-            label: "handed over",
-        },
-        Figure {
-            value: indian(report.verified),
-            label: "verified by code",
-        },
-        Figure {
-            value: indian(report.code_mismatch),
-            label: "wrong code (flagged)",
-        },
-        Figure {
-            value: indian(report.exceptions.values().sum()),
-            label: "exceptions",
-        },
         Figure {
             value: sms("queued"),
             label: "SMS queued",
@@ -91,6 +93,34 @@ pub(super) async fn today(
             label: "events lost (office restore)",
         });
     }
+    let synced_today = devices
+        .iter()
+        .filter(|d| {
+            d.last_sync_at
+                .is_some_and(|t| (t + Duration::minutes(330)).date_naive() == day)
+        })
+        .count() as u64;
+    let not_synced = devices.len() as u64 - synced_today;
+    let programmes = range
+        .programmes
+        .into_iter()
+        .map(|p| ProgrammeCard {
+            name: if p.programme == "post" {
+                "Post"
+            } else {
+                "Vaccination"
+            },
+            items: indian(p.items),
+            handed_over: indian(p.handed_over),
+            verified: indian(p.verified),
+            pending: indian(p.pending),
+            exceptions: p
+                .exceptions
+                .into_iter()
+                .map(|(k, v)| (k.replace('_', " "), indian(v)))
+                .collect(),
+        })
+        .collect();
     let page = TodayPage {
         office_id: svc.office.office_id().to_owned(),
         staff: s.name,
@@ -106,7 +136,10 @@ pub(super) async fn today(
                 reason: f.reason,
             })
             .collect(),
+        programmes,
         figures,
+        synced: indian(synced_today),
+        not_synced: indian(not_synced),
         devices: devices.into_iter().map(DeviceRow::of).collect(),
     };
     html(StatusCode::OK, &page)
