@@ -70,6 +70,7 @@ pub mod ledger;
 pub mod manifests;
 pub mod presence;
 pub mod preview;
+pub mod reissue;
 pub mod report;
 pub mod rotate;
 pub mod sessions;

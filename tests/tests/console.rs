@@ -744,6 +744,41 @@ fn issuing_from_the_console_lists_every_bad_row_previews_then_issues() {
     assert!(resent.body.contains("queued to be sent again"));
     assert_eq!(resent.body.matches("code (version 1)").count(), 2);
     assert_eq!(s.office.audit_log(1).unwrap()[0].action, "resend code");
+    // Re-issue it with a new code: version 2, its SMS queued, and the
+    // device takes the new revision; the old code no longer opens it.
+    let reissued = request(
+        &addr,
+        "POST",
+        "/console/item/reissue",
+        &[("Cookie", &jar)],
+        &form(&[
+            ("csrf_token", &csrf),
+            ("programme", "post"),
+            ("reference", &reference),
+        ]),
+    );
+    assert_eq!(reissued.status, 200, "{}", reissued.body);
+    assert!(
+        reissued.body.contains("A new code is issued (revision 2"),
+        "{}",
+        reissued.body
+    );
+    assert!(reissued.body.contains("code (version 2)"));
+    let other = handover_core::s10::make("EE", 20_000_002, "IN").unwrap();
+    let pulled = handover_cli::client::sync(&device, &s.link()).unwrap();
+    assert_eq!(pulled.manifests_imported, 1);
+    let new_code = s
+        .office
+        .current_code(handover_core::codes::Programme::Post, &other)
+        .unwrap();
+    assert!(
+        matches!(
+            device.verify(&other, &new_code, Utc::now()).unwrap(),
+            handover_core::device::VerifyOutcome::Accepted { .. }
+        ),
+        "the other items are kept"
+    );
+    assert_eq!(s.office.audit_log(1).unwrap()[0].action, "issue");
     let unknown = "/console/item?programme=post&reference=EE999999999IN";
     assert_eq!(
         request(&addr, "GET", unknown, &[("Cookie", &jar)], "").status,

@@ -1,8 +1,7 @@
 //! Items: find an item by reference or by the last digits of its
 //! recipient's mobile; its timeline (manifests, code versions, events with
-//! verdicts, SMS with status); send its code again (audited). Re-issuing an
-//! item with a new code is done from the Issue page (not built here yet:
-//! the command line's `office issue --reissue`).
+//! verdicts, SMS with status); send its code again; re-issue it with a new
+//! code (the next revision of its manifest). Both audited.
 
 use askama::Template;
 use axum::extract::{Form, Query, State};
@@ -212,6 +211,43 @@ pub(super) async fn resend(
         s,
         which,
         Some("The code is queued to be sent again.".into()),
+    )
+    .await
+}
+
+pub(super) async fn reissue(
+    State(svc): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<ResendForm>,
+) -> Result<Response, ConsoleError> {
+    let s = match form_session(&svc, &headers, &form.csrf_token).await? {
+        Ok(s) => s,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let programme: Programme = form.programme.parse().map_err(|_| not_found())?;
+    let office = svc.office.clone();
+    let (actor, reference) = (s.name.clone(), form.reference.clone());
+    let issued =
+        blocking(move || office.reissue_item_as(programme, &reference, &actor, Utc::now()))
+            .await
+            .map_err(|_| {
+                ConsoleError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "This item is in no manifest still open: it cannot be re-issued.",
+                )
+            })?;
+    let which = Which {
+        programme: form.programme,
+        reference: form.reference,
+    };
+    item_page(
+        &svc,
+        s,
+        which,
+        Some(format!(
+            "A new code is issued (revision {} of {}); its SMS is queued. The device takes it at its next sync.",
+            issued.revision, issued.manifest_id
+        )),
     )
     .await
 }

@@ -82,6 +82,7 @@ pub(crate) fn routes(service: Shared) -> Router<Shared> {
         .route("/console/items", get(items::search))
         .route("/console/item", get(items::item))
         .route("/console/item/resend", post(items::resend))
+        .route("/console/item/reissue", post(items::reissue))
         .route("/console/reports", get(reports::page))
         .route("/console/sms", get(sms::list))
         .route("/console/sms/retry", post(sms::retry))
