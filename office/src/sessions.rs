@@ -47,6 +47,8 @@ pub struct Session {
     pub role: Role,
     /// The token every form of the session carries.
     pub csrf: String,
+    /// The console's language for them: `en` or `hi`.
+    pub language: String,
 }
 
 /// A new random token: 32 bytes, hex.
@@ -135,6 +137,7 @@ impl Office {
                 name: staff.name.clone(),
                 role: staff.role,
                 csrf,
+                language: staff.language.clone(),
             },
         ))
     }
@@ -153,7 +156,7 @@ impl Office {
         self.store.write(|tx| {
             let found = tx.opt(
                 "SELECT s.name AS name, s.csrf AS csrf, s.seen_at AS seen_at, f.role AS role,
-                        f.disabled_at AS disabled_at
+                        f.disabled_at AS disabled_at, f.language AS language
                  FROM staff_sessions s JOIN staff f ON f.name = s.name
                  WHERE s.token_hash = $1",
                 ps![&hash[..]],
@@ -163,6 +166,7 @@ impl Office {
                             name: r.get("name")?,
                             role: r.get::<String>("role")?.parse()?,
                             csrf: r.get("csrf")?,
+                            language: r.get("language")?,
                         },
                         r.get::<i64>("seen_at")?,
                         r.get::<Option<i64>>("disabled_at")?.is_some(),

@@ -68,6 +68,8 @@ pub struct StaffRecord {
     pub role: Role,
     /// Refused from sign-in.
     pub disabled: bool,
+    /// The console's language for them: `en` or `hi`.
+    pub language: String,
     /// When the account was made.
     pub created_at: DateTime<Utc>,
 }
@@ -194,7 +196,7 @@ impl Office {
     pub fn users(&self) -> Result<Vec<StaffRecord>> {
         self.store.read(|tx| {
             tx.all(
-                "SELECT name, role, disabled_at, created_at FROM staff ORDER BY name",
+                "SELECT name, role, disabled_at, created_at, language FROM staff ORDER BY name",
                 ps![],
                 |r| {
                     Ok(StaffRecord {
@@ -202,9 +204,24 @@ impl Office {
                         role: r.get::<String>("role")?.parse()?,
                         disabled: r.get::<Option<i64>>("disabled_at")?.is_some(),
                         created_at: from_ms(r.get("created_at")?),
+                        language: r.get("language")?,
                     })
                 },
             )
+        })
+    }
+
+    /// Set the console's language for `name`: `en` or `hi`.
+    pub fn set_staff_language(&self, name: &str, language: &str) -> Result<()> {
+        if !matches!(language, "en" | "hi") {
+            return Err(Error::Staff("the console speaks en or hi"));
+        }
+        self.store.write(|tx| {
+            tx.exec(
+                "UPDATE staff SET language = $2 WHERE name = $1",
+                ps![name, language],
+            )?;
+            Ok(())
         })
     }
 
@@ -252,7 +269,7 @@ impl Office {
         }
         let row = self.store.read(|tx| {
             tx.opt(
-                "SELECT name, role, password_hash, disabled_at, created_at FROM staff
+                "SELECT name, role, password_hash, disabled_at, created_at, language FROM staff
                  WHERE name = $1",
                 ps![name],
                 |r| {
@@ -262,6 +279,7 @@ impl Office {
                             role: r.get::<String>("role")?.parse()?,
                             disabled: r.get::<Option<i64>>("disabled_at")?.is_some(),
                             created_at: from_ms(r.get("created_at")?),
+                            language: r.get("language")?,
                         },
                         Zeroizing::new(r.get::<String>("password_hash")?),
                     ))

@@ -817,7 +817,7 @@ fn the_sms_page_shows_failures_and_sends_them_again() {
     assert!(page.body.contains("DLT template not approved"));
     assert!(
         page.body
-            .contains("<div class=\"n\">2</div><div class=\"what\">failed</div>"),
+            .contains("<div class=\"n\">2</div><div class=\"what\">SMS failed</div>"),
         "{}",
         page.body
     );
@@ -994,4 +994,63 @@ fn reports_per_device_with_cash_on_delivery_in_the_console_and_on_the_command_li
     ]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM-DD"));
+}
+
+#[test]
+fn the_console_speaks_hindi_for_whoever_asks_and_keeps_it() {
+    let s = Service::start(Default::default());
+    let addr = s.server.addr().to_string();
+    let now = Utc::now();
+    s.office
+        .add_user("asha", Role::Postmaster, PASSWORD, COMMAND_LINE, now)
+        .unwrap();
+    s.office
+        .add_user(
+            "ravi",
+            Role::Clerk,
+            "ravi's long passphrase",
+            COMMAND_LINE,
+            now,
+        )
+        .unwrap();
+    let (jar, csrf) = signed_in(&addr, "asha", PASSWORD);
+    let english = request(&addr, "GET", "/console/", &[("Cookie", &jar)], "");
+    assert!(english.body.contains("<html lang=\"en\">") && english.body.contains("हिन्दी"));
+    // The switch needs the session's token, and a language the console speaks.
+    let switch = |lang: &str, token: &str| {
+        request(
+            &addr,
+            "POST",
+            "/console/language",
+            &[("Cookie", &jar)],
+            &form(&[("csrf_token", token), ("language", lang)]),
+        )
+    };
+    assert_eq!(switch("hi", "").status, 403);
+    assert_eq!(switch("fr", &csrf).status, 400);
+    assert_eq!(switch("hi", &csrf).status, 303);
+    let hindi = request(&addr, "GET", "/console/", &[("Cookie", &jar)], "");
+    assert!(hindi.body.contains("<html lang=\"hi\">"));
+    for words in [
+        "<h1>आज</h1>",
+        "साइन आउट",
+        "पोस्टमास्टर",
+        "आज के लिए अभी कुछ जारी नहीं हुआ है।",
+    ] {
+        assert!(hindi.body.contains(words), "{words}");
+    }
+    let devices = request(&addr, "GET", "/console/devices", &[("Cookie", &jar)], "");
+    assert!(devices.body.contains("हैंडहेल्ड नामांकित करें"));
+    // Kept for her: a new session is in Hindi; Ravi's is in English.
+    let (again, _) = signed_in(&addr, "asha", PASSWORD);
+    assert!(
+        request(&addr, "GET", "/console/", &[("Cookie", &again)], "")
+            .body
+            .contains("<h1>आज</h1>")
+    );
+    let (ravi, _) = signed_in(&addr, "ravi", "ravi's long passphrase");
+    assert!(request(&addr, "GET", "/console/", &[("Cookie", &ravi)], "")
+        .body
+        .contains("<h1>Today</h1>"));
+    assert_eq!(s.office.users().unwrap()[0].language, "hi");
 }

@@ -230,6 +230,7 @@ CREATE TABLE staff (
     name          TEXT PRIMARY KEY,
     role          TEXT NOT NULL CHECK (role IN ('postmaster', 'clerk')),
     password_hash TEXT NOT NULL,
+    language      TEXT NOT NULL DEFAULT 'en' CHECK (language IN ('en', 'hi')),
     disabled_at   INTEGER,
     created_at    INTEGER NOT NULL
 ) STRICT;

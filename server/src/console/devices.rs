@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use handover_office::devices::DeviceSummary;
 use handover_office::staff::Role;
 
+use super::words::{self, Words};
 use super::{blocking, form_session, html, indian, session, ConsoleError};
 use crate::Shared;
 
@@ -63,6 +64,7 @@ struct DevicesPage {
     role: &'static str,
     csrf: String,
     nav: &'static str,
+    w: &'static Words,
     can_revoke: bool,
     devices: Vec<DeviceRow>,
 }
@@ -85,6 +87,7 @@ pub(super) async fn list(
             can_revoke: s.role == Role::Postmaster,
             csrf: s.csrf,
             nav: "devices",
+            w: words::of(&s.language),
             devices: devices.into_iter().map(DeviceRow::of).collect(),
         },
     )
@@ -108,6 +111,7 @@ struct EnrolledPage {
     role: &'static str,
     csrf: String,
     nav: &'static str,
+    w: &'static Words,
     assignee: String,
     expires: String,
     token: String,
@@ -175,6 +179,7 @@ pub(super) async fn enrol(
             role: s.role.as_str(),
             csrf: s.csrf,
             nav: "devices",
+            w: words::of(&s.language),
             assignee: issued.assignee,
             expires: issued.expires_at.format("%Y-%m-%d %H:%M").to_string(),
             token,
@@ -198,6 +203,7 @@ struct RevokePage {
     role: &'static str,
     csrf: String,
     nav: &'static str,
+    w: &'static Words,
     device_id: String,
     assignee: String,
 }
@@ -233,6 +239,7 @@ pub(super) async fn confirm_revoke(
             role: s.role.as_str(),
             csrf: s.csrf,
             nav: "devices",
+            w: words::of(&s.language),
             device_id: device.device_id,
             assignee: device.assignee,
         },

@@ -22,6 +22,7 @@ use handover_core::codes::Programme;
 use handover_office::bookings;
 use handover_office::issue::IssueRequest;
 
+use super::words::{self, Words};
 use super::{blocking, form_session, html, indian, session, ConsoleError};
 use crate::Shared;
 
@@ -127,6 +128,7 @@ struct IssuePage {
     role: &'static str,
     csrf: String,
     nav: &'static str,
+    w: &'static Words,
     devices: Vec<(String, String)>,
     chosen: String,
     message: Option<String>,
@@ -162,6 +164,7 @@ async fn issue_page(
             role: s.role.as_str(),
             csrf: s.csrf,
             nav: "issue",
+            w: words::of(&s.language),
             devices: devices(svc).await?,
             chosen,
             message,
@@ -189,6 +192,7 @@ struct PreviewPage {
     role: &'static str,
     csrf: String,
     nav: &'static str,
+    w: &'static Words,
     p: handover_office::preview::IssuePreview,
     items: String,
     new_codes: String,
@@ -343,6 +347,7 @@ pub(super) async fn preview(
             role: s.role.as_str(),
             csrf: s.csrf,
             nav: "issue",
+            w: words::of(&s.language),
             items: indian(p.items as u64),
             new_codes: indian(p.new_codes as u64),
             unchanged: indian(p.unchanged as u64),
@@ -374,6 +379,7 @@ struct IssuedPage {
     role: &'static str,
     csrf: String,
     nav: &'static str,
+    w: &'static Words,
     manifest_id: String,
     revision: u32,
     items: String,
@@ -449,6 +455,7 @@ struct ProgressPage {
     role: &'static str,
     csrf: String,
     nav: &'static str,
+    w: &'static Words,
     done: usize,
     total: usize,
 }
@@ -481,6 +488,7 @@ pub(super) async fn progress(
                 role: s.role.as_str(),
                 csrf: s.csrf,
                 nav: "issue",
+                w: words::of(&s.language),
                 done: job.done.load(Ordering::Relaxed).min(job.total),
                 total: job.total,
             },
@@ -505,6 +513,7 @@ pub(super) async fn progress(
                 role: s.role.as_str(),
                 csrf: s.csrf,
                 nav: "issue",
+                w: words::of(&s.language),
                 manifest_id: done.manifest_id,
                 revision: done.revision,
                 items: indian(done.items as u64),

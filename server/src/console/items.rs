@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use handover_core::codes::Programme;
 use handover_office::timeline::{ItemHit, Timeline};
 
+use super::words::{self, Words};
 use super::{blocking, form_session, html, session, ConsoleError};
 use crate::Shared;
 
@@ -28,6 +29,7 @@ struct ItemsPage {
     role: &'static str,
     csrf: String,
     nav: &'static str,
+    w: &'static Words,
     q: String,
     searched: bool,
     hits: Vec<ItemHit>,
@@ -57,6 +59,7 @@ pub(super) async fn search(
             role: s.role.as_str(),
             csrf: s.csrf,
             nav: "items",
+            w: words::of(&s.language),
             searched: !q.trim().is_empty(),
             q,
             hits,
@@ -80,6 +83,7 @@ struct ItemPage {
     role: &'static str,
     csrf: String,
     nav: &'static str,
+    w: &'static Words,
     programme: String,
     reference: String,
     message: Option<String>,
@@ -156,6 +160,7 @@ async fn item_page(
             role: s.role.as_str(),
             csrf: s.csrf,
             nav: "items",
+            w: words::of(&s.language),
             programme: programme.as_str().to_owned(),
             reference: which.reference,
             message,

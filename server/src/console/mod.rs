@@ -36,6 +36,7 @@ mod items;
 mod pages;
 mod reports;
 mod sms;
+mod words;
 
 use askama::Template;
 use axum::extract::{Form, State};
@@ -64,6 +65,7 @@ pub(crate) fn routes(service: Shared) -> Router<Shared> {
     Router::new()
         .route("/console/login", get(login_form).post(login))
         .route("/console/logout", post(logout))
+        .route("/console/language", post(language))
         .route("/console/", get(pages::today))
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/devices", get(devices::list))
@@ -250,6 +252,7 @@ fn forbidden() -> ConsoleError {
 #[derive(Template)]
 #[template(path = "console/login.html")]
 struct LoginPage<'a> {
+    w: &'static words::Words,
     csrf: &'a str,
     name: &'a str,
     message: Option<String>,
@@ -274,6 +277,7 @@ fn login_page(
     let mut resp = html(
         status,
         &LoginPage {
+            w: &words::EN,
             csrf: &csrf,
             name,
             message,
@@ -349,8 +353,10 @@ async fn login(
                 StatusCode::TOO_MANY_REQUESTS,
                 &form.name,
                 Some(format!(
-                    "Too many wrong passwords for this name. Try again in {} minutes.",
-                    (wait + 59) / 60
+                    "{} {} {}.",
+                    words::EN.too_many,
+                    (wait + 59) / 60,
+                    words::EN.minutes
                 )),
             )?;
             resp.headers_mut()
@@ -364,7 +370,7 @@ async fn login(
                 &headers,
                 StatusCode::UNAUTHORIZED,
                 &form.name,
-                Some("Wrong name or password.".into()),
+                Some(words::EN.wrong_password.into()),
             )
         }
     }
@@ -410,6 +416,36 @@ async fn logout(
         set_cookie(&svc, &headers, SESSION_COOKIE, "", Some(0)),
     );
     Ok(resp)
+}
+
+#[derive(serde::Deserialize)]
+struct LanguageForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    language: String,
+}
+
+/// Switch the console's language for the signed-in staff member.
+async fn language(
+    State(svc): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<LanguageForm>,
+) -> Result<Response, ConsoleError> {
+    let s = match form_session(&svc, &headers, &form.csrf_token).await? {
+        Ok(s) => s,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    let office = svc.office.clone();
+    blocking(move || office.set_staff_language(&s.name, &form.language))
+        .await
+        .map_err(|_| {
+            ConsoleError(
+                StatusCode::BAD_REQUEST,
+                "The console speaks English and Hindi.",
+            )
+        })?;
+    Ok(Redirect::to("/console/").into_response())
 }
 
 /// `n` in Indian grouping: 1,23,45,678.

@@ -12,14 +12,9 @@ use chrono::{Duration, Utc};
 use handover_office::ledger::ReportFilter;
 
 use super::devices::DeviceRow;
+use super::words::{self, Words};
 use super::{blocking, html, indian, session, ConsoleError};
 use crate::Shared;
-
-/// One figure on Today.
-struct Figure {
-    value: String,
-    label: &'static str,
-}
 
 /// A flagged device's notice.
 struct FlagNotice {
@@ -30,7 +25,7 @@ struct FlagNotice {
 
 /// A programme's figures on Today.
 struct ProgrammeCard {
-    name: &'static str,
+    name: String,
     items: String,
     handed_over: String,
     verified: String,
@@ -46,9 +41,11 @@ struct TodayPage {
     role: &'static str,
     csrf: String,
     nav: &'static str,
+    w: &'static Words,
     flagged: Vec<FlagNotice>,
     programmes: Vec<ProgrammeCard>,
-    figures: Vec<Figure>,
+    sms: (String, String, String),
+    lost: Option<String>,
     synced: String,
     not_synced: String,
     devices: Vec<DeviceRow>,
@@ -73,26 +70,8 @@ pub(super) async fn today(
     })
     .await?;
     let sms = |status: &str| indian(report.sms.get(status).copied().unwrap_or(0));
-    let mut figures = vec![
-        Figure {
-            value: sms("queued"),
-            label: "SMS queued",
-        },
-        Figure {
-            value: sms("sent"),
-            label: "SMS sent",
-        },
-        Figure {
-            value: sms("failed"),
-            label: "SMS failed",
-        },
-    ];
-    if report.events_lost > 0 {
-        figures.push(Figure {
-            value: indian(report.events_lost),
-            label: "events lost (office restore)",
-        });
-    }
+    let sms = (sms("queued"), sms("sent"), sms("failed"));
+    let lost = (report.events_lost > 0).then(|| indian(report.events_lost));
     let synced_today = devices
         .iter()
         .filter(|d| {
@@ -105,11 +84,7 @@ pub(super) async fn today(
         .programmes
         .into_iter()
         .map(|p| ProgrammeCard {
-            name: if p.programme == "post" {
-                "Post"
-            } else {
-                "Vaccination"
-            },
+            name: p.programme,
             items: indian(p.items),
             handed_over: indian(p.handed_over),
             verified: indian(p.verified),
@@ -127,6 +102,7 @@ pub(super) async fn today(
         role: s.role.as_str(),
         csrf: s.csrf,
         nav: "today",
+        w: words::of(&s.language),
         flagged: report
             .flagged
             .into_iter()
@@ -137,7 +113,8 @@ pub(super) async fn today(
             })
             .collect(),
         programmes,
-        figures,
+        sms,
+        lost,
         synced: indian(synced_today),
         not_synced: indian(not_synced),
         devices: devices.into_iter().map(DeviceRow::of).collect(),
@@ -161,6 +138,7 @@ struct AuditPage {
     role: &'static str,
     csrf: String,
     nav: &'static str,
+    w: &'static Words,
     entries: Vec<AuditRow>,
 }
 
@@ -181,6 +159,7 @@ pub(super) async fn audit(
             role: s.role.as_str(),
             csrf: s.csrf,
             nav: "audit",
+            w: words::of(&s.language),
             entries: entries
                 .into_iter()
                 .map(|e| AuditRow {

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Duration, NaiveDate, Utc};
 use handover_office::ledger::{self, ReportFilter};
 
+use super::words::{self, Words};
 use super::{blocking, html, indian, session, ConsoleError};
 use crate::Shared;
 
@@ -46,6 +47,7 @@ struct ReportsPage {
     role: &'static str,
     csrf: String,
     nav: &'static str,
+    w: &'static Words,
     from: String,
     to: String,
     device: String,
@@ -137,6 +139,7 @@ pub(super) async fn page(
             role: s.role.as_str(),
             csrf: s.csrf,
             nav: "reports",
+            w: words::of(&s.language),
             from: from.to_string(),
             to: to.to_string(),
             device: f.device,

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 
+use super::words::{self, Words};
 use super::{blocking, form_session, html, indian, session, ConsoleError, CsrfForm};
 use crate::Shared;
 
@@ -22,8 +23,9 @@ struct SmsPage {
     role: &'static str,
     csrf: String,
     nav: &'static str,
+    w: &'static Words,
     message: Option<String>,
-    figures: Vec<(String, &'static str)>,
+    figures: Vec<(String, String)>,
     failed: Vec<(String, String, String, u32, String, String)>,
 }
 
@@ -36,14 +38,12 @@ async fn page(
     let (report, failed) =
         blocking(move || Ok((office.report()?, office.sms_failed(FAILED_SHOWN)?))).await?;
     let n = |status: &str| indian(report.sms.get(status).copied().unwrap_or(0));
+    let w = words::of(&s.language);
     let figures = vec![
-        (n("queued"), "queued"),
-        (n("sending"), "being sent"),
-        (n("sent"), "sent"),
-        (n("delivered"), "delivered"),
-        (n("failed"), "failed"),
-        (n("cancelled"), "cancelled"),
-        (indian(report.sms_segments), "segments sent (billed)"),
+        (n("queued"), w.sms_queued.to_owned()),
+        (n("sent"), w.sms_sent.to_owned()),
+        (n("failed"), w.sms_failed.to_owned()),
+        (indian(report.sms_segments), w.segments.to_owned()),
     ];
     let failed = failed
         .into_iter()
@@ -66,6 +66,7 @@ async fn page(
             role: s.role.as_str(),
             csrf: s.csrf,
             nav: "sms",
+            w: words::of(&s.language),
             message,
             figures,
             failed,
