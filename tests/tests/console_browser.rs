@@ -6,7 +6,8 @@
 //! token), the device enrols with it and syncs, a bookings file with
 //! errors then a good one, the preview, the issue, the device pulls and
 //! verifies a code, Today shows the handover, the item is found and its
-//! code sent again, the device revoked, sign out.
+//! code sent again, the device revoked, sign out; and Hindi, switched on
+//! and off.
 //!
 //! Every page: a screenshot under the test's output directory
 //! (`target/tmp/console-screenshots/`), no error in the browser's console,
@@ -327,6 +328,13 @@ fn a_day_at_the_office_console_in_a_browser() {
     b.type_into("#password", &format!("{PASSWORD}\u{E007}"));
     b.wait_for("<h1>Today</h1>");
     b.page("today");
+
+    // Hindi, for whoever asks, and back.
+    b.click("form[action='/console/language'] button");
+    b.wait_for("<h1>आज</h1>");
+    b.page("today-in-hindi");
+    b.click("form[action='/console/language'] button");
+    b.wait_for("<h1>Today</h1>");
 
     // Enrol a handheld: the QR code holds the office's URL and the token.
     b.go(&format!("{url}/console/devices"));
