@@ -12,7 +12,7 @@ use handover_office::devices::DeviceSummary;
 use handover_office::staff::Role;
 
 use super::words::{self, Words};
-use super::{blocking, form_session, html, indian, session, ConsoleError};
+use super::{blocking, form_session, html, indian, Chrome, ConsoleError, SignedIn};
 use crate::Shared;
 
 /// A device as a row of the console.
@@ -59,11 +59,7 @@ impl DeviceRow {
 #[derive(Template)]
 #[template(path = "console/devices.html")]
 struct DevicesPage {
-    office_id: String,
-    staff: String,
-    role: &'static str,
-    csrf: String,
-    nav: &'static str,
+    c: Chrome,
     w: &'static Words,
     can_revoke: bool,
     devices: Vec<DeviceRow>,
@@ -71,23 +67,16 @@ struct DevicesPage {
 
 pub(super) async fn list(
     State(svc): State<Shared>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
 ) -> Result<Response, ConsoleError> {
-    let Some(s) = session(&svc, &headers).await? else {
-        return Ok(Redirect::to("/console/login").into_response());
-    };
     let office = svc.office.clone();
     let devices = blocking(move || office.devices(false, Utc::now())).await?;
     html(
         StatusCode::OK,
         &DevicesPage {
-            office_id: svc.office.office_id().to_owned(),
-            staff: s.name,
-            role: s.role.as_str(),
             can_revoke: s.role == Role::Postmaster,
-            csrf: s.csrf,
-            nav: "devices",
             w: words::of(&s.language),
+            c: Chrome::of(&svc, s, "devices"),
             devices: devices.into_iter().map(DeviceRow::of).collect(),
         },
     )
@@ -106,11 +95,7 @@ pub(super) struct EnrolForm {
 #[derive(Template)]
 #[template(path = "console/enrolled.html")]
 struct EnrolledPage {
-    office_id: String,
-    staff: String,
-    role: &'static str,
-    csrf: String,
-    nav: &'static str,
+    c: Chrome,
     w: &'static Words,
     assignee: String,
     expires: String,
@@ -174,12 +159,8 @@ pub(super) async fn enrol(
     html(
         StatusCode::OK,
         &EnrolledPage {
-            office_id: svc.office.office_id().to_owned(),
-            staff: s.name,
-            role: s.role.as_str(),
-            csrf: s.csrf,
-            nav: "devices",
             w: words::of(&s.language),
+            c: Chrome::of(&svc, s, "devices"),
             assignee: issued.assignee,
             expires: issued.expires_at.format("%Y-%m-%d %H:%M").to_string(),
             token,
@@ -198,11 +179,7 @@ pub(super) struct Which {
 #[derive(Template)]
 #[template(path = "console/revoke.html")]
 struct RevokePage {
-    office_id: String,
-    staff: String,
-    role: &'static str,
-    csrf: String,
-    nav: &'static str,
+    c: Chrome,
     w: &'static Words,
     device_id: String,
     assignee: String,
@@ -217,12 +194,9 @@ fn postmasters_only() -> ConsoleError {
 
 pub(super) async fn confirm_revoke(
     State(svc): State<Shared>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Query(which): Query<Which>,
 ) -> Result<Response, ConsoleError> {
-    let Some(s) = session(&svc, &headers).await? else {
-        return Ok(Redirect::to("/console/login").into_response());
-    };
     if s.role != Role::Postmaster {
         return Err(postmasters_only());
     }
@@ -234,12 +208,8 @@ pub(super) async fn confirm_revoke(
     html(
         StatusCode::OK,
         &RevokePage {
-            office_id: svc.office.office_id().to_owned(),
-            staff: s.name,
-            role: s.role.as_str(),
-            csrf: s.csrf,
-            nav: "devices",
             w: words::of(&s.language),
+            c: Chrome::of(&svc, s, "devices"),
             device_id: device.device_id,
             assignee: device.assignee,
         },

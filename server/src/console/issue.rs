@@ -23,7 +23,7 @@ use handover_office::bookings;
 use handover_office::issue::IssueRequest;
 
 use super::words::{self, Words};
-use super::{blocking, form_session, html, indian, session, ConsoleError};
+use super::{blocking, form_session, html, indian, Chrome, ConsoleError, SignedIn};
 use crate::Shared;
 
 /// Uploads waiting between preview and issue, per process.
@@ -123,11 +123,7 @@ struct ProblemRow {
 #[derive(Template)]
 #[template(path = "console/issue.html")]
 struct IssuePage {
-    office_id: String,
-    staff: String,
-    role: &'static str,
-    csrf: String,
-    nav: &'static str,
+    c: Chrome,
     w: &'static Words,
     devices: Vec<(String, String)>,
     chosen: String,
@@ -159,12 +155,8 @@ async fn issue_page(
     html(
         status,
         &IssuePage {
-            office_id: svc.office.office_id().to_owned(),
-            staff: s.name,
-            role: s.role.as_str(),
-            csrf: s.csrf,
-            nav: "issue",
             w: words::of(&s.language),
+            c: Chrome::of(svc, s, "issue"),
             devices: devices(svc).await?,
             chosen,
             message,
@@ -174,24 +166,28 @@ async fn issue_page(
     )
 }
 
+/// The Issue page again, with what stopped the issue.
+async fn refused(
+    svc: &Shared,
+    s: handover_office::sessions::Session,
+    status: StatusCode,
+    chosen: String,
+    why: impl Into<String>,
+) -> Result<Response, ConsoleError> {
+    issue_page(svc, s, status, chosen, Some(why.into()), Vec::new(), 0).await
+}
+
 pub(super) async fn form(
     State(svc): State<Shared>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
 ) -> Result<Response, ConsoleError> {
-    let Some(s) = session(&svc, &headers).await? else {
-        return Ok(Redirect::to("/console/login").into_response());
-    };
     issue_page(&svc, s, StatusCode::OK, String::new(), None, Vec::new(), 0).await
 }
 
 #[derive(Template)]
 #[template(path = "console/preview.html")]
 struct PreviewPage {
-    office_id: String,
-    staff: String,
-    role: &'static str,
-    csrf: String,
-    nav: &'static str,
+    c: Chrome,
     w: &'static Words,
     p: handover_office::preview::IssuePreview,
     items: String,
@@ -249,14 +245,12 @@ pub(super) async fn preview(
         Err(to_sign_in) => return Ok(to_sign_in),
     };
     let Ok(programme) = programme.parse::<Programme>() else {
-        return issue_page(
+        return refused(
             &svc,
             s,
             StatusCode::BAD_REQUEST,
             device_id,
-            Some("Choose a programme: post or vaccination.".into()),
-            Vec::new(),
-            0,
+            "Choose a programme: post or vaccination.",
         )
         .await;
     };
@@ -297,16 +291,7 @@ pub(super) async fn preview(
         }
         Err(e) => {
             let why = e.to_string();
-            return issue_page(
-                &svc,
-                s,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                device_id,
-                Some(why),
-                Vec::new(),
-                0,
-            )
-            .await;
+            return refused(&svc, s, StatusCode::UNPROCESSABLE_ENTITY, device_id, why).await;
         }
     };
     let (device, rows_for_preview) = (device_id.clone(), rows.clone());
@@ -320,16 +305,7 @@ pub(super) async fn preview(
         Ok(p) => p,
         Err(e) => {
             let why = e.to_string();
-            return issue_page(
-                &svc,
-                s,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                device_id,
-                Some(why),
-                Vec::new(),
-                0,
-            )
-            .await;
+            return refused(&svc, s, StatusCode::UNPROCESSABLE_ENTITY, device_id, why).await;
         }
     };
     let upload = svc.console.put(Upload {
@@ -342,12 +318,8 @@ pub(super) async fn preview(
     html(
         StatusCode::OK,
         &PreviewPage {
-            office_id: svc.office.office_id().to_owned(),
-            staff: s.name,
-            role: s.role.as_str(),
-            csrf: s.csrf,
-            nav: "issue",
             w: words::of(&s.language),
+            c: Chrome::of(&svc, s, "issue"),
             items: indian(p.items as u64),
             new_codes: indian(p.new_codes as u64),
             unchanged: indian(p.unchanged as u64),
@@ -374,11 +346,7 @@ pub(super) struct IssueForm {
 #[derive(Template)]
 #[template(path = "console/issued.html")]
 struct IssuedPage {
-    office_id: String,
-    staff: String,
-    role: &'static str,
-    csrf: String,
-    nav: &'static str,
+    c: Chrome,
     w: &'static Words,
     manifest_id: String,
     revision: u32,
@@ -450,11 +418,7 @@ pub(super) struct JobQuery {
 #[derive(Template)]
 #[template(path = "console/progress.html")]
 struct ProgressPage {
-    office_id: String,
-    staff: String,
-    role: &'static str,
-    csrf: String,
-    nav: &'static str,
+    c: Chrome,
     w: &'static Words,
     done: usize,
     total: usize,
@@ -462,12 +426,9 @@ struct ProgressPage {
 
 pub(super) async fn progress(
     State(svc): State<Shared>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Query(q): Query<JobQuery>,
 ) -> Result<Response, ConsoleError> {
-    let Some(s) = session(&svc, &headers).await? else {
-        return Ok(Redirect::to("/console/login").into_response());
-    };
     let Some(job) = svc.console.job(&q.job, &s.name) else {
         return Err(ConsoleError(
             StatusCode::NOT_FOUND,
@@ -483,12 +444,8 @@ pub(super) async fn progress(
         None => html(
             StatusCode::OK,
             &ProgressPage {
-                office_id: svc.office.office_id().to_owned(),
-                staff: s.name,
-                role: s.role.as_str(),
-                csrf: s.csrf,
-                nav: "issue",
                 w: words::of(&s.language),
+                c: Chrome::of(&svc, s, "issue"),
                 done: job.done.load(Ordering::Relaxed).min(job.total),
                 total: job.total,
             },
@@ -508,12 +465,8 @@ pub(super) async fn progress(
         Some(Ok(done)) => html(
             StatusCode::OK,
             &IssuedPage {
-                office_id: svc.office.office_id().to_owned(),
-                staff: s.name,
-                role: s.role.as_str(),
-                csrf: s.csrf,
-                nav: "issue",
                 w: words::of(&s.language),
+                c: Chrome::of(&svc, s, "issue"),
                 manifest_id: done.manifest_id,
                 revision: done.revision,
                 items: indian(done.items as u64),

@@ -6,13 +6,13 @@
 use askama::Template;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use handover_core::codes::Programme;
 use handover_office::timeline::{ItemHit, Timeline};
 
 use super::words::{self, Words};
-use super::{blocking, form_session, html, session, ConsoleError};
+use super::{blocking, form_session, html, Chrome, ConsoleError, SignedIn};
 use crate::Shared;
 
 #[derive(serde::Deserialize)]
@@ -24,11 +24,7 @@ pub(super) struct Search {
 #[derive(Template)]
 #[template(path = "console/items.html")]
 struct ItemsPage {
-    office_id: String,
-    staff: String,
-    role: &'static str,
-    csrf: String,
-    nav: &'static str,
+    c: Chrome,
     w: &'static Words,
     q: String,
     searched: bool,
@@ -37,12 +33,9 @@ struct ItemsPage {
 
 pub(super) async fn search(
     State(svc): State<Shared>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Query(search): Query<Search>,
 ) -> Result<Response, ConsoleError> {
-    let Some(s) = session(&svc, &headers).await? else {
-        return Ok(Redirect::to("/console/login").into_response());
-    };
     let q = search.q.unwrap_or_default();
     let office = svc.office.clone();
     let query = q.clone();
@@ -54,12 +47,8 @@ pub(super) async fn search(
     html(
         StatusCode::OK,
         &ItemsPage {
-            office_id: svc.office.office_id().to_owned(),
-            staff: s.name,
-            role: s.role.as_str(),
-            csrf: s.csrf,
-            nav: "items",
             w: words::of(&s.language),
+            c: Chrome::of(&svc, s, "items"),
             searched: !q.trim().is_empty(),
             q,
             hits,
@@ -78,11 +67,7 @@ pub(super) struct Which {
 #[derive(Template)]
 #[template(path = "console/item.html")]
 struct ItemPage {
-    office_id: String,
-    staff: String,
-    role: &'static str,
-    csrf: String,
-    nav: &'static str,
+    c: Chrome,
     w: &'static Words,
     programme: String,
     reference: String,
@@ -155,12 +140,8 @@ async fn item_page(
     html(
         StatusCode::OK,
         &ItemPage {
-            office_id: svc.office.office_id().to_owned(),
-            staff: s.name,
-            role: s.role.as_str(),
-            csrf: s.csrf,
-            nav: "items",
             w: words::of(&s.language),
+            c: Chrome::of(svc, s, "items"),
             programme: programme.as_str().to_owned(),
             reference: which.reference,
             message,
@@ -174,12 +155,9 @@ async fn item_page(
 
 pub(super) async fn item(
     State(svc): State<Shared>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Query(which): Query<Which>,
 ) -> Result<Response, ConsoleError> {
-    let Some(s) = session(&svc, &headers).await? else {
-        return Ok(Redirect::to("/console/login").into_response());
-    };
     item_page(&svc, s, which, None).await
 }
 

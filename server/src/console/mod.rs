@@ -166,6 +166,30 @@ impl From<handover_office::Error> for ConsoleError {
     }
 }
 
+/// What every signed-in page shows around its content: the office, who is
+/// signed in and their role, the session's CSRF token for the header's
+/// forms, and which page of the navigation this is.
+pub(crate) struct Chrome {
+    pub office_id: String,
+    pub staff: String,
+    pub role: &'static str,
+    pub csrf: String,
+    pub nav: &'static str,
+}
+
+impl Chrome {
+    /// The chrome of page `nav` for session `s`.
+    pub(crate) fn of(svc: &Shared, s: Session, nav: &'static str) -> Chrome {
+        Chrome {
+            office_id: svc.office.office_id().to_owned(),
+            staff: s.name,
+            role: s.role.as_str(),
+            csrf: s.csrf,
+            nav,
+        }
+    }
+}
+
 /// Render a template as an HTML answer.
 pub(crate) fn html(status: StatusCode, page: &impl Template) -> Result<Response, ConsoleError> {
     let body = page.render().map_err(ConsoleError::internal)?;
@@ -234,6 +258,25 @@ pub(crate) async fn session(
     };
     let office = svc.office.clone();
     blocking(move || office.session(&token, SESSION_IDLE, Utc::now())).await
+}
+
+/// A request with a live session; without one, the answer is the way to
+/// the sign-in form.
+pub(crate) struct SignedIn(pub Session);
+
+impl axum::extract::FromRequestParts<Shared> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        svc: &Shared,
+    ) -> Result<SignedIn, Response> {
+        match session(svc, &parts.headers).await {
+            Ok(Some(s)) => Ok(SignedIn(s)),
+            Ok(None) => Err(Redirect::to("/console/login").into_response()),
+            Err(e) => Err(e.into_response()),
+        }
+    }
 }
 
 /// Whether `given` is `expected`, in constant time; empty never matches.

@@ -6,14 +6,14 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{Duration, Utc};
 use handover_office::ledger::ReportFilter;
 
 use super::devices::DeviceRow;
 use super::words::{self, Words};
-use super::{blocking, html, indian, session, ConsoleError};
+use super::{blocking, html, indian, Chrome, ConsoleError, SignedIn};
 use crate::Shared;
 
 /// A flagged device's notice.
@@ -36,11 +36,7 @@ struct ProgrammeCard {
 #[derive(Template)]
 #[template(path = "console/today.html")]
 struct TodayPage {
-    office_id: String,
-    staff: String,
-    role: &'static str,
-    csrf: String,
-    nav: &'static str,
+    c: Chrome,
     w: &'static Words,
     flagged: Vec<FlagNotice>,
     programmes: Vec<ProgrammeCard>,
@@ -53,11 +49,8 @@ struct TodayPage {
 
 pub(super) async fn today(
     State(svc): State<Shared>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
 ) -> Result<Response, ConsoleError> {
-    let Some(s) = session(&svc, &headers).await? else {
-        return Ok(Redirect::to("/console/login").into_response());
-    };
     let office = svc.office.clone();
     let day = (Utc::now() + Duration::minutes(330)).date_naive();
     let (report, range, devices) = blocking(move || {
@@ -97,12 +90,8 @@ pub(super) async fn today(
         })
         .collect();
     let page = TodayPage {
-        office_id: svc.office.office_id().to_owned(),
-        staff: s.name,
-        role: s.role.as_str(),
-        csrf: s.csrf,
-        nav: "today",
         w: words::of(&s.language),
+        c: Chrome::of(&svc, s, "today"),
         flagged: report
             .flagged
             .into_iter()
@@ -133,33 +122,22 @@ struct AuditRow {
 #[derive(Template)]
 #[template(path = "console/audit.html")]
 struct AuditPage {
-    office_id: String,
-    staff: String,
-    role: &'static str,
-    csrf: String,
-    nav: &'static str,
+    c: Chrome,
     w: &'static Words,
     entries: Vec<AuditRow>,
 }
 
 pub(super) async fn audit(
     State(svc): State<Shared>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
 ) -> Result<Response, ConsoleError> {
-    let Some(s) = session(&svc, &headers).await? else {
-        return Ok(Redirect::to("/console/login").into_response());
-    };
     let office = svc.office.clone();
     let entries = blocking(move || office.audit_log(500)).await?;
     html(
         StatusCode::OK,
         &AuditPage {
-            office_id: svc.office.office_id().to_owned(),
-            staff: s.name,
-            role: s.role.as_str(),
-            csrf: s.csrf,
-            nav: "audit",
             w: words::of(&s.language),
+            c: Chrome::of(&svc, s, "audit"),
             entries: entries
                 .into_iter()
                 .map(|e| AuditRow {

@@ -5,13 +5,13 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use chrono::{Duration, NaiveDate, Utc};
 use handover_office::ledger::{self, ReportFilter};
 
 use super::words::{self, Words};
-use super::{blocking, html, indian, session, ConsoleError};
+use super::{blocking, html, indian, Chrome, ConsoleError, SignedIn};
 use crate::Shared;
 
 #[derive(serde::Deserialize)]
@@ -42,11 +42,7 @@ type Row = (
 #[derive(Template)]
 #[template(path = "console/reports.html")]
 struct ReportsPage {
-    office_id: String,
-    staff: String,
-    role: &'static str,
-    csrf: String,
-    nav: &'static str,
+    c: Chrome,
     w: &'static Words,
     from: String,
     to: String,
@@ -63,12 +59,9 @@ fn rupees(p: u64) -> String {
 
 pub(super) async fn page(
     State(svc): State<Shared>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
     Query(f): Query<Filter>,
 ) -> Result<Response, ConsoleError> {
-    let Some(s) = session(&svc, &headers).await? else {
-        return Ok(Redirect::to("/console/login").into_response());
-    };
     let today = (Utc::now() + Duration::minutes(330)).date_naive();
     let parse = |v: &str| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok();
     let from = parse(&f.from).unwrap_or(today);
@@ -134,12 +127,8 @@ pub(super) async fn page(
     html(
         StatusCode::OK,
         &ReportsPage {
-            office_id: svc.office.office_id().to_owned(),
-            staff: s.name,
-            role: s.role.as_str(),
-            csrf: s.csrf,
-            nav: "reports",
             w: words::of(&s.language),
+            c: Chrome::of(&svc, s, "reports"),
             from: from.to_string(),
             to: to.to_string(),
             device: f.device,

@@ -5,11 +5,11 @@
 use askama::Template;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use chrono::Utc;
 
 use super::words::{self, Words};
-use super::{blocking, form_session, html, indian, session, ConsoleError, CsrfForm};
+use super::{blocking, form_session, html, indian, Chrome, ConsoleError, CsrfForm, SignedIn};
 use crate::Shared;
 
 /// Failed messages listed at most.
@@ -18,11 +18,7 @@ const FAILED_SHOWN: i64 = 200;
 #[derive(Template)]
 #[template(path = "console/sms.html")]
 struct SmsPage {
-    office_id: String,
-    staff: String,
-    role: &'static str,
-    csrf: String,
-    nav: &'static str,
+    c: Chrome,
     w: &'static Words,
     message: Option<String>,
     figures: Vec<(String, String)>,
@@ -61,12 +57,8 @@ async fn page(
     html(
         StatusCode::OK,
         &SmsPage {
-            office_id: svc.office.office_id().to_owned(),
-            staff: s.name,
-            role: s.role.as_str(),
-            csrf: s.csrf,
-            nav: "sms",
             w: words::of(&s.language),
+            c: Chrome::of(svc, s, "sms"),
             message,
             figures,
             failed,
@@ -76,11 +68,8 @@ async fn page(
 
 pub(super) async fn list(
     State(svc): State<Shared>,
-    headers: HeaderMap,
+    SignedIn(s): SignedIn,
 ) -> Result<Response, ConsoleError> {
-    let Some(s) = session(&svc, &headers).await? else {
-        return Ok(Redirect::to("/console/login").into_response());
-    };
     page(&svc, s, None).await
 }
 
