@@ -1054,3 +1054,51 @@ fn the_console_speaks_hindi_for_whoever_asks_and_keeps_it() {
         .contains("<h1>Today</h1>"));
     assert_eq!(s.office.users().unwrap()[0].language, "hi");
 }
+
+/// Whatever bytes arrive at the console's forms, the answer is a refusal,
+/// never a failure, and nothing changes.
+#[test]
+fn hostile_bodies_at_every_console_form_are_refused() {
+    let s = Service::start(Default::default());
+    let addr = s.server.addr().to_string();
+    s.office
+        .add_user("asha", Role::Postmaster, PASSWORD, COMMAND_LINE, Utc::now())
+        .unwrap();
+    let (jar, _) = signed_in(&addr, "asha", PASSWORD);
+    let bodies = [
+        String::new(),
+        "%".into(),
+        "csrf_token=%ZZ&name=%00".into(),
+        "a=1&a=2&a=3".repeat(2_000),
+        String::from_utf8_lossy(&[0xff, 0xfe, 0x00, 0x3d, 0x26]).into_owned(),
+        format!("csrf_token={}", "x".repeat(70_000)),
+    ];
+    let before = s.office.audit_log(100).unwrap().len();
+    for path in [
+        "/console/login",
+        "/console/logout",
+        "/console/language",
+        "/console/devices/enrol",
+        "/console/devices/revoke",
+        "/console/issue",
+        "/console/issue/preview",
+        "/console/item/resend",
+        "/console/item/reissue",
+        "/console/sms/retry",
+    ] {
+        for body in &bodies {
+            let a = request(&addr, "POST", path, &[("Cookie", &jar)], body);
+            assert!(
+                (400..500).contains(&a.status),
+                "{path}: {} for {:?}",
+                a.status,
+                &body[..body.len().min(40)]
+            );
+        }
+    }
+    assert_eq!(
+        s.office.audit_log(100).unwrap().len(),
+        before,
+        "nothing was done"
+    );
+}
