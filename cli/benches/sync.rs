@@ -43,6 +43,8 @@ const TARGET_REQUESTS_PER_SECOND: f64 = 1_000.0;
 /// requests, measured in the same run (0.68–0.72 measured where 1,000
 /// requests/s was met).
 const TARGET_REQUEST_RATIO: f64 = 0.6;
+/// Rounds of the one-event-a-request measurement; the median is judged.
+const DOSE_ROUNDS: usize = 3;
 /// One-event requests of a device alone, for where the time goes.
 const LONE_REQUESTS: u64 = 200;
 
@@ -56,9 +58,13 @@ fn main() {
     let office = Arc::new(
         Office::init(&dir.path().join("office"), "PO-BENCH").unwrap_or_else(|e| fail("init", e)),
     );
+    // Throughput is measured here, not the service's limits: hundreds of
+    // simulated devices enrol from one address in a few seconds.
     let limits = Limits {
         per_device_per_second: 1e6,
         per_device_burst: 1e6,
+        enrol_per_address_per_second: 1e6,
+        enrol_per_address_burst: 1e6,
         ..Limits::default()
     };
     let server = handover_server::spawn(
@@ -93,14 +99,24 @@ fn main() {
         load::drive(std::slice::from_ref(&link), &alone, 0.0).unwrap_or_else(|e| fail("drive", e));
 
     // CoWIN's shape: each dose synced as it is given, one event a request.
-    let doses = load::prepare(&office, &link, DOSE_DEVICES, DOSE_DEVICES * DOSES_EACH, 1)
-        .unwrap_or_else(|e| fail("prepare", e));
-    let dose_in_process = load::requests_in_process(&office, &doses)
-        .unwrap_or_else(|e| fail("in-process requests", e));
-    let doses = load::prepare(&office, &link, DOSE_DEVICES, DOSE_DEVICES * DOSES_EACH, 1)
-        .unwrap_or_else(|e| fail("prepare", e));
-    let mut dose = load::drive(&links, &doses, 0.0).unwrap_or_else(|e| fail("drive", e));
-    load::check(&office, &doses, &mut dose).unwrap_or_else(|e| fail("check", e));
+    // Three rounds, each the baseline then HTTP on new devices, and the
+    // median round's ratio: on two shared cores one round's ratio moves by
+    // ±0.05 with whatever else the machine does.
+    let mut rounds = Vec::with_capacity(DOSE_ROUNDS);
+    for _ in 0..DOSE_ROUNDS {
+        let doses = load::prepare(&office, &link, DOSE_DEVICES, DOSE_DEVICES * DOSES_EACH, 1)
+            .unwrap_or_else(|e| fail("prepare", e));
+        let in_process = load::requests_in_process(&office, &doses)
+            .unwrap_or_else(|e| fail("in-process requests", e));
+        let doses = load::prepare(&office, &link, DOSE_DEVICES, DOSE_DEVICES * DOSES_EACH, 1)
+            .unwrap_or_else(|e| fail("prepare", e));
+        let mut dose = load::drive(&links, &doses, 0.0).unwrap_or_else(|e| fail("drive", e));
+        load::check(&office, &doses, &mut dose).unwrap_or_else(|e| fail("check", e));
+        rounds.push((dose.requests_per_second / in_process, in_process, dose));
+    }
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let ratios: Vec<String> = rounds.iter().map(|r| format!("{:.2}", r.0)).collect();
+    let (dose_ratio, dose_in_process, dose) = rounds.swap_remove(DOSE_ROUNDS / 2);
 
     // Where a lone one-event request's time goes: in-process step by step,
     // then the same over HTTP.
@@ -136,10 +152,9 @@ fn main() {
             "MISSED"
         }
     );
-    let dose_ratio = dose.requests_per_second / dose_in_process;
     println!(
-        "one event per request ({} devices × {}): {:.0} requests/s over HTTP, p50 {:.1} ms, p99 {:.1} ms; in-process (raw baseline, the same checks, nonce, ingest and ack) {:.0} requests/s; ratio HTTP / in-process {:.2}; target {:.0} requests/s: {}",
-        DOSE_DEVICES, DOSES_EACH, dose.requests_per_second, dose.p50_ms, dose.p99_ms,
+        "one event per request ({} devices × {}, the median of {} rounds, ratios {}): {:.0} requests/s over HTTP, p50 {:.1} ms, p99 {:.1} ms; in-process (raw baseline, the same checks, nonce, ingest and ack) {:.0} requests/s; ratio HTTP / in-process {:.2}; target {:.0} requests/s: {}",
+        DOSE_DEVICES, DOSES_EACH, DOSE_ROUNDS, ratios.join(" "), dose.requests_per_second, dose.p50_ms, dose.p99_ms,
         dose_in_process, dose_ratio, TARGET_REQUESTS_PER_SECOND,
         if dose.requests_per_second >= TARGET_REQUESTS_PER_SECOND { "met" } else { "MISSED" }
     );

@@ -171,17 +171,28 @@ pub fn prepare(
         let token =
             office.create_enrol_token(&format!("Load device {d}"), Duration::hours(1), now)?;
         let req = EnrolRequest::new(&token.token, &key, now.timestamp_millis());
-        let resp = link
-            .send(&HttpRequest {
-                method: "POST",
-                path: api::ENROL,
-                headers: vec![("content-type", "application/json".to_owned())],
-                body: serde_json::to_vec(&req).map_err(|_| Error::Usage("encoding".into()))?,
-            })
-            .map_err(|why| Error::Unreachable {
-                url: link.url().to_owned(),
-                why,
-            })?;
+        let body = serde_json::to_vec(&req).map_err(|_| Error::Usage("encoding".into()))?;
+        // The service limits enrolments per address (20 a second after a
+        // burst): many simulated devices wait their turn, as phones would.
+        let started = std::time::Instant::now();
+        let resp = loop {
+            let resp = link
+                .send(&HttpRequest {
+                    method: "POST",
+                    path: api::ENROL,
+                    headers: vec![("content-type", "application/json".to_owned())],
+                    body: body.clone(),
+                })
+                .map_err(|why| Error::Unreachable {
+                    url: link.url().to_owned(),
+                    why,
+                })?;
+            if resp.status == 429 && started.elapsed() < std::time::Duration::from_secs(60) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                continue;
+            }
+            break resp;
+        };
         let enrolled: EnrolResponse = serde_json::from_slice(&resp.body)
             .map_err(|_| Error::Usage(format!("enrolment refused: {}", resp.status)))?;
         enrolled.verify(&token.token, &key.public_key())?;
@@ -292,29 +303,56 @@ pub fn prepare(
 pub fn drive(links: &[OfficeLink], sims: &[SimDevice], drop_share: f64) -> Result<LoadReport> {
     let tally = Tally::default();
     let started = Instant::now();
-    std::thread::scope(|s| {
-        for (i, sim) in sims.iter().enumerate() {
-            let link = &links[i % links.len()];
-            let tally = &tally;
-            s.spawn(move || {
-                let mut rng = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-                let mut roll = move || {
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    (rng % 10_000) as f64 / 10_000.0
-                };
-                let mut sender = Sender::new(link, sim, &tally.resends);
-                while !sender.done() {
-                    if !tally.record(sender.send_next(drop_share, &mut roll)) {
-                        return;
+    let senders = std::thread::scope(|s| {
+        let running: Vec<_> = sims
+            .iter()
+            .enumerate()
+            .map(|(i, sim)| {
+                let link = &links[i % links.len()];
+                let tally = &tally;
+                s.spawn(move || {
+                    let mut rng = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                    let mut roll = move || {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        (rng % 10_000) as f64 / 10_000.0
+                    };
+                    let mut sender = Sender::new(link, sim, &tally.resends);
+                    while !sender.done() {
+                        if !tally.record(sender.send_next(drop_share, &mut roll)) {
+                            return None;
+                        }
                     }
-                }
-                tally.record_failure(sender.finish());
-            });
+                    Some(sender)
+                })
+            })
+            .collect();
+        joined(running)
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    finish(&tally, senders);
+    tally.report(sims, seconds)
+}
+
+/// The senders the drive's threads hand back (those that did not fail).
+fn joined<'a, 's>(
+    running: Vec<std::thread::ScopedJoinHandle<'s, Option<Sender<'a>>>>,
+) -> Vec<Sender<'a>> {
+    running
+        .into_iter()
+        .filter_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        .collect()
+}
+
+/// Every device's next pull, after the timed drive (`send.rs`: an office
+/// that lost what it acknowledged asks for it again), all at once.
+fn finish(tally: &Tally, senders: Vec<Sender<'_>>) {
+    std::thread::scope(|s| {
+        for mut sender in senders {
+            s.spawn(move || tally.record_failure(sender.finish()));
         }
     });
-    tally.report(sims, started.elapsed().as_secs_f64())
 }
 
 /// What the drive's threads record: each batch's latency, the resends and
@@ -469,31 +507,38 @@ pub fn drive_at_rate(
     }
     let tally = Tally::default();
     let started = Instant::now();
-    std::thread::scope(|s| {
-        for (i, sim) in sims.iter().enumerate() {
-            let link = &links[i % links.len()];
-            let (tally, due) = (&tally, &due[i]);
-            s.spawn(move || {
-                let mut never = || 1.0;
-                let mut sender = Sender::new(link, sim, &tally.resends);
-                for when in due {
-                    let elapsed = started.elapsed();
-                    if *when > elapsed {
-                        std::thread::sleep(*when - elapsed);
+    let senders = std::thread::scope(|s| {
+        let running: Vec<_> = sims
+            .iter()
+            .enumerate()
+            .map(|(i, sim)| {
+                let link = &links[i % links.len()];
+                let (tally, due) = (&tally, &due[i]);
+                s.spawn(move || {
+                    let mut never = || 1.0;
+                    let mut sender = Sender::new(link, sim, &tally.resends);
+                    for when in due {
+                        let elapsed = started.elapsed();
+                        if *when > elapsed {
+                            std::thread::sleep(*when - elapsed);
+                        }
+                        // From when it was due, not when it could be sent.
+                        let sent = sender
+                            .send_next(0.0, &mut never)
+                            .map(|_| started.elapsed().saturating_sub(*when));
+                        if !tally.record(sent) {
+                            return None;
+                        }
                     }
-                    // From when it was due, not when it could be sent.
-                    let sent = sender
-                        .send_next(0.0, &mut never)
-                        .map(|_| started.elapsed().saturating_sub(*when));
-                    if !tally.record(sent) {
-                        return;
-                    }
-                }
-                tally.record_failure(sender.finish());
-            });
-        }
+                    Some(sender)
+                })
+            })
+            .collect();
+        joined(running)
     });
-    let mut r = tally.report(sims, started.elapsed().as_secs_f64())?;
+    let seconds = started.elapsed().as_secs_f64();
+    finish(&tally, senders);
+    let mut r = tally.report(sims, seconds)?;
     // The arrivals were spread so as to offer exactly the rate asked.
     r.offered_events_per_second = Some(events_per_second);
     r.kept_up = Some(r.events_per_second >= events_per_second * 0.95);
