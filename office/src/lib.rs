@@ -256,7 +256,7 @@ impl Office {
         let office_id = meta("office_id")?;
         // Finish a signing key rotation cut short; refuse a key file older
         // than the store's newest key.
-        store.write(|tx| rotate::finish_signing_rotation(dir, tx))?;
+        store.read(|tx| rotate::finish_signing_rotation(dir, tx))?;
         let code_keys = keystore::CodeKeys::new(dir);
         // The current key must be here: refuse to open without it.
         code_keys.get(&meta("code_key_id")?)?;
