@@ -331,6 +331,11 @@ impl Office {
     }
 }
 
+/// An amount in paise as rupees with paise: `499.00`.
+pub fn rupees(paise: u64) -> String {
+    format!("{}.{:02}", paise / 100, paise % 100)
+}
+
 /// A report as CSV: one row per device, then the total; amounts in rupees
 /// with paise; UPI references separated by spaces. Cells a spreadsheet
 /// would run as formulas are quoted with a leading apostrophe.
@@ -338,7 +343,6 @@ pub fn to_csv(r: &RangeReport) -> String {
     let mut out = String::from(
         "from,to,device,assignee,items,handed_over,verified,flagged,exceptions,cod_expected_rupees,cod_collected_rupees,upi_rupees,upi_references\n",
     );
-    let rupees = |p: u64| format!("{}.{:02}", p / 100, p % 100);
     let cell = |s: &str| {
         let s = if s.starts_with(['=', '+', '-', '@']) {
             format!("'{s}")

@@ -311,7 +311,7 @@ pub fn render(r: &Report) -> String {
     }
     line(
         "cash on delivery collected (Rs)",
-        format!("{}.{:02}", r.collected_paise / 100, r.collected_paise % 100),
+        crate::ledger::rupees(r.collected_paise),
     );
     line("confirmation SMS", r.confirmation_sms.to_string());
     for (status, n) in &r.sms {

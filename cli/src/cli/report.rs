@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use clap::Args;
-use handover_office::ledger::{self, RangeReport, ReportFilter};
+use handover_office::ledger::{self, rupees, RangeReport, ReportFilter};
 use handover_office::report;
 
 use super::args::*;
@@ -75,7 +75,6 @@ pub(super) fn run(a: ReportArgs, now: DateTime<Utc>) -> Result<()> {
 
 /// A range report as a table.
 fn render_range(r: &RangeReport) -> String {
-    let rupees = |p: u64| format!("{}.{:02}", p / 100, p % 100);
     let mut out = format!(
         "{} to {} (IST)\n{:<18} {:<24} {:>6} {:>9} {:>8} {:>7} {:>10} {:>12} {:>13}\n",
         r.from,

@@ -53,6 +53,7 @@ struct ReportsPage {
     rows: Vec<Row>,
 }
 
+/// Rupees with paise, the rupees in Indian grouping: `1,23,456.00`.
 fn rupees(p: u64) -> String {
     format!("{}.{:02}", indian(p / 100), p % 100)
 }
