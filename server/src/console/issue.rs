@@ -23,7 +23,7 @@ use handover_office::bookings;
 use handover_office::issue::IssueRequest;
 
 use super::words::{self, Words};
-use super::{blocking, form_session, html, indian, Chrome, ConsoleError, SignedIn};
+use super::{blocking, form_session, html, indian, random_hex, Chrome, ConsoleError, SignedIn};
 use crate::Shared;
 
 /// Uploads waiting between preview and issue, per process.
@@ -68,15 +68,9 @@ pub(crate) struct Pending {
     jobs: Mutex<HashMap<String, Arc<Job>>>,
 }
 
-fn random_id() -> Result<String, ConsoleError> {
-    let mut b = [0u8; 16];
-    handover_core::keys::fill_random(&mut b).map_err(ConsoleError::internal)?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
 impl Pending {
     fn start(&self, job: Arc<Job>) -> Result<String, ConsoleError> {
-        let id = random_id()?;
+        let id = random_hex::<16>()?;
         let mut map = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         let now = Utc::now();
         map.retain(|_, j| now - j.at < PENDING_FOR);
@@ -90,7 +84,7 @@ impl Pending {
     }
 
     fn put(&self, upload: Upload) -> Result<String, ConsoleError> {
-        let id = random_id()?;
+        let id = random_hex::<16>()?;
         let mut map = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
         let now = Utc::now();
         map.retain(|_, u| now - u.at < PENDING_FOR);

@@ -301,9 +301,10 @@ struct LoginPage<'a> {
     message: Option<String>,
 }
 
-/// A fresh sign-in token (the cookie and the form's field).
-fn fresh_token() -> Result<String, ConsoleError> {
-    let mut b = [0u8; 32];
+/// `N` random bytes as hex: a sign-in token (32), an upload's or an
+/// issue's id (16).
+pub(crate) fn random_hex<const N: usize>() -> Result<String, ConsoleError> {
+    let mut b = [0u8; N];
     handover_core::keys::fill_random(&mut b).map_err(ConsoleError::internal)?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
@@ -316,7 +317,7 @@ fn login_page(
     name: &str,
     message: Option<String>,
 ) -> Result<Response, ConsoleError> {
-    let csrf = fresh_token()?;
+    let csrf = random_hex::<32>()?;
     let mut resp = html(
         status,
         &LoginPage {
