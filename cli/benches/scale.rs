@@ -59,8 +59,14 @@ const TARGET_EVENTS_PER_SECOND: f64 = 5_000.0;
 /// CoWIN's shape: devices, and one-event requests each.
 const DOSE_DEVICES: u64 = 100;
 const DOSES_EACH: u64 = 20;
-/// CoWIN's national peak, doses a second: the one-event figure is shown against it.
+/// CoWIN's national peak, doses a second: the one-event target.
 const COWIN_PEAK_PER_SECOND: f64 = 700.0;
+/// Rounds of the one-event measurement (each its baseline, then HTTP); the
+/// median round's ratio is judged.
+const DOSE_ROUNDS: usize = 3;
+/// The one-event requests through two servers against the same requests
+/// taken in-process by the office library, in the same round.
+const DOSE_RATIO_TARGET: f64 = 0.6;
 /// Seconds each offered rate is held.
 const RATE_SECONDS: f64 = 8.0;
 const P99_TARGET_MS: f64 = 250.0;
@@ -158,8 +164,6 @@ fn run_shaped(
     report
 }
 
-/// Items issued a second into the store: 20 manifests of 500 items, with
-/// the cheapest verifiers, so the figure is the store's work, not PBKDF2's.
 /// An open loop at `rate` events/s for [`RATE_SECONDS`] through `servers`.
 fn run_at_rate(office: &Office, servers: &[&Serve], rate: f64) -> LoadReport {
     let events = (rate * RATE_SECONDS).round() as u64;
@@ -202,6 +206,29 @@ fn rate_line(store: &str, what: &str, r: &LoadReport) {
     );
 }
 
+/// `SCALE_ONLY=one-event`: the one-event rounds alone, on a fresh
+/// PostgreSQL and two servers (a minute, for working on that figure).
+fn one_event_only() {
+    let postgres = pg::Postgres::start(true).unwrap_or_else(|e| fail("PostgreSQL", e));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| fail("tempdir", e));
+    let pg_dir = dir.path().join("pg-office");
+    let office = Office::init_in(
+        &pg_dir,
+        "PO-SCALE",
+        bookings::CodPayee::default(),
+        Some(&postgres.database()),
+    )
+    .unwrap_or_else(|e| fail("init on PostgreSQL", e));
+    let (a, b) = (Serve::start(&pg_dir), Serve::start(&pg_dir));
+    let rounds = dose_rounds(&office, &[&a, &b]);
+    drop((a, b));
+    if judge_doses(&rounds) {
+        std::process::exit(1);
+    }
+}
+
+/// Items issued a second into the store: 20 manifests of 500 items, with
+/// the cheapest verifiers, so the figure is the store's work, not PBKDF2's.
 fn issue_rate(office: &Office) -> f64 {
     use handover_core::codes::{Policy, Programme};
     let now = Utc::now();
@@ -272,7 +299,64 @@ fn line(what: &str, r: &LoadReport) {
     );
 }
 
+/// CoWIN's shape, [`DOSE_ROUNDS`] times: the raw baseline (the office
+/// library taking the signed one-event requests in-process, one thread per
+/// device, as `POST /v1/batches` takes them), then new devices through
+/// `servers`. Sorted by the ratio of the two; the median is `[DOSE_ROUNDS / 2]`.
+fn dose_rounds(office: &Office, servers: &[&Serve]) -> Vec<(f64, f64, LoadReport)> {
+    let mut rounds: Vec<(f64, f64, LoadReport)> = (0..DOSE_ROUNDS)
+        .map(|_| {
+            let (sims, _) = prepared(office, servers, DOSE_DEVICES, DOSE_DEVICES * DOSES_EACH, 1);
+            let in_process = load::requests_in_process(office, &sims)
+                .unwrap_or_else(|e| fail("in-process requests", e));
+            let http = run_shaped(
+                office,
+                servers,
+                0.0,
+                DOSE_DEVICES,
+                DOSE_DEVICES * DOSES_EACH,
+                1,
+            );
+            (http.requests_per_second / in_process, in_process, http)
+        })
+        .collect();
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    rounds
+}
+
+/// Print the one-event rounds and judge the median; whether it missed.
+fn judge_doses(rounds: &[(f64, f64, LoadReport)]) -> bool {
+    let ratios: Vec<String> = rounds.iter().map(|r| format!("{:.2}", r.0)).collect();
+    let Some((ratio, in_process, http)) = rounds.get(DOSE_ROUNDS / 2) else {
+        return true;
+    };
+    let peak_met = http.requests_per_second >= COWIN_PEAK_PER_SECOND;
+    let ratio_met = *ratio >= DOSE_RATIO_TARGET;
+    println!(
+        "one event per request, two servers on PostgreSQL ({DOSE_DEVICES} devices × {DOSES_EACH}, the median of {DOSE_ROUNDS} rounds, ratios {}): {:.0} requests/s, p50 {:.1} ms, p99 {:.1} ms; in-process (raw baseline: the same checks, nonce, ingest and ack) {:.0} requests/s; ratio {:.2} (target {DOSE_RATIO_TARGET}): {}; CoWIN's peak of {COWIN_PEAK_PER_SECOND:.0}/s: {}",
+        ratios.join(" "),
+        http.requests_per_second,
+        http.p50_ms,
+        http.p99_ms,
+        in_process,
+        ratio,
+        if ratio_met { "met" } else { "MISSED" },
+        if peak_met { "met" } else { "MISSED" },
+    );
+    let lossy = rounds
+        .iter()
+        .any(|(_, _, r)| r.lost > 0 || r.duplicated > 0);
+    if lossy {
+        eprintln!("scale bench: a one-event round lost or duplicated events");
+    }
+    !(ratio_met && peak_met) || lossy
+}
+
 fn main() {
+    if std::env::var("SCALE_ONLY").as_deref() == Ok("one-event") {
+        one_event_only();
+        return;
+    }
     let postgres = pg::Postgres::start(true).unwrap_or_else(|e| fail("PostgreSQL", e));
     let dir = tempfile::tempdir().unwrap_or_else(|e| fail("tempdir", e));
 
@@ -296,14 +380,7 @@ fn main() {
     let issue_rate = issue_rate(&office);
     let two = run(&office, &[&a, &b], 0.0);
     let dropped = run(&office, &[&a, &b], DROP);
-    let doses = run_shaped(
-        &office,
-        &[&a, &b],
-        0.0,
-        DOSE_DEVICES,
-        DOSE_DEVICES * DOSES_EACH,
-        1,
-    );
+    let dose_rounds = dose_rounds(&office, &[&a, &b]);
     let pg_rates = latency_rows(&office, &[&a, &b], two.events_per_second);
     drop((a, b));
     let bytes_per_event = bytes_per_event(&url);
@@ -330,10 +407,6 @@ fn main() {
             DROP * 100.0
         ),
         &dropped,
-    );
-    line(
-        &format!("two servers on PostgreSQL, one event per request ({DOSE_DEVICES} devices)"),
-        &doses,
     );
     line("one server on SQLite", &embedded);
     println!(
@@ -372,7 +445,6 @@ fn main() {
     for (what, r) in [
         ("two servers", &two),
         ("with drops", &dropped),
-        ("one event per request", &doses),
         ("SQLite", &embedded),
     ] {
         if r.lost > 0 || r.duplicated > 0 {
@@ -395,11 +467,14 @@ fn main() {
         );
         missed |= !met;
     }
-    println!(
-        "one-event requests: {:.2} of CoWIN's peak of {COWIN_PEAK_PER_SECOND:.0} doses/s on this machine (reported, not a target); batched: {:.1}x",
-        doses.events_per_second / COWIN_PEAK_PER_SECOND,
-        two.events_per_second / COWIN_PEAK_PER_SECOND
-    );
+    missed |= judge_doses(&dose_rounds);
+    if let Some((_, _, doses)) = dose_rounds.get(DOSE_ROUNDS / 2) {
+        println!(
+            "one-event requests: {:.2} of CoWIN's peak of {COWIN_PEAK_PER_SECOND:.0} doses/s on this machine; batched: {:.1}x",
+            doses.requests_per_second / COWIN_PEAK_PER_SECOND,
+            two.events_per_second / COWIN_PEAK_PER_SECOND
+        );
+    }
     if missed {
         std::process::exit(1);
     }

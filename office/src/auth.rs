@@ -26,6 +26,7 @@ use handover_core::api::{verify_request, SignedRequest, REQUEST_WINDOW_MS};
 use handover_core::keys::PublicKey;
 
 use crate::error::{Error, Result};
+use crate::store::sql::P;
 use crate::store::{ps, Tx};
 use crate::{ms, Office};
 
@@ -85,40 +86,58 @@ impl CheckedRequest {
 
     /// Spend the nonce only (the caller has checked the revocation).
     pub(crate) fn spend_nonce(&self, tx: &mut Tx<'_, '_>) -> Result<()> {
-        // Nonces older than two windows can no longer be replayed: the
-        // time check refuses their requests. Only this device's, so that
-        // concurrent requests of different devices never wait on each
-        // other's deletes (several servers on PostgreSQL). A device's old
-        // nonces stay until its next request. On PostgreSQL the delete
-        // rides in the insert's statement (one round trip).
-        let cutoff = self.now_ms.saturating_sub(2 * REQUEST_WINDOW_MS);
         let fresh = if tx.is_pg() {
-            tx.exec(
-                "WITH old AS (DELETE FROM request_nonces WHERE device_id = $1 AND seen_at < $4)
-                 INSERT INTO request_nonces (device_id, nonce, seen_at) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
-                ps![&self.device_id, &self.nonce, self.now_ms, cutoff],
-            )?
+            const SPEND: &str = concat!(spend_nonce_with!(), " SELECT count(*) AS n FROM spent");
+            tx.int(SPEND, &self.nonce_params())?
         } else {
+            let p = self.nonce_params();
             let fresh = tx.exec(
                 "INSERT INTO request_nonces (device_id, nonce, seen_at) VALUES ($1, $2, $3)
                  ON CONFLICT DO NOTHING",
-                ps![&self.device_id, &self.nonce, self.now_ms],
+                &p[..3],
             )?;
             if fresh != 0 {
                 tx.exec(
                     "DELETE FROM request_nonces WHERE device_id = $1 AND seen_at < $2",
-                    ps![&self.device_id, cutoff],
+                    ps![&self.device_id, p[3]],
                 )?;
             }
-            fresh
+            fresh as i64
         };
         if fresh == 0 {
             return Err(Error::ReplayedRequest);
         }
         Ok(())
     }
+
+    /// The parameters of [`spend_nonce_with!`], `$1` to `$4`: the device,
+    /// the nonce, now, and the time before which the device's nonces can
+    /// go (older than two windows: the time check refuses their requests).
+    pub(crate) fn nonce_params(&self) -> [P<'_>; 4] {
+        [
+            P::from(&self.device_id),
+            P::from(&self.nonce),
+            P::from(self.now_ms),
+            P::from(self.now_ms.saturating_sub(2 * REQUEST_WINDOW_MS)),
+        ]
+    }
 }
+
+/// PostgreSQL: the head of a statement that spends a request's nonce
+/// (`spent` holds a row if the nonce was fresh) and drops the device's
+/// nonces too old to matter, in one round trip, its parameters
+/// [`CheckedRequest::nonce_params`] as `$1` to `$4`. Only this device's
+/// nonces go, so that concurrent requests of different devices never wait
+/// on each other's deletes (several servers); a device's old nonces stay
+/// until its next request. The statement's own query follows.
+macro_rules! spend_nonce_with {
+    () => {
+        "WITH old AS (DELETE FROM request_nonces WHERE device_id = $1 AND seen_at < $4),
+              spent AS (INSERT INTO request_nonces (device_id, nonce, seen_at) VALUES ($1, $2, $3)
+                        ON CONFLICT DO NOTHING RETURNING 1)"
+    };
+}
+pub(crate) use spend_nonce_with;
 
 impl Office {
     /// Step 1: the device is enrolled, the signature and the time check

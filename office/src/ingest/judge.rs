@@ -201,8 +201,9 @@ impl Known {
 
         if !references.is_empty() {
             // Other devices' handovers and payments of these items wait
-            // until this batch is stored (several servers on PostgreSQL).
-            tx.lock_references(&references.iter().copied().collect::<Vec<_>>())?;
+            // until this batch is stored (several servers on PostgreSQL):
+            // their locks were taken with the device's head, before this
+            // read (`device_head`), so it sees every batch stored before.
             // This device's attempts and handovers of these items, and
             // anyone's confirmed handover or payment of them: one statement.
             let refs = keys(&references);

@@ -97,8 +97,9 @@ use handover_core::rules::{clock_tolerance, later};
 use handover_core::sync::{Ack, Batch, EventVerdict, Verdict, ACK_FORMAT};
 use serde::Serialize;
 
-use crate::auth::CheckedRequest;
+use crate::auth::{spend_nonce_with, CheckedRequest};
 use crate::error::{Error, Result};
+use crate::store::sql::{lock_order, reference_locks, P};
 use crate::store::{ps, Tx};
 use crate::{ms, Office};
 
@@ -128,8 +129,20 @@ pub struct Ingested {
     pub summary: IngestSummary,
 }
 
+/// The request's nonce, as reading the head left it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Nonce {
+    /// Spent by the read (PostgreSQL), or no request to spend one of.
+    Spent,
+    /// Already spent by an earlier request: a replay.
+    Replayed,
+    /// Still to spend (SQLite).
+    NotSpent,
+}
+
 /// The device as ingest sees it, read once per batch.
 struct DeviceHead {
+    nonce: Nonce,
     key: PublicKey,
     cursor: ChainCursor,
     /// Highest counter (hybrid logical clock) seen from the device.
@@ -219,15 +232,25 @@ impl Office {
             .map(|e| (e, e.verified(&batch.device_key)))
             .collect();
         let signed = self.signed_verdicts(batch, now)?;
+        // The items the events name: another device's batch naming one of
+        // them waits for this one (several servers on PostgreSQL).
+        let references = lock_order(
+            checked
+                .iter()
+                .filter_map(|(_, v)| v.as_ref().ok()?.body().kind.subject().1),
+        );
         let stored = self.store.write(|tx| {
             // One batch of a device at a time, across servers: the head is
-            // read with the device's row lock.
-            let head = device_head(tx, &device_id)?;
+            // read with the device's row lock (and the nonce spent in the
+            // same round trip on PostgreSQL).
+            let head = device_head(tx, &device_id, request, &references)?;
             if head.key != batch.device_key {
                 return Err(Refusal::Other(Error::UnknownDevice(device_id.clone())));
             }
-            if let Some(request) = request {
-                request.spend_nonce(tx)?;
+            match (request, head.nonce) {
+                (_, Nonce::Replayed) => return Err(Refusal::Other(Error::ReplayedRequest)),
+                (Some(request), Nonce::NotSpent) => request.spend_nonce(tx)?,
+                _ => {}
             }
             ingest_events(self, tx, &device_id, head, &checked, &signed, now)
         });
@@ -481,7 +504,16 @@ fn ingest_events<'e>(
                 }
             })
             .collect();
-        rows::store_events(tx, device_id, &stored, now)?;
+        // The device's head moves in the events' own statement.
+        let head_hash = head.cursor.hash();
+        let moved = [
+            P::from(device_id),
+            P::from(head.cursor.seq()),
+            P::from(&head_hash),
+            P::from(head.clock_mark),
+            P::from(ms(now)),
+        ];
+        rows::store_events(tx, device_id, &stored, (MOVE_HEAD, &moved), now)?;
         if !head.simulated {
             // A simulated (load) device's handovers are nobody's: no SMS.
             rows::confirm(office, tx, device_id, &known, &stored, now)?;
@@ -504,17 +536,6 @@ fn ingest_events<'e>(
         for v in verdicts.iter_mut().filter(|v| v.is_none()) {
             *v = next.next();
         }
-        tx.exec(
-            "UPDATE devices SET head_seq = $2, head_hash = $3, clock_mark = $4, last_seen_at = $5
-             WHERE device_id = $1",
-            ps![
-                device_id,
-                head.cursor.seq(),
-                &head.cursor.hash(),
-                head.clock_mark,
-                ms(now)
-            ],
-        )?;
     }
     let verdicts = checked
         .iter()
@@ -538,9 +559,24 @@ fn bytes32(v: Vec<u8>, what: &'static str) -> Result<[u8; 32]> {
     v.try_into().map_err(|_| Error::Store(what))
 }
 
+/// Move the device's head past a batch's new events: `$1` the device,
+/// then the seq, hash and clock mark, and when it was seen.
+const MOVE_HEAD: &str =
+    "UPDATE devices SET head_seq = $2, head_hash = $3, clock_mark = $4, last_seen_at = $5
+     WHERE device_id = $1";
+
 /// The device's head, its row locked until the transaction ends (see
-/// [`Tx::lock_device`]).
-fn device_head(tx: &mut Tx<'_, '_>, device_id: &str) -> Result<DeviceHead> {
+/// [`Tx::lock_device`]). On PostgreSQL the same statement takes the locks
+/// of the batch's `references` (in [`lock_order`], before the device's
+/// row, as every batch does) and spends the `request`'s nonce: one round
+/// trip, not three. SQLite has one writer: the head alone, the nonce left
+/// to the caller.
+fn device_head(
+    tx: &mut Tx<'_, '_>,
+    device_id: &str,
+    request: Option<&CheckedRequest>,
+    references: &[&str],
+) -> Result<DeviceHead> {
     struct Row {
         key: Vec<u8>,
         revoked: bool,
@@ -548,36 +584,54 @@ fn device_head(tx: &mut Tx<'_, '_>, device_id: &str) -> Result<DeviceHead> {
         hash: Option<Vec<u8>>,
         clock_mark: Option<i64>,
         simulated: i64,
+        fresh: i64,
     }
     macro_rules! head {
-        ($tail:literal) => {
+        ($fresh:expr, $locks:expr, $tail:expr) => {
             concat!(
                 "SELECT public_key, revoked_at IS NOT NULL AS revoked, head_seq, head_hash,
-                        clock_mark, simulated
-                 FROM devices WHERE device_id = $1",
+                        clock_mark, simulated, ",
+                $fresh,
+                " AS fresh, ",
+                $locks,
+                " AS locked FROM devices WHERE device_id = $1",
                 $tail
             )
         };
     }
-    // The row lock of `Tx::lock_device`, taken by the read itself on
-    // PostgreSQL (one round trip, not two); SQLite has one writer.
-    const HEAD: &str = head!("");
-    const HEAD_LOCKED: &str = head!(" FOR UPDATE");
+    const HEAD: &str = head!("CAST(1 AS BIGINT)", "0", "");
+    const HEAD_LOCKED: &str = head!("CAST(1 AS BIGINT)", reference_locks!("$2"), " FOR UPDATE");
+    const HEAD_SPENDING: &str = concat!(
+        spend_nonce_with!(),
+        " ",
+        head!(
+            "(SELECT count(*) FROM spent)",
+            reference_locks!("$5"),
+            " FOR UPDATE"
+        )
+    );
+    let refs = P::Texts(references);
+    let (sql, params) = match (tx.is_pg(), request) {
+        (false, _) => (HEAD, vec![P::from(device_id)]),
+        (true, None) => (HEAD_LOCKED, vec![P::from(device_id), refs]),
+        (true, Some(request)) => {
+            let mut p = request.nonce_params().to_vec();
+            p.push(refs);
+            (HEAD_SPENDING, p)
+        }
+    };
     let row = tx
-        .opt(
-            if tx.is_pg() { HEAD_LOCKED } else { HEAD },
-            ps![device_id],
-            |r| {
-                Ok(Row {
-                    key: r.get("public_key")?,
-                    revoked: r.get("revoked")?,
-                    seq: r.get("head_seq")?,
-                    hash: r.get("head_hash")?,
-                    clock_mark: r.get("clock_mark")?,
-                    simulated: r.get("simulated")?,
-                })
-            },
-        )?
+        .opt(sql, &params, |r| {
+            Ok(Row {
+                key: r.get("public_key")?,
+                revoked: r.get("revoked")?,
+                seq: r.get("head_seq")?,
+                hash: r.get("head_hash")?,
+                clock_mark: r.get("clock_mark")?,
+                simulated: r.get("simulated")?,
+                fresh: r.get("fresh")?,
+            })
+        })?
         .ok_or_else(|| Error::UnknownDevice(device_id.to_owned()))?;
     if row.revoked {
         return Err(Error::DeviceRevoked(device_id.to_owned()));
@@ -588,6 +642,12 @@ fn device_head(tx: &mut Tx<'_, '_>, device_id: &str) -> Result<DeviceHead> {
     };
     let seq = u64::try_from(row.seq).map_err(|_| Error::Store("a device head seq is negative"))?;
     Ok(DeviceHead {
+        nonce: match (tx.is_pg(), request, row.fresh) {
+            (_, None, _) => Nonce::Spent,
+            (false, Some(_), _) => Nonce::NotSpent,
+            (true, Some(_), 0) => Nonce::Replayed,
+            (true, Some(_), _) => Nonce::Spent,
+        },
         key: PublicKey(bytes32(row.key, "a device key has the wrong length")?),
         cursor: ChainCursor::at(seq, hash),
         clock_mark: row.clock_mark,

@@ -73,11 +73,13 @@ pub(super) struct Judged<'e> {
     pub presence: Option<(crate::presence::Finding, Option<i64>)>,
 }
 
-/// Store the new events.
+/// Store the new events, with `rider` (a write of the caller's: see
+/// [`Tx::insert_rows_with`]) in the same round trip on PostgreSQL.
 pub(super) fn store_events(
     tx: &mut Tx<'_, '_>,
     device_id: &str,
     events: &[Judged<'_>],
+    rider: (&str, &[P<'_>]),
     now: DateTime<Utc>,
 ) -> Result<()> {
     let columns: Vec<Columns> = events.iter().map(|j| Columns::of(j.body)).collect();
@@ -110,7 +112,8 @@ pub(super) fn store_events(
             ]
         })
         .collect();
-    tx.insert_rows(
+    tx.insert_rows_with(
+        rider,
         "INSERT INTO events (device_id, seq, prev_hash, hash, body, signature, kind, manifest_id,
              reference, detail, verdict, device_time, received_at, code_version, revision,
              amount_paise, clock_suspect, presence, distance_m)",

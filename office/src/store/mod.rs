@@ -176,11 +176,16 @@ fn connect(url: &str) -> Result<postgres::Client> {
         None => postgres::Client::connect(&target.url, postgres::NoTls)?,
     };
     // Statements stay prepared for the connection's life, while the tables
-    // grow from empty to millions of rows: a generic plan made early (a
-    // sequential scan of a small table) would be kept. Plan each execution
-    // for its parameters and the table as it is; planning these statements
-    // costs far less than one wrong plan.
-    client.batch_execute("SET plan_cache_mode = force_custom_plan")?;
+    // grow from empty to millions of rows. PostgreSQL's own choice (`auto`,
+    // set here whatever the server's default): a statement is planned for
+    // its parameters five times, then keeps a generic plan if that costs no
+    // more. A generic plan is made again when its tables' statistics change
+    // (ANALYZE: autovacuum, or `refresh_statistics` after an issue), so one
+    // made while a table was small does not outlive the table's growth
+    // (test: `generic_plans_follow_the_statistics`). Planning every
+    // execution instead (`force_custom_plan`) took about a third of the
+    // database's work for a one-event batch (docs/scale.md).
+    client.batch_execute("SET plan_cache_mode = auto")?;
     Ok(client)
 }
 

@@ -5,7 +5,10 @@
 //! both databases share; SQLite receives them as `?1`. Every statement is
 //! prepared once per connection. What differs is said by name, never by
 //! string matching: [`Tx::lock_device`] (a row lock on PostgreSQL, where
-//! several servers write; nothing on SQLite, whose one writer is a mutex).
+//! several servers write; nothing on SQLite, whose one writer is a mutex),
+//! [`Tx::is_pg`] for the few statements that take a PostgreSQL-only form to
+//! save a round trip ([`reference_locks!`], [`Tx::insert_rows_with`], a
+//! list parameter [`P::Texts`]).
 
 use std::collections::HashMap;
 
@@ -24,6 +27,10 @@ pub(crate) enum P<'a> {
     Bytes(Option<&'a [u8]>),
     /// A boolean (or NULL); an integer 0 or 1 on SQLite.
     Bool(Option<bool>),
+    /// A list of text: a `TEXT[]` on PostgreSQL, so that one prepared
+    /// statement serves every length. SQLite has no arrays: refused there
+    /// (only PostgreSQL-only statements take one).
+    Texts(&'a [&'a str]),
 }
 
 /// Parameters: `ps![a, b, c]`.
@@ -100,6 +107,16 @@ impl<'a, const N: usize> From<&'a [u8; N]> for P<'a> {
         P::Bytes(Some(v))
     }
 }
+impl<'a> From<&'a [&'a str]> for P<'a> {
+    fn from(v: &'a [&'a str]) -> Self {
+        P::Texts(v)
+    }
+}
+impl<'a> From<&'a Vec<&'a str>> for P<'a> {
+    fn from(v: &'a Vec<&'a str>) -> Self {
+        P::Texts(v)
+    }
+}
 impl From<bool> for P<'_> {
     fn from(v: bool) -> Self {
         P::Bool(Some(v))
@@ -115,6 +132,11 @@ impl rusqlite::ToSql for P<'_> {
             P::Bool(Some(v)) => ToSqlOutput::from(i64::from(v)),
             P::Int(None) | P::Text(None) | P::Bytes(None) | P::Bool(None) => {
                 ToSqlOutput::Owned(LiteValue::Null)
+            }
+            P::Texts(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "a list parameter is for PostgreSQL only".into(),
+                ))
             }
         })
     }
@@ -132,6 +154,7 @@ impl postgres::types::ToSql for P<'_> {
             P::Text(v) => v.to_sql(ty, out),
             P::Bytes(v) => v.to_sql(ty, out),
             P::Bool(v) => v.to_sql(ty, out),
+            P::Texts(v) => v.to_sql(ty, out),
         }
     }
 
@@ -143,6 +166,7 @@ impl postgres::types::ToSql for P<'_> {
             Type::VARCHAR,
             Type::BYTEA,
             Type::BOOL,
+            Type::TEXT_ARRAY,
         ]
         .contains(ty)
     }
@@ -159,6 +183,7 @@ impl postgres::types::ToSql for P<'_> {
             P::Text(_) => *ty == Type::TEXT || *ty == Type::VARCHAR,
             P::Bytes(_) => *ty == Type::BYTEA,
             P::Bool(_) => *ty == Type::BOOL,
+            P::Texts(_) => *ty == Type::TEXT_ARRAY,
         };
         if !fits {
             return Err(format!("a {self:?} parameter where the statement wants {ty}").into());
@@ -222,6 +247,18 @@ fn multi_row<'p>(
     tail: &str,
     rows: &[Vec<P<'p>>],
 ) -> Vec<(String, Vec<P<'p>>)> {
+    multi_row_after(0, head, width, tail, rows)
+}
+
+/// [`multi_row`] with the rows' placeholders numbered after `offset`
+/// parameters that come first.
+fn multi_row_after<'p>(
+    offset: usize,
+    head: &str,
+    width: usize,
+    tail: &str,
+    rows: &[Vec<P<'p>>],
+) -> Vec<(String, Vec<P<'p>>)> {
     let mut out = Vec::new();
     let mut rest = rows;
     while !rest.is_empty() {
@@ -235,7 +272,7 @@ fn multi_row<'p>(
         let values = (0..size)
             .map(|r| {
                 let cols = (0..width)
-                    .map(|c| format!("${}", r * width + c + 1))
+                    .map(|c| format!("${}", offset + r * width + c + 1))
                     .collect::<Vec<_>>()
                     .join(", ");
                 format!("({cols})")
@@ -246,6 +283,35 @@ fn multi_row<'p>(
         out.push((format!("{head} VALUES {values} {tail}"), params));
     }
     out
+}
+
+/// An SQL expression (PostgreSQL) that holds a lock on each reference of
+/// the `TEXT[]` parameter `$list` until the transaction ends: servers
+/// sharing a PostgreSQL store judge one item's handovers and payments one
+/// device at a time, so a second device's handover of the same item is a
+/// `duplicate` and its payment a `payment_mismatch` however close together
+/// they arrive. The list must be in [`lock_order`]; the locks are taken in
+/// the array's order (the fence keeps the planner from reordering), so two
+/// transactions never wait on each other in a circle. An expression, not a
+/// statement, so that it rides in a statement with other work (one round
+/// trip); its value is the count. SQLite has one writer: no locks there.
+macro_rules! reference_locks {
+    ($list:literal) => {
+        concat!(
+            "(SELECT count(pg_advisory_xact_lock(hashtextextended(r, 7266))) FROM (SELECT r FROM unnest(",
+            $list,
+            "::TEXT[]) WITH ORDINALITY AS k (r, i) ORDER BY i OFFSET 0) AS sorted)"
+        )
+    };
+}
+pub(crate) use reference_locks;
+
+/// References in the order their locks are taken: sorted, once each.
+pub(crate) fn lock_order<'a>(references: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut sorted: Vec<&str> = references.into_iter().collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted
 }
 
 /// Statements prepared on one PostgreSQL connection.
@@ -454,6 +520,47 @@ impl Tx<'_, '_> {
         Ok(changed)
     }
 
+    /// [`insert_rows`](Self::insert_rows), with a write of its own that
+    /// rides along: `rider` (a statement that returns no rows, with its
+    /// parameters numbered from `$1`). On PostgreSQL it goes in the first
+    /// statement as a data-modifying `WITH` (one round trip, not two; it
+    /// must not touch the rows inserted, which it cannot see); on SQLite
+    /// it runs first, on its own. `rows` must not be empty.
+    pub(crate) fn insert_rows_with(
+        &mut self,
+        rider: (&str, &[P<'_>]),
+        head: &str,
+        width: usize,
+        tail: &str,
+        rows: &[Vec<P<'_>>],
+    ) -> Result<u64> {
+        if rows.is_empty() {
+            return Err(Error::Store("a rider without rows to ride on"));
+        }
+        if !self.is_pg() {
+            self.exec(rider.0, rider.1)?;
+            return self.insert_rows(head, width, tail, rows);
+        }
+        if rows.iter().any(|r| r.len() != width) {
+            return Err(Error::Store("a row of the wrong width"));
+        }
+        let (first, rest) = rows.split_at(
+            CHUNKS
+                .iter()
+                .copied()
+                .find(|&c| c <= rows.len())
+                .unwrap_or(1),
+        );
+        let mut changed = 0;
+        for (sql, params) in multi_row_after(rider.1.len(), head, width, tail, first) {
+            let mut all: Vec<P<'_>> = Vec::with_capacity(rider.1.len() + params.len());
+            all.extend_from_slice(rider.1);
+            all.extend(params);
+            changed += self.exec(&format!("WITH rider AS ({}) {sql}", rider.0), &all)?;
+        }
+        Ok(changed + self.insert_rows(head, width, tail, rest)?)
+    }
+
     /// [`insert_rows`](Self::insert_rows) with a `RETURNING` column `col`
     /// in `tail`: the values of the rows inserted.
     pub(crate) fn insert_rows_returning(
@@ -489,33 +596,6 @@ impl Tx<'_, '_> {
             self.opt(
                 "SELECT 1 FROM devices WHERE device_id = $1 FOR UPDATE",
                 ps![device_id],
-                |_| Ok(()),
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Hold a lock on each of `references` (sorted, so two transactions
-    /// never wait on each other in a circle) until the transaction ends:
-    /// servers sharing a PostgreSQL store judge one item's handovers and
-    /// payments one device at a time, so a second device's handover of the
-    /// same item is a `duplicate` and its payment a `payment_mismatch`
-    /// however close together they arrive. SQLite has one writer: nothing
-    /// to do.
-    pub(crate) fn lock_references(&mut self, references: &[&str]) -> Result<()> {
-        if let Tx::Pg(..) = self {
-            let mut sorted: Vec<&str> = references.to_vec();
-            sorted.sort_unstable();
-            sorted.dedup();
-            let keys: Vec<P<'_>> = sorted.into_iter().map(P::from).collect();
-            // Taken in the array's order (the fence keeps the planner from
-            // reordering); chunks follow one another in sorted order too.
-            self.all_in(
-                "SELECT count(pg_advisory_xact_lock(hashtextextended(r, 7266))) AS n
-                 FROM (SELECT r FROM unnest(ARRAY[{keys}]::TEXT[]) WITH ORDINALITY AS k (r, i)
-                       ORDER BY i OFFSET 0) AS sorted",
-                &[],
-                &keys,
                 |_| Ok(()),
             )?;
         }
