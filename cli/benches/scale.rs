@@ -67,6 +67,10 @@ const DOSE_ROUNDS: usize = 3;
 /// The one-event requests through two servers against the same requests
 /// taken in-process by the office library, in the same round.
 const DOSE_RATIO_TARGET: f64 = 0.6;
+/// Requests of the lone device whose time is taken apart: within the
+/// servers' default burst for one device (40), so none waits for the
+/// service's rate limit.
+const LONE_REQUESTS: u64 = 30;
 /// Seconds each offered rate is held.
 const RATE_SECONDS: f64 = 8.0;
 const P99_TARGET_MS: f64 = 250.0;
@@ -206,6 +210,18 @@ fn rate_line(store: &str, what: &str, r: &LoadReport) {
     );
 }
 
+/// Where a lone one-event request's time goes on PostgreSQL: one device,
+/// [`LONE_REQUESTS`] requests one after another (so no commit is shared),
+/// in-process step by step, then the same over HTTP through `server`.
+fn lone_request(office: &Office, server: &Serve) {
+    let (lone, _) = prepared(office, &[server], 1, LONE_REQUESTS, 1);
+    let steps = load::request_steps(office, &lone[0]).unwrap_or_else(|e| fail("steps", e));
+    let (lone, links) = prepared(office, &[server], 1, LONE_REQUESTS, 1);
+    let http = load::drive(&links[..1], &lone, 0.0).unwrap_or_else(|e| fail("drive", e));
+    println!("where a lone one-event request's time goes on PostgreSQL (one device, {LONE_REQUESTS} requests one after another), µs per request:");
+    print!("{}", steps.table(http.p50_ms));
+}
+
 /// `SCALE_ONLY=one-event`: the one-event rounds alone, on a fresh
 /// PostgreSQL and two servers (a minute, for working on that figure).
 fn one_event_only() {
@@ -221,6 +237,7 @@ fn one_event_only() {
     .unwrap_or_else(|e| fail("init on PostgreSQL", e));
     let (a, b) = (Serve::start(&pg_dir), Serve::start(&pg_dir));
     let rounds = dose_rounds(&office, &[&a, &b]);
+    lone_request(&office, &a);
     drop((a, b));
     if judge_doses(&rounds) {
         std::process::exit(1);
@@ -382,6 +399,7 @@ fn main() {
     let dropped = run(&office, &[&a, &b], DROP);
     let dose_rounds = dose_rounds(&office, &[&a, &b]);
     let pg_rates = latency_rows(&office, &[&a, &b], two.events_per_second);
+    lone_request(&office, &a);
     drop((a, b));
     let bytes_per_event = bytes_per_event(&url);
 

@@ -158,29 +158,8 @@ fn main() {
         dose_in_process, dose_ratio, TARGET_REQUESTS_PER_SECOND,
         if dose.requests_per_second >= TARGET_REQUESTS_PER_SECOND { "met" } else { "MISSED" }
     );
-    let office_us = steps.total_us - steps.sign_us;
-    let http_us = (lone_http.p50_ms * 1e3 - office_us).max(0.0);
     println!("where a lone one-event request's time goes (one device, {LONE_REQUESTS} requests one after another), µs per request:");
-    for (step, us) in [
-        ("device signs the request", steps.sign_us),
-        ("office checks it (key, signature, time)", steps.check_us),
-        ("batch parsed", steps.parse_us),
-        ("event signatures and hashes", steps.event_signatures_us),
-        (
-            "the transaction (nonce, head, verdicts, rows) and its commit",
-            steps.transaction_us,
-        ),
-        ("ack sealed", steps.ack_seal_us),
-        (
-            "HTTP and the service around it (lone request's p50 over HTTP less the office's steps)",
-            http_us,
-        ),
-    ] {
-        println!(
-            "  {step:<90} {us:>8.0}  {:>4.0} %",
-            100.0 * us / (steps.sign_us + office_us + http_us)
-        );
-    }
+    print!("{}", steps.table(lone_http.p50_ms));
     if dose.lost > 0 || dose.duplicated > 0 {
         fail(
             "check",

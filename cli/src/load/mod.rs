@@ -626,6 +626,40 @@ pub struct RequestSteps {
     pub total_us: f64,
 }
 
+impl RequestSteps {
+    /// The steps as a table, one line each: microseconds and share, with
+    /// the service's own part (HTTP and what surrounds the office's steps)
+    /// taken as the lone request's p50 over HTTP less the office's steps.
+    pub fn table(&self, http_p50_ms: f64) -> String {
+        let office_us = self.total_us - self.sign_us;
+        let http_us = (http_p50_ms * 1e3 - office_us).max(0.0);
+        let whole = self.sign_us + office_us + http_us;
+        [
+            ("device signs the request", self.sign_us),
+            ("office checks it (key, signature, time)", self.check_us),
+            ("batch parsed", self.parse_us),
+            ("event signatures and hashes", self.event_signatures_us),
+            (
+                "the transaction (nonce, head, verdicts, rows) and its commit",
+                self.transaction_us,
+            ),
+            ("ack sealed", self.ack_seal_us),
+            (
+                "HTTP and the service around it (lone request's p50 over HTTP less the office's steps)",
+                http_us,
+            ),
+        ]
+        .iter()
+        .map(|(step, us)| {
+            format!(
+                "  {step:<90} {us:>8.0}  {:>4.0} %\n",
+                100.0 * us / whole.max(f64::MIN_POSITIVE)
+            )
+        })
+        .collect()
+    }
+}
+
 /// Time [`RequestSteps`] over every batch of `sim` (sent in order).
 pub fn request_steps(office: &Office, sim: &SimDevice) -> Result<RequestSteps> {
     let seal_key = handover_core::keys::SigningKey::generate()?;
