@@ -319,6 +319,16 @@ impl Office {
         self.store.is_postgres()
     }
 
+    /// On PostgreSQL, gather the planner's statistics of the office's busy
+    /// tables that changed by more than a tenth (and a thousand rows) since
+    /// they were last gathered, so that the plans its connections keep are
+    /// made again for the tables as they are (`docs/scale.md`). Autovacuum
+    /// does the same; the service also calls this every minute, so plans do
+    /// not depend on autovacuum's settings. Nothing to do on SQLite.
+    pub fn refresh_statistics(&self) -> Result<()> {
+        self.store.refresh_statistics()
+    }
+
     /// The office signing public key, to pin on devices.
     pub fn public_key(&self) -> PublicKey {
         self.signing_key().public_key()

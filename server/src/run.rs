@@ -163,6 +163,24 @@ async fn send_sms(service: Arc<Service>, every: Duration) {
     }
 }
 
+/// How often the service refreshes the planner's statistics (PostgreSQL).
+const STATISTICS_EVERY: Duration = Duration::from_secs(60);
+
+/// Refresh the PostgreSQL planner's statistics every [`STATISTICS_EVERY`]
+/// ([`handover_office::Office::refresh_statistics`]), on a blocking thread,
+/// until the service stops.
+async fn refresh_statistics(service: Arc<Service>) {
+    loop {
+        tokio::time::sleep(STATISTICS_EVERY).await;
+        let office = service.office().clone();
+        match tokio::task::spawn_blocking(move || office.refresh_statistics()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "refreshing the planner's statistics"),
+            Err(_) => tracing::error!("the statistics refresh stopped"),
+        }
+    }
+}
+
 async fn serve(
     service: Arc<Service>,
     listener: TcpListener,
@@ -173,6 +191,10 @@ async fn serve(
         .limits
         .sms_send_every
         .map(|every| tokio::spawn(send_sms(service.clone(), every)));
+    let statistics = service
+        .office()
+        .on_postgres()
+        .then(|| tokio::spawn(refresh_statistics(service.clone())));
     let limits = service.limits;
     let slots = service.slots.clone();
     service
@@ -208,7 +230,7 @@ async fn serve(
             server.serve(app).await
         }
     };
-    if let Some(task) = sms {
+    for task in [sms, statistics].into_iter().flatten() {
         task.abort();
     }
     result.map_err(ServeError::Stopped)

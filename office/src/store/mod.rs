@@ -261,7 +261,8 @@ impl Store {
             .query(
                 "SELECT relname::TEXT FROM pg_stat_user_tables
                  WHERE schemaname = current_schema()
-                 AND relname IN ('codes', 'items', 'manifests', 'events', 'sms_outbox')
+                 AND relname IN ('codes', 'items', 'manifests', 'events', 'sms_outbox',
+                                 'devices', 'request_nonces', 'confirmations')
                  AND n_mod_since_analyze > 1000 + n_live_tup / 10",
                 &[],
             )?
