@@ -126,7 +126,6 @@ fn run(office: &Office, servers: &[&Serve], drop_share: f64) -> LoadReport {
     run_shaped(office, servers, drop_share, DEVICES, EVENTS, BATCH)
 }
 
-/// [`run`] with `devices` sending `events` in all, `batch` per request.
 /// Simulated devices ready to send, and links spreading them over `servers`.
 fn prepared(
     office: &Office,
@@ -137,6 +136,7 @@ fn prepared(
 ) -> (Vec<load::SimDevice>, Vec<OfficeLink>) {
     let sims = load::prepare(office, &servers[0].link(), devices, events, batch)
         .unwrap_or_else(|e| fail("prepare", e));
+    // Two connections' worth of links per server.
     let links = servers
         .iter()
         .cycle()
@@ -146,6 +146,7 @@ fn prepared(
     (sims, links)
 }
 
+/// [`run`] with `devices` sending `events` in all, `batch` per request.
 fn run_shaped(
     office: &Office,
     servers: &[&Serve],
@@ -154,15 +155,7 @@ fn run_shaped(
     events: u64,
     batch: u64,
 ) -> LoadReport {
-    let sims = load::prepare(office, &servers[0].link(), devices, events, batch)
-        .unwrap_or_else(|e| fail("prepare", e));
-    // Two connections' worth of links per server.
-    let links: Vec<OfficeLink> = servers
-        .iter()
-        .cycle()
-        .take(servers.len() * 2)
-        .map(|s| s.link())
-        .collect();
+    let (sims, links) = prepared(office, servers, devices, events, batch);
     let mut report = load::drive(&links, &sims, drop_share).unwrap_or_else(|e| fail("drive", e));
     load::check(office, &sims, &mut report).unwrap_or_else(|e| fail("check", e));
     report

@@ -107,16 +107,6 @@ impl<'a, const N: usize> From<&'a [u8; N]> for P<'a> {
         P::Bytes(Some(v))
     }
 }
-impl<'a> From<&'a [&'a str]> for P<'a> {
-    fn from(v: &'a [&'a str]) -> Self {
-        P::Texts(v)
-    }
-}
-impl<'a> From<&'a Vec<&'a str>> for P<'a> {
-    fn from(v: &'a Vec<&'a str>) -> Self {
-        P::Texts(v)
-    }
-}
 impl From<bool> for P<'_> {
     fn from(v: bool) -> Self {
         P::Bool(Some(v))
@@ -239,6 +229,12 @@ impl Row<'_, '_> {
 /// The row counts multi-row statements come in, largest first.
 const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
+/// How many of `len` rows still to insert go in the next statement: the
+/// largest of [`CHUNKS`] that does not exceed them.
+fn insert_chunk(len: usize) -> usize {
+    CHUNKS.iter().copied().find(|&c| c <= len).unwrap_or(1)
+}
+
 /// `rows` cut into statements `head VALUES (…), (…) tail` of [`CHUNKS`]
 /// sizes, with their parameters.
 fn multi_row<'p>(
@@ -262,14 +258,9 @@ fn multi_row_after<'p>(
     let mut out = Vec::new();
     let mut rest = rows;
     while !rest.is_empty() {
-        let size = CHUNKS
-            .iter()
-            .copied()
-            .find(|&c| c <= rest.len())
-            .unwrap_or(1);
-        let (chunk, next) = rest.split_at(size);
+        let (chunk, next) = rest.split_at(insert_chunk(rest.len()));
         rest = next;
-        let values = (0..size)
+        let values = (0..chunk.len())
             .map(|r| {
                 let cols = (0..width)
                     .map(|c| format!("${}", offset + r * width + c + 1))
@@ -544,13 +535,7 @@ impl Tx<'_, '_> {
         if rows.iter().any(|r| r.len() != width) {
             return Err(Error::Store("a row of the wrong width"));
         }
-        let (first, rest) = rows.split_at(
-            CHUNKS
-                .iter()
-                .copied()
-                .find(|&c| c <= rows.len())
-                .unwrap_or(1),
-        );
+        let (first, rest) = rows.split_at(insert_chunk(rows.len()));
         let mut changed = 0;
         for (sql, params) in multi_row_after(rider.1.len(), head, width, tail, first) {
             let mut all: Vec<P<'_>> = Vec::with_capacity(rider.1.len() + params.len());
