@@ -52,6 +52,8 @@ use handover_core::codes::Programme;
 use handover_core::keys::{PublicKey, SigningKey};
 use store::{ps, Tx};
 
+#[cfg(feature = "archive")]
+pub mod archive;
 pub mod auth;
 #[cfg(feature = "backup")]
 pub mod backup;
