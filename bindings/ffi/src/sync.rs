@@ -84,6 +84,28 @@ pub struct SyncProgress {
     pub flagged: i64,
     /// Events still waiting.
     pub pending: i64,
+    /// Acknowledged events sent again to an office that had lost them
+    /// (restored from a backup); 0 when it lost nothing.
+    #[uniffi(default = 0)]
+    pub events_resent: i64,
+    /// The seq this sync resent from, when the office had lost events.
+    #[uniffi(default = None)]
+    pub resent_from: Option<i64>,
+}
+
+impl From<&device::SyncSummary> for SyncProgress {
+    fn from(p: &device::SyncSummary) -> Self {
+        SyncProgress {
+            manifests_imported: signed(p.manifests_imported),
+            manifests_refused: signed(p.manifests_refused),
+            events_sent: signed(p.events_sent),
+            acknowledged_through: signed(p.acknowledged_through),
+            flagged: signed(p.flagged),
+            pending: signed(p.pending),
+            events_resent: signed(p.events_resent),
+            resent_from: p.resent_from.map(signed),
+        }
+    }
 }
 
 /// The office's error answer to a request (`docs/sync-api.md`): what an app
@@ -146,14 +168,45 @@ impl SyncSession {
     /// What the sync has done so far.
     pub fn progress(&self) -> SyncProgress {
         let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let p = s.summary();
-        SyncProgress {
-            manifests_imported: signed(p.manifests_imported),
-            manifests_refused: signed(p.manifests_refused),
-            events_sent: signed(p.events_sent),
-            acknowledged_through: signed(p.acknowledged_through),
-            flagged: signed(p.flagged),
-            pending: signed(p.pending),
-        }
+        SyncProgress::from(s.summary())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_of_a_sync_reaches_the_app() {
+        let summary = device::SyncSummary {
+            manifests_imported: 1,
+            manifests_refused: 2,
+            events_sent: 3,
+            acknowledged_through: 4,
+            flagged: 5,
+            pending: 6,
+            resent_from: Some(7),
+            events_resent: 8,
+        };
+        let p = SyncProgress::from(&summary);
+        assert_eq!(
+            [
+                p.manifests_imported,
+                p.manifests_refused,
+                p.events_sent,
+                p.acknowledged_through,
+                p.flagged,
+                p.pending,
+                p.resent_from.unwrap_or(0),
+                p.events_resent,
+            ],
+            [1, 2, 3, 4, 5, 6, 7, 8]
+        );
+        let nothing_lost = SyncProgress::from(&device::SyncSummary {
+            events_sent: u64::MAX,
+            ..device::SyncSummary::default()
+        });
+        assert_eq!(nothing_lost.resent_from, None);
+        assert_eq!(nothing_lost.events_sent, i64::MAX);
     }
 }

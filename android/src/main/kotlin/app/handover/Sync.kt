@@ -67,7 +67,12 @@ private suspend fun HandoverClient.syncSession(transport: OfficeTransport, maxPe
         setSyncState(SyncState.Succeeded(now(), progress))
         HandoverLog.info(
             "sync done: ${progress.manifestsImported} manifests imported, ${progress.eventsSent} events acknowledged " +
-                "through seq ${progress.acknowledgedThrough}, ${progress.flagged} flagged, ${progress.pending} waiting",
+                "through seq ${progress.acknowledgedThrough}, ${progress.flagged} flagged, ${progress.pending} waiting" +
+                if (progress.eventsResent > 0) {
+                    ", ${progress.eventsResent} resent from seq ${progress.resentFrom} to an office that had lost them"
+                } else {
+                    ""
+                },
         )
         return progress
     } catch (e: CancellationException) {
