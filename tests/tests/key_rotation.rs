@@ -349,3 +349,48 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn a_signing_rotation_cut_short_is_undone_or_finished_at_the_next_open() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("office");
+    let office = Office::init(&dir, "PO-1").unwrap();
+    let old = signing_key_in(&dir);
+    assert_eq!(office.public_key(), old.public_key());
+    drop(office);
+    let next = dir.join("keys/office-signing.next.pk8");
+    let current = dir.join("keys/office-signing.pk8");
+
+    // Cut before its transaction: a new key on disk the store never
+    // recorded. Nothing was signed with it; it goes, the old key stays.
+    let stray = handover_core::keys::SigningKey::generate().unwrap();
+    std::fs::write(&next, stray.pkcs8()).unwrap();
+    let office = Office::open(&dir).unwrap();
+    assert!(!next.exists());
+    assert_eq!(office.public_key(), old.public_key());
+    assert_eq!(signing_key_in(&dir).public_key(), old.public_key());
+
+    // Cut after its transaction, before the rename: the store names the
+    // new key, the old file is still in place. The rename is finished.
+    let now = Utc::now();
+    let r = office
+        .rotate_signing_key(chrono::Duration::days(7), now)
+        .unwrap();
+    let new = signing_key_in(&dir);
+    assert_eq!(r.current, new.public_key().key_id());
+    drop(office);
+    std::fs::rename(&current, &next).unwrap();
+    std::fs::write(&current, old.pkcs8()).unwrap();
+    let office = Office::open(&dir).unwrap();
+    assert!(!next.exists());
+    assert_eq!(office.public_key(), new.public_key());
+    assert_eq!(signing_key_in(&dir).public_key(), new.public_key());
+    let mode = std::fs::metadata(&current).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // And the office goes on: a further rotation starts from the new key.
+    let again = office
+        .rotate_signing_key(chrono::Duration::days(7), now)
+        .unwrap();
+    assert_eq!(again.previous, new.public_key().key_id());
+}
