@@ -354,7 +354,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 fn a_signing_rotation_cut_short_is_undone_or_finished_at_the_next_open() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("office");
-    let office = Office::init(&dir, "PO-1").unwrap();
+    let office = init_office(&dir, "PO-1");
     let old = signing_key_in(&dir);
     assert_eq!(office.public_key(), old.public_key());
     drop(office);
