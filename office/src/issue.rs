@@ -382,8 +382,14 @@ impl Office {
             Ok::<_, Error>(issued)
         })?;
         // A morning's issue adds rows by the hundred thousand: keep the
-        // planner's picture of the tables current (PostgreSQL).
-        self.store.refresh_statistics()?;
+        // planner's picture of the tables current (PostgreSQL), counting
+        // the rows just written, which the statistics may not show yet.
+        let items = issued.items as u64;
+        self.store.refresh_statistics(&[
+            ("codes", items),
+            ("items", items),
+            ("sms_outbox", items),
+        ])?;
         Ok(issued)
     }
 

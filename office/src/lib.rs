@@ -328,7 +328,7 @@ impl Office {
     /// does the same; the service also calls this every minute, so plans do
     /// not depend on autovacuum's settings. Nothing to do on SQLite.
     pub fn refresh_statistics(&self) -> Result<()> {
-        self.store.refresh_statistics()
+        self.store.refresh_statistics(&[])
     }
 
     /// The office signing public key, to pin on devices.

@@ -13,8 +13,9 @@
 //! Always on PostgreSQL (a throwaway server); skips, loudly, only when
 //! `HANDOVER_SKIP_PG=1`.
 
+use handover_core::codes::Programme;
 use handover_office::{bookings, Office};
-use handover_tests::pg;
+use handover_tests::{issue_today, pg, test_policy};
 
 /// The plan `EXECUTE head(…)` runs now, as text.
 fn plan(client: &mut postgres::Client) -> String {
@@ -92,4 +93,68 @@ fn generic_plans_follow_the_statistics() {
         grown.contains("Index Scan") && !grown.contains("Seq Scan"),
         "the same prepared statement, planned again for the grown table:\n{grown}"
     );
+}
+
+#[test]
+fn an_issue_leaves_the_planner_its_rows_at_once() {
+    if pg::skip("an_issue_leaves_the_planner_its_rows_at_once") {
+        return;
+    }
+    let url = pg::server().database();
+    let dir = tempfile::tempdir().unwrap();
+    let office = Office::init_in(
+        dir.path(),
+        "PO-ISSUE",
+        bookings::CodPayee::default(),
+        Some(&url),
+    )
+    .unwrap();
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO devices (device_id, public_key, assignee, enrolled_at)
+             VALUES ('device-1', decode(lpad('1', 64, '0'), 'hex'), 'Postman 1', 0),
+                    ('device-2', decode(lpad('2', 64, '0'), 'hex'), 'Postman 2', 0)",
+        )
+        .unwrap();
+    let reltuples = |client: &mut postgres::Client, table: &str| -> f32 {
+        client
+            .query_one(
+                "SELECT reltuples FROM pg_class WHERE relname = $1 AND relkind = 'r'",
+                &[&table],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert!(reltuples(&mut client, "codes") < 1.0, "never analysed yet");
+    let bookings_from = |first: u32, n: u32| {
+        let mut csv = String::from("reference,service,addressee,address,mobile,cod_paise\n");
+        for i in first..first + n {
+            let r = handover_core::s10::make("EE", 40_000_000 + i, "IN").unwrap();
+            csv.push_str(&format!(
+                "{r},parcel,Resident {i},{i} Hill Road,97{i:08},\n"
+            ));
+        }
+        bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026).unwrap()
+    };
+    // A small issue first, and the big one straight after it: the big
+    // one's connection has just reported its counts, so it will not report
+    // the new ones for up to a second.
+    for (device, first, n) in [("device-1", 0, 10), ("device-2", 10, 2_000)] {
+        issue_today(
+            &office,
+            device,
+            Programme::Post,
+            &bookings_from(first, n),
+            test_policy(),
+            chrono::Utc::now(),
+        );
+    }
+    // The issue returned: its 2,000 codes are in the planner's picture
+    // already, whether or not its connection had reported them to the
+    // statistics views before the office looked.
+    for table in ["codes", "items"] {
+        let n = reltuples(&mut client, table);
+        assert!(n >= 2_000.0, "{table}: the planner counts {n} rows");
+    }
 }

@@ -250,21 +250,31 @@ impl Store {
     /// last gathered. Autovacuum does the same within a minute or so; a
     /// morning's issue followed at once by the first syncs should not run
     /// on the picture of empty tables (a query for 64 references would
-    /// scan every code). SQLite plans from its indexes: nothing to do.
-    pub(crate) fn refresh_statistics(&self) -> Result<()> {
+    /// scan every code). `written`: rows the caller has just committed, per
+    /// table, which the statistics views may not count yet (a connection
+    /// reports its changes at most once a second). SQLite plans from its
+    /// indexes: nothing to do.
+    pub(crate) fn refresh_statistics(&self, written: &[(&str, u64)]) -> Result<()> {
         if let Store::Sqlite { .. } = self {
             return Ok(());
         }
+        let names: Vec<&str> = written.iter().map(|(t, _)| *t).collect();
+        let rows: Vec<i64> = written
+            .iter()
+            .map(|(_, n)| i64::try_from(*n).unwrap_or(i64::MAX))
+            .collect();
         let mut conn = self.lease(false)?;
         let stale: Vec<String> = conn
             .client
             .query(
-                "SELECT relname::TEXT FROM pg_stat_user_tables
-                 WHERE schemaname = current_schema()
-                 AND relname IN ('codes', 'items', 'manifests', 'events', 'sms_outbox',
-                                 'devices', 'request_nonces', 'confirmations')
-                 AND n_mod_since_analyze > 1000 + n_live_tup / 10",
-                &[],
+                "SELECT s.relname::TEXT FROM pg_stat_user_tables s
+                 LEFT JOIN unnest($1::TEXT[], $2::BIGINT[]) AS w(relname, rows)
+                     ON w.relname = s.relname::TEXT
+                 WHERE s.schemaname = current_schema()
+                 AND s.relname IN ('codes', 'items', 'manifests', 'events', 'sms_outbox',
+                                   'devices', 'request_nonces', 'confirmations')
+                 AND s.n_mod_since_analyze + COALESCE(w.rows, 0) > 1000 + s.n_live_tup / 10",
+                &[&names, &rows],
             )?
             .iter()
             .map(|r| r.try_get(0))
