@@ -94,7 +94,7 @@ pub(crate) fn pack<W: Write>(
 }
 
 /// Write the entries of the tar archive `reader` into the empty directory
-/// `dir`, each checked first (module docs, step 3). Outside bytes: every
+/// `dir`, each checked first (the module docs' table and rules). Outside bytes: every
 /// refusal is [`Error::Backup`] and nothing is written outside `dir`.
 pub fn unpack(reader: impl Read, dir: &Path) -> Result<BackupSummary> {
     let mut archive = tar::Archive::new(reader);
