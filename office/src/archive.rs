@@ -94,8 +94,9 @@ pub(crate) fn pack<W: Write>(
 }
 
 /// Write the entries of the tar archive `reader` into the empty directory
-/// `dir`, each checked first (the module docs' table and rules). Outside bytes: every
-/// refusal is [`Error::Backup`] and nothing is written outside `dir`.
+/// `dir`, each checked first (the module docs' table and rules). Outside
+/// bytes: every refusal is [`Error::Backup`] and nothing is written outside
+/// `dir`.
 pub fn unpack(reader: impl Read, dir: &Path) -> Result<BackupSummary> {
     let mut archive = tar::Archive::new(reader);
     let mut entries = Vec::new();
