@@ -279,13 +279,17 @@ fn raw_items_table(path: &std::path::Path) -> rusqlite::Connection {
     conn
 }
 
-/// Write out every dirty page the machine holds (the bench's own set-up
-/// and the build before it), so a timed durable commit waits for its own
-/// data only: on ext4 an `fsync` can wait for other files' writeback, and a
-/// CI machine that has just built the workspace has gigabytes of it.
-fn settle() {
+/// How long `work` takes, once every dirty page the machine holds (the
+/// bench's own set-up and the build before it) is written out, so that a
+/// timed durable commit waits for its own data only: on ext4 an `fsync`
+/// can wait for other files' writeback, and a CI machine that has just
+/// built the workspace has gigabytes of it.
+fn settled(work: impl FnOnce()) -> Duration {
     // Best effort: without `sync` the timings are only noisier.
     let _ = std::process::Command::new("sync").status();
+    let t = Instant::now();
+    work();
+    t.elapsed()
 }
 
 /// The import's floor: the signature check and parse, then the signed
@@ -380,19 +384,14 @@ fn import_export() -> bool {
         // Each side goes first in every other trial, each after the
         // disk settled: neither pays for the other's writeback.
         let time_import = || {
-            settle();
-            let t = Instant::now();
-            device
-                .import_manifest(&issued.sealed, now)
-                .unwrap_or_else(|e| panic!("{e}"));
-            t.elapsed()
+            settled(|| {
+                device
+                    .import_manifest(&issued.sealed, now)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            })
         };
-        let mut time_floor = || {
-            settle();
-            let t = Instant::now();
-            raw_import(&issued.sealed, office.public_key(), &mut raw);
-            t.elapsed()
-        };
+        let mut time_floor =
+            || settled(|| raw_import(&issued.sealed, office.public_key(), &mut raw));
         let (took, floor) = if trial % 2 == 0 {
             let took = time_import();
             (took, time_floor())

@@ -355,9 +355,9 @@ pub fn issue_today(
         .expect("issue")
 }
 
-/// Issue `n` post items to `device` (a cheap policy) from `office`; returns
-/// the codes by reference.
-pub fn issue_post(office: &Office, device: &Device, n: u32, first: u32) -> Vec<(String, String)> {
+/// `n` post bookings numbered from `first` (no cash on delivery), parsed
+/// for `office`.
+pub fn post_bookings(office: &Office, n: u32, first: u32) -> Vec<Booking> {
     let mut csv = String::from("reference,service,addressee,address,mobile,cod_paise\n");
     for i in first..first + n {
         let r = handover_core::s10::make("EE", 30_000_000 + i, "IN").expect("valid");
@@ -365,8 +365,13 @@ pub fn issue_post(office: &Office, device: &Device, n: u32, first: u32) -> Vec<(
             "{r},parcel,Resident {i},{i} Hill Road,97{i:08},\n"
         ));
     }
-    let rows = bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026)
-        .expect("bookings");
+    bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026).expect("bookings")
+}
+
+/// Issue `n` post items to `device` (a cheap policy) from `office`; returns
+/// the codes by reference.
+pub fn issue_post(office: &Office, device: &Device, n: u32, first: u32) -> Vec<(String, String)> {
+    let rows = post_bookings(office, n, first);
     let issued = issue_today(
         office,
         &device.identity().device_id,

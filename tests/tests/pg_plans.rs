@@ -15,7 +15,7 @@
 
 use handover_core::codes::Programme;
 use handover_office::{bookings, Office};
-use handover_tests::{issue_today, pg, test_policy};
+use handover_tests::{issue_today, pg, post_bookings, test_policy};
 
 /// The plan `EXECUTE head(…)` runs now, as text.
 fn plan(client: &mut postgres::Client) -> String {
@@ -28,22 +28,28 @@ fn plan(client: &mut postgres::Client) -> String {
         .join("\n")
 }
 
+/// An office `office_id` on a new database of the throwaway server (the
+/// office makes its own schema), its directory, and a client of our own.
+fn office_on_postgres(office_id: &str) -> (tempfile::TempDir, Office, postgres::Client) {
+    let url = pg::server().database();
+    let dir = tempfile::tempdir().unwrap();
+    let office = Office::init_in(
+        dir.path(),
+        office_id,
+        bookings::CodPayee::default(),
+        Some(&url),
+    )
+    .unwrap();
+    let client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    (dir, office, client)
+}
+
 #[test]
 fn generic_plans_follow_the_statistics() {
     if pg::skip("generic_plans_follow_the_statistics") {
         return;
     }
-    let url = pg::server().database();
-    let dir = tempfile::tempdir().unwrap();
-    // The office's schema, made by the office.
-    let office = Office::init_in(
-        dir.path(),
-        "PO-PLANS",
-        bookings::CodPayee::default(),
-        Some(&url),
-    )
-    .unwrap();
-    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let (_dir, office, mut client) = office_on_postgres("PO-PLANS");
     client
         .batch_execute(
             "SET plan_cache_mode = auto;
@@ -100,16 +106,7 @@ fn an_issue_leaves_the_planner_its_rows_at_once() {
     if pg::skip("an_issue_leaves_the_planner_its_rows_at_once") {
         return;
     }
-    let url = pg::server().database();
-    let dir = tempfile::tempdir().unwrap();
-    let office = Office::init_in(
-        dir.path(),
-        "PO-ISSUE",
-        bookings::CodPayee::default(),
-        Some(&url),
-    )
-    .unwrap();
-    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let (_dir, office, mut client) = office_on_postgres("PO-ISSUE");
     client
         .batch_execute(
             "INSERT INTO devices (device_id, public_key, assignee, enrolled_at)
@@ -127,16 +124,6 @@ fn an_issue_leaves_the_planner_its_rows_at_once() {
             .get(0)
     };
     assert!(reltuples(&mut client, "codes") < 1.0, "never analysed yet");
-    let bookings_from = |first: u32, n: u32| {
-        let mut csv = String::from("reference,service,addressee,address,mobile,cod_paise\n");
-        for i in first..first + n {
-            let r = handover_core::s10::make("EE", 40_000_000 + i, "IN").unwrap();
-            csv.push_str(&format!(
-                "{r},parcel,Resident {i},{i} Hill Road,97{i:08},\n"
-            ));
-        }
-        bookings::parse(Programme::Post, csv.as_bytes(), office.cod_payee(), 2026).unwrap()
-    };
     // A small issue first, and the big one straight after it: the big
     // one's connection has just reported its counts, so it will not report
     // the new ones for up to a second.
@@ -145,7 +132,7 @@ fn an_issue_leaves_the_planner_its_rows_at_once() {
             &office,
             device,
             Programme::Post,
-            &bookings_from(first, n),
+            &post_bookings(&office, n, first),
             test_policy(),
             chrono::Utc::now(),
         );
